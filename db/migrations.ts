@@ -1,0 +1,15 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './migrations/0001_dispatch_foundation.js';
+
+/**
+ * Every migration, in order. Listed statically (not read from the folder at run time) so the
+ * compiled service, kysely-ctl and the tests all see the same set. Forward-only: add a new
+ * file and a line here; never edit one that has landed.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_dispatch_foundation': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+const positiveMs = z.number().int().positive();
+
+/**
+ * Every setting Dispatch reads, with v1's key names and defaults. Where v1's default was a
+ * localhost URL for an optional service (Warren, PromptForge), the default here is "not
+ * configured" so a fresh machine runs in standalone mode instead of failing to reach them.
+ */
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8600),
+        metrics_port: z.number().int().min(0).max(65535).default(8601),
+        admin_token: z.string().default(''),
+        rate_limit_per_minute: z.number().int().positive().default(120),
+        body_limit_bytes: z.number().int().positive().default(1024 * 1024),
+        shutdown_grace_ms: positiveMs.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        url: z.string().default(''),
+        pool_size: z.number().int().positive().max(200).default(10),
+        embedded_dir: z.string().default('.dispatch/postgres'),
+        embedded_port: z.number().int().min(1).max(65535).default(54329),
+      })
+      .strict()
+      .prefault({}),
+    hermes: z
+      .object({
+        url: z.string().default('nats://localhost:4222'),
+        stats_interval_ms: positiveMs.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    warren: z
+      .object({
+        url: z.string().default(''),
+        token: z.string().default(''),
+        timeout_ms: positiveMs.default(2_000),
+        state_ttl_ms: positiveMs.default(2_000),
+      })
+      .strict()
+      .prefault({}),
+    promptforge: z
+      .object({
+        url: z.string().default(''),
+        token: z.string().default(''),
+        timeout_ms: positiveMs.default(2_000),
+        persona_ttl_ms: positiveMs.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    assignment: z
+      .object({
+        tick_interval_ms: positiveMs.default(5_000),
+        wake_timeout_ms: positiveMs.default(30_000),
+        wake_cooldown_ms: positiveMs.default(60_000),
+        default_timeout_ms: positiveMs.default(300_000),
+        max_concurrent_per_agent: z.number().int().positive().default(3),
+        batch_size: z.number().int().positive().max(5_000).default(500),
+        agent_heartbeat_timeout_ms: positiveMs.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    lifecycle: z
+      .object({
+        retry_backoff_base_ms: z.number().int().min(0).default(1_000),
+        retry_backoff_max_ms: z.number().int().min(0).default(60_000),
+        reassign_budget: z.number().int().positive().default(3),
+        default_start_timeout_ms: z.number().int().positive().nullable().default(null),
+        sweep_interval_ms: positiveMs.default(5_000),
+      })
+      .strict()
+      .prefault({}),
+    worker: z
+      .object({
+        concurrency: z.number().int().positive().max(64).default(4),
+        heartbeat_interval_ms: positiveMs.default(5_000),
+        dead_after_ms: positiveMs.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    logging: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        // Structured JSON only: one object per line, for log shippers and `jq`.
+        format: z.enum(['json']).default('json'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type DispatchConfig = z.infer<typeof configSchema>;
+/** Input shape: any subset of the config, as a YAML file or a test would write it. */
+export type DispatchConfigInput = z.input<typeof configSchema>;

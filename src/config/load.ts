@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { configSchema, type DispatchConfig } from './config.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type EnvBinding = { env: string; path: [string, string]; type: 'string' | 'int' };
+
+/** v1's environment overrides, plus a few new ones; env always wins over the file. */
+const ENV_BINDINGS: EnvBinding[] = [
+  { env: 'DISPATCH_PORT', path: ['server', 'port'], type: 'int' },
+  { env: 'DISPATCH_METRICS_PORT', path: ['server', 'metrics_port'], type: 'int' },
+  { env: 'DISPATCH_ADMIN_TOKEN', path: ['server', 'admin_token'], type: 'string' },
+  { env: 'DISPATCH_RATE_LIMIT_PER_MINUTE', path: ['server', 'rate_limit_per_minute'], type: 'int' },
+  { env: 'DISPATCH_DATABASE_URL', path: ['database', 'url'], type: 'string' },
+  { env: 'DISPATCH_DATA_DIR', path: ['database', 'embedded_dir'], type: 'string' },
+  { env: 'DISPATCH_EMBEDDED_PORT', path: ['database', 'embedded_port'], type: 'int' },
+  { env: 'DISPATCH_HERMES_URL', path: ['hermes', 'url'], type: 'string' },
+  { env: 'DISPATCH_WARREN_URL', path: ['warren', 'url'], type: 'string' },
+  { env: 'DISPATCH_WARREN_TOKEN', path: ['warren', 'token'], type: 'string' },
+  { env: 'DISPATCH_FORGE_URL', path: ['promptforge', 'url'], type: 'string' },
+  { env: 'DISPATCH_FORGE_TOKEN', path: ['promptforge', 'token'], type: 'string' },
+  { env: 'DISPATCH_TICK_INTERVAL_MS', path: ['assignment', 'tick_interval_ms'], type: 'int' },
+  { env: 'DISPATCH_LOG_LEVEL', path: ['logging', 'level'], type: 'string' },
+  { env: 'DISPATCH_LOG_FORMAT', path: ['logging', 'format'], type: 'string' },
+];
+
+function readYamlFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  const parsed: unknown = parseYaml(text);
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a mapping of sections`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const binding of ENV_BINDINGS) {
+    const value = env[binding.env];
+    if (value === undefined || value === '') continue;
+    let typed: string | number = value;
+    if (binding.type === 'int') {
+      if (!/^-?\d+$/.test(value.trim())) {
+        throw new ConfigError(`${binding.env} must be a whole number, got "${value}"`);
+      }
+      typed = Number(value);
+    }
+    const [section, key] = binding.path;
+    const existing = raw[section];
+    const target = typeof existing === 'object' && existing !== null ? (existing as Record<string, unknown>) : {};
+    target[key] = typed;
+    raw[section] = target;
+  }
+}
+
+/** Where the config file is: `--config <path>` first, then DISPATCH_CONFIG. */
+export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  const index = argv.indexOf('--config');
+  if (index >= 0) {
+    const path = argv[index + 1];
+    if (!path) throw new ConfigError('--config needs a file path');
+    return path;
+  }
+  return env.DISPATCH_CONFIG || undefined;
+}
+
+/** Validate a raw config object; the error names the first bad key by its dotted path. */
+export function parseConfig(raw: unknown): DispatchConfig {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const messages = result.error.issues.map((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [];
+    const where = keys.length > 0 ? keys.join(', ') : issue.path.join('.') || '(root)';
+    return `${where}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
+}
+
+/** Load YAML (if any), apply env overrides, validate. */
+export function loadConfig(argv: readonly string[] = process.argv, env: NodeJS.ProcessEnv = process.env): DispatchConfig {
+  const path = configPathFrom(argv, env);
+  const raw = path ? readYamlFile(path) : {};
+  applyEnv(raw, env);
+  return parseConfig(raw);
+}

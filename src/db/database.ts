@@ -1,0 +1,32 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+
+// Return int8 (count(*), bigint ids) as JS numbers where they fit; every bigint we read is a
+// count or an event sequence far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export type Db = Kysely<Database>;
+
+export interface DatabaseHandle {
+  pool: pg.Pool;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** One pool and its Kysely view; the owner closes both. */
+export function openDatabase(connectionString: string, poolSize: number, applicationName = 'dispatch'): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: applicationName });
+  // An idle client losing its server (restart, failover) must not crash the process; the pool
+  // drops it and the next query opens a fresh connection.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    pool,
+    db,
+    async close() {
+      await db.destroy();
+    },
+  };
+}

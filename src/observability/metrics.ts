@@ -1,0 +1,61 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per Dispatch instance, so several instances in one test process never collide. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'dispatch_process_' });
+  const httpRequests = new Counter({
+    name: 'dispatch_http_requests_total',
+    help: 'HTTP requests by method, route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'dispatch_http_request_duration_seconds',
+    help: 'HTTP request duration by method and route.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const taskTransitions = new Counter({
+    name: 'dispatch_task_transitions_total',
+    help: 'Task state changes made by this replica, by event (created, assigned, completed, failed, ...).',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+  const assignmentBatches = new Histogram({
+    name: 'dispatch_assignment_batch_seconds',
+    help: 'Duration of one assignment transaction (claim, score, update, events).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  const integrationErrors = new Counter({
+    name: 'dispatch_integration_errors_total',
+    help: 'Failed calls to Warren or PromptForge, by service and reason.',
+    labelNames: ['service', 'reason'] as const,
+    registers: [registry],
+  });
+  const integrationUp = new Gauge({
+    name: 'dispatch_integration_up',
+    help: '1 when the last call to the service succeeded, 0 when it failed.',
+    labelNames: ['service'] as const,
+    registers: [registry],
+  });
+  const waitingTooLong = new Counter({
+    name: 'dispatch_tasks_waiting_too_long_total',
+    help: 'Tasks that stayed pending past their start timeout.',
+    registers: [registry],
+  });
+  return {
+    registry,
+    httpRequests,
+    httpDuration,
+    taskTransitions,
+    assignmentBatches,
+    integrationErrors,
+    integrationUp,
+    waitingTooLong,
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

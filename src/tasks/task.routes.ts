@@ -1,0 +1,107 @@
+import { Hono } from 'hono';
+import type { Db } from '../db/database.js';
+import { readJsonBody, readQuery } from '../http/body.js';
+import type { ApiEnv } from '../http/context.js';
+import { DispatchError } from '../http/errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import { taskEventToJson, taskToJson } from './task.json.js';
+import { listTaskEvents } from './task.queries.js';
+import {
+  completeTaskSchema,
+  createTaskSchema,
+  failTaskSchema,
+  listTasksQuerySchema,
+  patchTaskSchema,
+  progressSchema,
+  uuidSchema,
+} from './task.schemas.js';
+import * as service from './task.service.js';
+
+export interface TaskRouteDeps {
+  db: Db;
+  policy: service.TaskPolicy;
+  metrics: Metrics;
+}
+
+function taskId(raw: string): string {
+  if (!uuidSchema.safeParse(raw).success) {
+    throw new DispatchError('validation_failed', `invalid task id "${raw.slice(0, 64)}"`, [{ field: 'id', message: 'must be a UUID' }]);
+  }
+  return raw.toLowerCase();
+}
+
+function idempotencyKey(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  if (header.length < 1 || header.length > 200) {
+    throw new DispatchError('validation_failed', 'invalid Idempotency-Key', [
+      { field: 'Idempotency-Key', message: '1 to 200 characters' },
+    ]);
+  }
+  return header;
+}
+
+/** /api/v1/tasks: create, read, list, and the worker calls (progress, complete, fail). */
+export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
+  const transition = (event: string) => metrics.taskTransitions.inc({ event });
+  return new Hono<ApiEnv>()
+    .post('/', async (c) => {
+      const caller = c.get('caller');
+      const input = await readJsonBody(c, createTaskSchema);
+      if (input.requester !== undefined && input.requester !== caller.agent) {
+        throw new DispatchError('validation_failed', 'invalid request body: requester', [
+          { field: 'requester', message: 'must equal X-Agent-ID (or be left out)' },
+        ]);
+      }
+      const outcome = await service.createTask(db, policy, caller.agent, input, idempotencyKey(c.req.header('idempotency-key')));
+      if (outcome.replayed) {
+        c.header('Idempotent-Replayed', 'true');
+        return c.json(taskToJson(outcome.task), 200);
+      }
+      transition('created');
+      c.header('Location', `/api/v1/tasks/${outcome.task.id}`);
+      return c.json(taskToJson(outcome.task), 201);
+    })
+    .get('/', async (c) => {
+      const query = readQuery(c, listTasksQuerySchema);
+      const page = await service.listTasks(db, query);
+      return c.json({ tasks: page.tasks.map(taskToJson), next_cursor: page.nextCursor });
+    })
+    .get('/:id', async (c) => {
+      return c.json(taskToJson(await service.getTask(db, taskId(c.req.param('id')))));
+    })
+    .get('/:id/events', async (c) => {
+      const id = taskId(c.req.param('id'));
+      await service.getTask(db, id);
+      return c.json({ events: (await listTaskEvents(db, id)).map(taskEventToJson) });
+    })
+    .patch('/:id', async (c) => {
+      const id = taskId(c.req.param('id'));
+      const body = await readJsonBody(c, patchTaskSchema);
+      const task = await service.updateTask(db, id, c.get('caller'), body);
+      if (body.status === 'cancelled') transition('cancelled');
+      return c.json(taskToJson(task));
+    })
+    .post('/:id/progress', async (c) => {
+      const id = taskId(c.req.param('id'));
+      const payload = await readJsonBody(c, progressSchema);
+      const attempt = payload.attempt as number | undefined;
+      const task = await service.reportProgress(db, { taskId: id, agent: c.get('caller').agent, attempt }, payload);
+      transition('progress');
+      return c.json(taskToJson(task));
+    })
+    .post('/:id/complete', async (c) => {
+      const id = taskId(c.req.param('id'));
+      const body = await readJsonBody(c, completeTaskSchema);
+      const task = await service.completeTask(db, { taskId: id, agent: c.get('caller').agent, attempt: body.attempt }, body.result);
+      transition('completed');
+      return c.json(taskToJson(task));
+    })
+    .post('/:id/fail', async (c) => {
+      const id = taskId(c.req.param('id'));
+      const body = await readJsonBody(c, failTaskSchema);
+      const call = { taskId: id, agent: c.get('caller').agent, attempt: body.attempt };
+      const task = await service.failTask(db, policy, call, body.error, body.retryable);
+      transition(task.status === 'pending' ? 'fail_retry' : 'failed');
+      return c.json(taskToJson(task));
+    });
+}

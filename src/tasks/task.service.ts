@@ -1,0 +1,157 @@
+import type { Db } from '../db/database.js';
+import type { TaskRow } from '../db/schema.js';
+import { DispatchError } from '../http/errors.js';
+import type { CreateTaskInput, ListTasksQuery } from './task.schemas.js';
+import * as q from './task.queries.js';
+
+export interface TaskPolicy {
+  defaultTimeoutMs: number;
+  defaultStartTimeoutMs: number | null;
+  retry: q.RetryPolicy;
+}
+
+/** Who is calling: the X-Agent-ID, and whether the admin token was presented. */
+export interface Caller {
+  agent: string;
+  admin: boolean;
+}
+
+export interface CreateOutcome {
+  task: TaskRow;
+  /** True when an Idempotency-Key matched an earlier request and no task was created. */
+  replayed: boolean;
+}
+
+export async function createTask(
+  db: Db,
+  policy: TaskPolicy,
+  requester: string,
+  input: CreateTaskInput,
+  idempotencyKey: string | null,
+): Promise<CreateOutcome> {
+  if (input.parent_id && !(await q.taskExists(db, input.parent_id))) {
+    throw new DispatchError('validation_failed', 'invalid request body: parent_id', [
+      { field: 'parent_id', message: 'no task with this id' },
+    ]);
+  }
+  const inserted = await q.insertTask(db, {
+    requester,
+    title: input.title,
+    description: input.description ?? null,
+    scope: input.scope,
+    priority: input.priority,
+    context: input.context ?? null,
+    timeout_ms: input.timeout_ms ?? policy.defaultTimeoutMs,
+    heartbeat_timeout_ms: input.heartbeat_timeout_ms ?? null,
+    start_timeout_ms: input.start_timeout_ms ?? policy.defaultStartTimeoutMs,
+    max_retries: input.max_retries,
+    parent_id: input.parent_id ?? null,
+    idempotency_key: idempotencyKey,
+  });
+  if (inserted) return { task: inserted, replayed: false };
+  // ON CONFLICT DO NOTHING returned nothing: the key was used before by this requester.
+  const existing = idempotencyKey ? await q.findTaskByIdempotencyKey(db, requester, idempotencyKey) : undefined;
+  if (!existing) throw new DispatchError('conflict', 'task could not be created; retry the request');
+  return { task: existing, replayed: true };
+}
+
+export async function getTask(db: Db, id: string): Promise<TaskRow> {
+  const task = await q.findTask(db, id);
+  if (!task) throw new DispatchError('not_found', `task ${id} not found`);
+  return task;
+}
+
+interface Cursor {
+  created_at: Date;
+  id: string;
+}
+
+export function encodeCursor(task: TaskRow): string {
+  return Buffer.from(JSON.stringify([task.created_at.toISOString(), task.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): Cursor {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const created_at = new Date(createdAt);
+    if (Number.isNaN(created_at.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error('bad cursor');
+    return { created_at, id };
+  } catch {
+    throw new DispatchError('validation_failed', 'invalid query: query.cursor', [
+      { field: 'query.cursor', message: 'not a cursor returned by this API' },
+    ]);
+  }
+}
+
+export async function listTasks(db: Db, query: ListTasksQuery): Promise<{ tasks: TaskRow[]; nextCursor: string | null }> {
+  const tasks = await q.listTasks(db, {
+    ...query,
+    after: query.cursor ? decodeCursor(query.cursor) : undefined,
+  });
+  const last = tasks.at(-1);
+  return { tasks, nextCursor: tasks.length === query.limit && last ? encodeCursor(last) : null };
+}
+
+/**
+ * A worker call touched no row: say precisely why, from the row as it is now.
+ * (Only the failure path reads the row; the success path is a single statement.)
+ */
+async function explainRejectedWorkerCall(db: Db, call: q.WorkerCall, action: string): Promise<never> {
+  const task = await q.findTask(db, call.taskId);
+  if (!task) throw new DispatchError('not_found', `task ${call.taskId} not found`);
+  if (task.assignee !== call.agent) {
+    throw new DispatchError('forbidden', `only the assignee of task ${task.id} may ${action} it`);
+  }
+  if (call.attempt !== undefined && call.attempt !== task.attempt) {
+    throw new DispatchError(
+      'stale_attempt',
+      `attempt ${call.attempt} of task ${task.id} is over (current attempt is ${task.attempt}, status ${task.status})`,
+    );
+  }
+  throw new DispatchError('conflict', `cannot ${action} task ${task.id}: it is ${task.status}`);
+}
+
+export async function completeTask(db: Db, call: q.WorkerCall, result: unknown): Promise<TaskRow> {
+  return (await q.completeTask(db, call, result)) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
+}
+
+export async function failTask(db: Db, policy: TaskPolicy, call: q.WorkerCall, error: string, retryable: boolean): Promise<TaskRow> {
+  return (await q.failTask(db, call, error, retryable, policy.retry)) ?? (await explainRejectedWorkerCall(db, call, 'fail'));
+}
+
+export async function reportProgress(db: Db, call: q.WorkerCall, payload: unknown): Promise<TaskRow> {
+  return (await q.recordProgress(db, call, payload)) ?? (await explainRejectedWorkerCall(db, call, 'report progress on'));
+}
+
+/** Only the requester or an admin may cancel or change a task's context. */
+async function requireOwner(db: Db, id: string, caller: Caller, action: string): Promise<TaskRow> {
+  const task = await getTask(db, id);
+  if (!caller.admin && task.requester !== caller.agent) {
+    throw new DispatchError('forbidden', `only the requester of task ${id} or an admin may ${action} it`);
+  }
+  return task;
+}
+
+export async function updateTask(
+  db: Db,
+  id: string,
+  caller: Caller,
+  change: { status?: 'cancelled'; context?: unknown },
+): Promise<TaskRow> {
+  await requireOwner(db, id, caller, change.status ? 'cancel' : 'change');
+  let task: TaskRow | undefined;
+  if (change.context !== undefined) {
+    task = await q.replaceContext(db, id, caller.agent, change.context);
+    if (!task) return await rejectFinished(db, id, 'change the context of');
+  }
+  if (change.status === 'cancelled') {
+    task = await q.cancelTask(db, id, caller.agent);
+    if (!task) return await rejectFinished(db, id, 'cancel');
+  }
+  return task ?? (await getTask(db, id));
+}
+
+async function rejectFinished(db: Db, id: string, action: string): Promise<never> {
+  const task = await getTask(db, id);
+  throw new DispatchError('conflict', `cannot ${action} task ${id}: it is ${task.status}`);
+}

@@ -1,0 +1,48 @@
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { openDatabase } from '../../src/db/database.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { createLogger, workerLogger } from '../../src/observability/logger.js';
+
+export const TEMPLATE_DATABASE = 'dispatch_test_template';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** URL of a database on the test server from which new databases can be created. */
+    serverUrl: string;
+  }
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/**
+ * One PostgreSQL for the whole run: DISPATCH_TEST_DATABASE_URL when given, otherwise an embedded
+ * server. A template database is migrated once; each test file clones it (CREATE DATABASE ...
+ * TEMPLATE), which takes milliseconds and shares no state with other files.
+ */
+export default async function setup(project: TestProject) {
+  const logger = createLogger({ level: process.env.DISPATCH_TEST_LOG_LEVEL ?? 'warn' });
+  let embedded: EmbeddedDatabase | undefined;
+  let serverUrl = process.env.DISPATCH_TEST_DATABASE_URL;
+  if (!serverUrl) {
+    embedded = await startEmbeddedPostgres({ baseDir: '.dispatch/test-postgres', port: 54339, logger });
+    serverUrl = embedded.url;
+  }
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
+  await admin.end();
+  const template = openDatabase(withDatabase(serverUrl, TEMPLATE_DATABASE), 2);
+  await migrateToLatest(template.db, template.pool, workerLogger(logger));
+  await template.close();
+  project.provide('serverUrl', serverUrl);
+  return async () => {
+    await embedded?.stop();
+  };
+}
