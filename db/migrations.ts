@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_dispatch_foundation.js';
+import * as m0002 from './migrations/0002_assignment_wakeups.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -8,6 +9,7 @@ import * as m0001 from './migrations/0001_dispatch_foundation.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001_dispatch_foundation': m0001,
+  '0002_assignment_wakeups': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

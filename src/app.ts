@@ -1,19 +1,29 @@
+import { sql } from 'kysely';
+import { AssignmentService } from './assignment/assignment.service.js';
+import { explainPlacement } from './assignment/placement.js';
+import { agentRoutes } from './agents/agent.routes.js';
 import type { DispatchConfig } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { isMigrated, migrateToLatest } from './db/migrate.js';
 import { createApi } from './http/api.js';
 import { createOpsApp } from './http/ops.js';
 import { listen, type RunningServer } from './http/server.js';
+import { newReplicaId } from './jobs/replicas.js';
+import { ReplicaMonitor } from './jobs/replica-monitor.js';
+import { startJobRunner, type JobRunner } from './jobs/runner.js';
 import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import type { TaskPolicy } from './tasks/task.service.js';
-import { sql } from 'kysely';
+import { uuidSchema } from './tasks/task.schemas.js';
+import { getTask, type TaskPolicy } from './tasks/task.service.js';
+import { DispatchError } from './http/errors.js';
 
 export interface Dispatch {
+  replicaId: string;
   apiPort: number;
   opsPort: number;
   database: DatabaseHandle;
   metrics: Metrics;
+  assignment: AssignmentService;
   /** Graceful stop: no new requests or jobs, in-flight ones finish, pools close. */
   stop(): Promise<void>;
 }
@@ -26,48 +36,83 @@ export function taskPolicy(config: DispatchConfig): TaskPolicy {
   };
 }
 
-/** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve. */
+/** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve and schedule. */
 export async function startDispatch(config: DispatchConfig, databaseUrl: string, logger: Logger): Promise<Dispatch> {
   const database = openDatabase(databaseUrl, config.database.pool_size);
+  const { db, pool } = database;
   const servers: RunningServer[] = [];
+  let runner: JobRunner | undefined;
+  let monitor: ReplicaMonitor | undefined;
+  const replicaId = newReplicaId();
+  const log = logger.child({ replica: replicaId });
+  const maxConcurrent = config.assignment.max_concurrent_per_agent;
+  const metrics = createMetrics();
+  const assignment = new AssignmentService(
+    db,
+    pool,
+    { batchSize: config.assignment.batch_size, defaultMaxConcurrent: maxConcurrent, tickIntervalMs: config.assignment.tick_interval_ms },
+    log,
+    metrics,
+  );
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    assignment.beginShutdown();
+    await runner?.stop();
+    await monitor?.stop();
+    await database.close();
+  };
   try {
-    const { applied } = await migrateToLatest(database.db, database.pool, workerLogger(logger));
-    if (applied.length > 0) logger.info({ applied }, 'database migrated');
-    const metrics = createMetrics();
+    const { applied } = await migrateToLatest(db, pool, workerLogger(log));
+    if (applied.length > 0) log.info({ applied }, 'database migrated');
+
+    runner = await startJobRunner({
+      pool,
+      handlers: { ...assignment.jobs() },
+      concurrency: config.worker.concurrency,
+      pollIntervalMs: 1_000,
+      logger: log,
+    });
+    const workerIds = runner.workerIds;
+    monitor = new ReplicaMonitor(db, pool, replicaId, workerIds, {
+      intervalMs: config.worker.heartbeat_interval_ms,
+      deadAfterMs: config.worker.dead_after_ms,
+    }, log);
+    await monitor.start();
+    assignment.start();
+
     const api = createApi({
-      db: database.db,
-      logger,
+      db,
+      logger: log,
       metrics,
       policy: taskPolicy(config),
       adminToken: config.server.admin_token,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       bodyLimitBytes: config.server.body_limit_bytes,
+      mount: (app, { admin }) => {
+        app.route('/api/v1/agents', agentRoutes({ db, admin, defaultMaxConcurrent: maxConcurrent }));
+        app.get('/api/v1/tasks/:id/placement', async (c) => {
+          const id = c.req.param('id');
+          if (!uuidSchema.safeParse(id).success) {
+            throw new DispatchError('validation_failed', 'invalid task id', [{ field: 'id', message: 'must be a UUID' }]);
+          }
+          return c.json(await explainPlacement(db, await getTask(db, id.toLowerCase()), maxConcurrent));
+        });
+      },
     });
     const ops = createOpsApp({
       registry: metrics.registry,
       isReady: async () => {
-        await sql`SELECT 1`.execute(database.db);
-        return await isMigrated(database.db);
+        await sql`SELECT 1`.execute(db);
+        return await isMigrated(db);
       },
     });
-    const apiServer = await listen(api, config.server.host, config.server.port);
-    servers.push(apiServer);
-    const opsServer = await listen(ops, config.server.host, config.server.metrics_port);
-    servers.push(opsServer);
-    logger.info({ apiPort: apiServer.port, opsPort: opsServer.port }, 'dispatch listening');
-    return {
-      apiPort: apiServer.port,
-      opsPort: opsServer.port,
-      database,
-      metrics,
-      async stop() {
-        await Promise.all(servers.map((s) => s.close()));
-        await database.close();
-      },
-    };
+    servers.push(await listen(api, config.server.host, config.server.port));
+    servers.push(await listen(ops, config.server.host, config.server.metrics_port));
+    const [apiServer, opsServer] = servers as [RunningServer, RunningServer];
+    log.info({ apiPort: apiServer.port, opsPort: opsServer.port }, 'dispatch listening');
+    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, stop: stopAll };
   } catch (error) {
-    await Promise.all(servers.map((s) => s.close()));
-    await database.close();
+    await stopAll();
     throw error;
   }
 }

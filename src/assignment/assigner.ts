@@ -1,0 +1,172 @@
+import { sql } from 'kysely';
+import type pg from 'pg';
+import type { Db } from '../db/database.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import {
+  applyAssignments,
+  claimPendingTasks,
+  lockAssignableAgents,
+  markUnmatched,
+  readAllAgents,
+  readCapableScopes,
+  type Assignment,
+} from './assignment.queries.js';
+import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './scoring.js';
+
+/** Advisory lock keys; see db/migrations/0002_assignment_wakeups.ts for the protocol. */
+export const ASSIGNER_ACTIVE_LOCK = 72142501;
+export const ASSIGNER_BARRIER_LOCK = 72142502;
+
+export interface AssignerOptions {
+  batchSize: number;
+  defaultMaxConcurrent: number;
+  /** Called after commit with the sleeping agents that just won tasks (they must be woken). */
+  onSleepingWinners?: (agents: string[]) => void;
+}
+
+export interface BatchResult {
+  claimed: number;
+  assigned: number;
+}
+
+const MAX_CANDIDATES_RECORDED = 10;
+
+/** The placement record kept on the task: enough to answer "why this agent?" later. */
+export function placementRecord(decision: PlacementDecision, now: Date) {
+  return {
+    decided_at: now.toISOString(),
+    winner: decision.winner?.name ?? null,
+    score: decision.score,
+    considered: decision.candidates.length,
+    candidates: decision.candidates.slice(0, MAX_CANDIDATES_RECORDED),
+    without_capability: decision.withoutCapability,
+  };
+}
+
+function indexByCapability(agents: AgentSnapshot[]): Map<string, AgentSnapshot[]> {
+  const byScope = new Map<string, AgentSnapshot[]>();
+  for (const agent of agents) {
+    for (const capability of agent.capabilities) {
+      const list = byScope.get(capability);
+      if (list) list.push(agent);
+      else byScope.set(capability, [agent]);
+    }
+  }
+  return byScope;
+}
+
+/**
+ * Places pending tasks on agents. One batch is one transaction: lock the free agents, claim
+ * tasks they can serve, score in memory (keeping each agent's count as it fills up), write.
+ */
+export class Assigner {
+  constructor(
+    private readonly db: Db,
+    private readonly pool: pg.Pool,
+    private readonly options: AssignerOptions,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** One batch. Exposed so tests and the benchmark can drive placement step by step. */
+  async assignBatch(): Promise<BatchResult> {
+    const started = performance.now();
+    const sleepingWinners = new Set<string>();
+    const result = await this.db.transaction().execute(async (tx) => {
+      const free = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent);
+      const freeNames = new Set(free.map((a) => a.name));
+      const servable = [...new Set(free.flatMap((a) => a.capabilities))];
+      const tasks = await claimPendingTasks(tx, servable, this.options.batchSize);
+      if (tasks.length === 0) return { claimed: 0, assigned: 0 };
+      // Agents that cannot take work are read (unlocked) only to explain the decisions.
+      const others = (await readAllAgents(tx, this.options.defaultMaxConcurrent)).filter((a) => !freeNames.has(a.name));
+      const byScope = indexByCapability([...free, ...others]);
+      const total = free.length + others.length;
+      const now = new Date();
+      const decisions: Assignment[] = [];
+      for (const task of tasks) {
+        const capable = byScope.get(task.scope) ?? [];
+        const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now);
+        decision.withoutCapability = total - capable.length;
+        const winner = decision.winner;
+        if (!winner) continue;
+        if (winner.status === 'sleeping') sleepingWinners.add(winner.name);
+        decisions.push({ taskId: task.id, agent: winner.name, placement: placementRecord(decision, now) });
+        // The winner's load grows inside the batch, so the next task sees it (and its limit).
+        winner.activeTasks += 1;
+        winner.lastAssignedAt = now;
+      }
+      const applied = await applyAssignments(tx, decisions);
+      return { claimed: tasks.length, assigned: applied.length };
+    });
+    this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
+    if (result.assigned > 0) this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
+    if (sleepingWinners.size > 0) this.options.onSleepingWinners?.([...sleepingWinners]);
+    return result;
+  }
+
+  /** Records `unmatched` for tasks nobody could take; returns how many were marked. */
+  async recordUnmatched(): Promise<number> {
+    const marked = await markUnmatched(this.db, await readCapableScopes(this.db), 1_000);
+    if (marked > 0) {
+      this.metrics.taskTransitions.inc({ event: 'unmatched' }, marked);
+      this.logger.info({ tasks: marked }, 'tasks unmatched: no capable agent');
+    }
+    return marked;
+  }
+
+  /**
+   * Drains the queue as the one active assigner, then goes idle without losing a wake-up (see
+   * migration 0002). Returns at once if another assigner is active: it will see our tasks.
+   */
+  async drain(shouldStop: () => boolean): Promise<void> {
+    const conn = await this.pool.connect();
+    try {
+      for (;;) {
+        if (!(await this.becomeActive(conn))) return;
+        try {
+          while (!shouldStop()) {
+            const batch = await this.assignBatch();
+            if (batch.claimed < this.options.batchSize || batch.assigned === 0) break;
+          }
+        } finally {
+          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_ACTIVE_LOCK]);
+        }
+        if (shouldStop()) {
+          // Hand the rest to another replica rather than leave it for the next tick.
+          await sql`SELECT graphile_worker.add_job('assignment:run', job_key := 'assignment:run')`.execute(this.db);
+          return;
+        }
+        // Every writer that saw us active holds BARRIER (shared) until it commits: wait them out.
+        await conn.query('SELECT pg_advisory_lock($1)', [ASSIGNER_BARRIER_LOCK]);
+        await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
+        const last = await this.assignBatch();
+        if (last.assigned === 0) {
+          await this.recordUnmatched();
+          return;
+        }
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * Takes ACTIVE. A failed try means either another assigner is active (then we leave) or
+   * writers hold it shared for an instant (then we wait for them, so their tasks are visible).
+   */
+  private async becomeActive(conn: pg.PoolClient): Promise<boolean> {
+    const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ASSIGNER_ACTIVE_LOCK]);
+    if (tried.rows[0]?.ok) return true;
+    const holder = await conn.query(
+      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1 AND objsubid = 1
+          AND mode = 'ExclusiveLock' AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [ASSIGNER_ACTIVE_LOCK],
+    );
+    if (holder.rowCount) return false;
+    await conn.query('SELECT pg_advisory_lock($1)', [ASSIGNER_ACTIVE_LOCK]);
+    return true;
+  }
+}

@@ -1,0 +1,162 @@
+import { sql, type Transaction } from 'kysely';
+import type { Database, AgentStatus } from '../db/schema.js';
+import type { Db } from '../db/database.js';
+import type { AgentSnapshot } from './scoring.js';
+
+type Tx = Transaction<Database>;
+
+interface AgentRowForPlacement {
+  name: string;
+  capabilities: string[];
+  status: AgentStatus;
+  drained: boolean;
+  active_tasks: number;
+  max_concurrent: number;
+  last_assigned_at: Date | null;
+  avoid_until: Date | null;
+}
+
+function toSnapshot(row: AgentRowForPlacement): AgentSnapshot {
+  return {
+    name: row.name,
+    capabilities: row.capabilities,
+    status: row.status,
+    drained: row.drained,
+    activeTasks: row.active_tasks,
+    maxConcurrent: row.max_concurrent,
+    lastAssignedAt: row.last_assigned_at,
+    avoidUntil: row.avoid_until,
+  };
+}
+
+/**
+ * Locks every agent that could take a task right now, in name order (a fixed order, so two
+ * transactions can never deadlock on them). While they are locked no other transaction can
+ * change their load, so the limits checked in memory hold at commit.
+ */
+export async function lockAssignableAgents(tx: Tx, defaultLimit: number): Promise<AgentSnapshot[]> {
+  const { rows } = await sql<AgentRowForPlacement>`
+    SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
+           last_assigned_at, avoid_until
+      FROM dispatch_agents
+     WHERE NOT drained AND status IN ('ready', 'sleeping', 'busy')
+       AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
+       AND (avoid_until IS NULL OR avoid_until <= now())
+     ORDER BY name
+       FOR UPDATE`.execute(tx);
+  return rows.map(toSnapshot);
+}
+
+/** Every agent, unlocked: for explaining decisions and why a task waits. */
+export async function readAllAgents(db: Db | Tx, defaultLimit: number): Promise<AgentSnapshot[]> {
+  const { rows } = await sql<AgentRowForPlacement>`
+    SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
+           last_assigned_at, avoid_until
+      FROM dispatch_agents ORDER BY name`.execute(db);
+  return rows.map(toSnapshot);
+}
+
+export interface ClaimedTask {
+  id: string;
+  scope: string;
+  priority: number;
+  avoid_agent: string | null;
+}
+
+/**
+ * Takes the next pending tasks some free agent could serve, most urgent then oldest first.
+ * SKIP LOCKED: rows another transaction holds (a cancel in flight, another assigner) are passed
+ * over instead of waited for.
+ */
+export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit: number): Promise<ClaimedTask[]> {
+  if (servableScopes.length === 0) return [];
+  const { rows } = await sql<ClaimedTask>`
+    SELECT id, scope, priority, avoid_agent
+      FROM dispatch_tasks
+     WHERE status = 'pending' AND scope = ANY (${servableScopes}::text[])
+       AND (not_before IS NULL OR not_before <= now())
+     ORDER BY priority, created_at, id
+     LIMIT ${limit}
+       FOR UPDATE SKIP LOCKED`.execute(tx);
+  return rows;
+}
+
+export interface Assignment {
+  taskId: string;
+  agent: string;
+  placement: unknown;
+}
+
+export interface AppliedAssignment {
+  id: string;
+  assignee: string;
+  attempt: number;
+}
+
+/**
+ * Writes a batch of decisions in one statement: the tasks (new attempt, deadline), their
+ * `assigned` events, their timeout jobs, and the agents' last-assignment stamp. The
+ * `status = 'pending'` guard makes it a no-op for a task that changed since it was claimed.
+ */
+export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promise<AppliedAssignment[]> {
+  if (assignments.length === 0) return [];
+  const ids = assignments.map((a) => a.taskId);
+  const agents = assignments.map((a) => a.agent);
+  const placements = assignments.map((a) => JSON.stringify(a.placement));
+  const { rows } = await sql<AppliedAssignment>`
+    WITH decided AS (
+      SELECT * FROM unnest(${ids}::uuid[], ${agents}::text[], ${placements}::jsonb[]) AS d(id, agent, placement)
+    ), t AS (
+      UPDATE dispatch_tasks t
+         SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),
+             started_at = NULL, last_progress_at = NULL, unmatched_at = NULL, not_before = NULL,
+             placement = d.placement,
+             deadline_at = dispatch_attempt_deadline(NULL, now(), now(), t.timeout_ms, t.heartbeat_timeout_ms)
+        FROM decided d
+       WHERE t.id = d.id AND t.status = 'pending'
+      RETURNING t.id, t.assignee, t.attempt, t.scope, t.deadline_at
+    ), e AS (
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+      SELECT id, 'assigned', assignee, attempt,
+             jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope, 'attempt', attempt)
+        FROM t
+    ), a AS (
+      UPDATE dispatch_agents SET last_assigned_at = now()
+       WHERE name IN (SELECT DISTINCT assignee FROM t)
+    ), j AS (
+      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) FROM t
+    )
+    SELECT t.id, t.assignee, t.attempt FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS scheduled ON true`.execute(tx);
+  return rows;
+}
+
+/**
+ * Records `unmatched` once for pending tasks that no agent could take even when free (nobody
+ * has the capability, or everyone who has it is drained, stopped, degraded or unknown).
+ */
+export async function markUnmatched(db: Db, capableScopes: string[], limit: number): Promise<number> {
+  const { rows } = await sql<{ marked: number }>`
+    WITH t AS (
+      UPDATE dispatch_tasks SET unmatched_at = now()
+       WHERE id IN (
+         SELECT id FROM dispatch_tasks
+          WHERE status = 'pending' AND unmatched_at IS NULL AND NOT (scope = ANY (${capableScopes}::text[]))
+          ORDER BY priority, created_at, id
+          LIMIT ${limit}
+            FOR UPDATE SKIP LOCKED)
+      RETURNING id, scope
+    ), e AS (
+      INSERT INTO dispatch_task_events (task_id, event, payload)
+      SELECT id, 'unmatched', jsonb_build_object('task_id', id, 'scope', scope) FROM t
+    )
+    SELECT count(*)::int AS marked FROM t`.execute(db);
+  return rows[0]?.marked ?? 0;
+}
+
+/** Scopes some agent could serve once free: has the tag and is not drained, stopped or unhealthy. */
+export async function readCapableScopes(db: Db): Promise<string[]> {
+  const { rows } = await sql<{ scope: string }>`
+    SELECT DISTINCT unnest(capabilities) AS scope FROM dispatch_agents
+     WHERE NOT drained AND status IN ('ready', 'sleeping', 'busy', 'starting')`.execute(db);
+  return rows.map((r) => r.scope);
+}

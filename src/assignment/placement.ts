@@ -1,0 +1,31 @@
+import type { Db } from '../db/database.js';
+import type { TaskRow } from '../db/schema.js';
+import { readAllAgents } from './assignment.queries.js';
+import { decidePlacement } from './scoring.js';
+
+/**
+ * Why a task is where it is. A placed task shows the decision recorded when it was placed; a
+ * pending one is evaluated now against the live directory and says why it is still waiting.
+ */
+export async function explainPlacement(db: Db, task: TaskRow, defaultMaxConcurrent: number, now = new Date()) {
+  if (task.status !== 'pending') {
+    return { task_id: task.id, status: task.status, assignee: task.assignee, attempt: task.attempt, decision: task.placement ?? null };
+  }
+  const agents = await readAllAgents(db, defaultMaxConcurrent);
+  const capable = agents.filter((a) => a.capabilities.includes(task.scope));
+  const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now);
+  const waiting: string[] = [];
+  if (task.not_before && task.not_before > now) waiting.push(`retry backoff until ${task.not_before.toISOString()}`);
+  if (capable.length === 0) waiting.push(`no agent has the capability "${task.scope}"`);
+  else if (!decision.winner) waiting.push('every capable agent is drained, stopped, unhealthy or at its limit');
+  else if (waiting.length === 0) waiting.push(`eligible now: ${decision.winner.name} would win; it is queued behind more urgent or older tasks`);
+  return {
+    task_id: task.id,
+    status: task.status,
+    waiting_because: waiting,
+    unmatched_at: task.unmatched_at?.toISOString() ?? null,
+    candidates: decision.candidates,
+    without_capability: agents.length - capable.length,
+    last_decision: task.placement ?? null,
+  };
+}

@@ -1,0 +1,125 @@
+import type { AgentStatus } from '../db/schema.js';
+
+/** What placement needs to know about an agent at the moment of the decision. */
+export interface AgentSnapshot {
+  name: string;
+  capabilities: readonly string[];
+  status: AgentStatus;
+  drained: boolean;
+  activeTasks: number;
+  /** Effective limit: the agent's own max_concurrent, else the configured default. */
+  maxConcurrent: number;
+  lastAssignedAt: Date | null;
+  /** A failed wake puts the agent on a cooldown until this instant. */
+  avoidUntil: Date | null;
+}
+
+export interface TaskToPlace {
+  scope: string;
+  priority: number;
+  /** The agent that last failed or timed out this task; another one is preferred. */
+  avoidAgent: string | null;
+}
+
+/** Why an agent cannot take a task (or `null` when it can). */
+export type Exclusion = 'no_capability' | 'drained' | 'stopped' | 'degraded' | 'unknown' | 'starting' | 'at_limit' | 'cooling_down';
+
+/** v1's availability weights; busy counts only while under the limit (checked by `exclusionOf`). */
+export const AVAILABILITY: Record<AgentStatus, number> = {
+  ready: 1.0,
+  sleeping: 0.8,
+  busy: 0.5,
+  starting: 0,
+  degraded: 0,
+  stopped: 0,
+  unknown: 0,
+};
+
+/** 1 + (5 - priority) x 0.1: urgent tasks outscore others on the same agent, as in v1. */
+export function priorityWeight(priority: number): number {
+  return 1 + (5 - priority) * 0.1;
+}
+
+export function hasCapability(agent: AgentSnapshot, scope: string): boolean {
+  return agent.capabilities.includes(scope.toLowerCase());
+}
+
+/** The first rule that rules the agent out for this task, in the order an operator would ask. */
+export function exclusionOf(agent: AgentSnapshot, task: TaskToPlace, now: Date): Exclusion | null {
+  if (!hasCapability(agent, task.scope)) return 'no_capability';
+  if (agent.drained) return 'drained';
+  if (agent.status === 'stopped' || agent.status === 'degraded' || agent.status === 'unknown' || agent.status === 'starting') {
+    return agent.status;
+  }
+  if (agent.activeTasks >= agent.maxConcurrent) return 'at_limit';
+  if (agent.avoidUntil && agent.avoidUntil > now) return 'cooling_down';
+  return null;
+}
+
+/** capability match x availability x priority weight; 0 for an agent that is ruled out. */
+export function scoreAgent(agent: AgentSnapshot, task: TaskToPlace, now: Date): number {
+  if (exclusionOf(agent, task, now) !== null) return 0;
+  return AVAILABILITY[agent.status] * priorityWeight(task.priority);
+}
+
+/**
+ * Orders two eligible agents: higher score first; then fewer active tasks; then the one assigned
+ * least recently (never assigned counts as longest ago); then by name, so the order is total.
+ */
+export function compareCandidates(a: { agent: AgentSnapshot; score: number }, b: { agent: AgentSnapshot; score: number }): number {
+  if (a.score !== b.score) return b.score - a.score;
+  if (a.agent.activeTasks !== b.agent.activeTasks) return a.agent.activeTasks - b.agent.activeTasks;
+  const aTime = a.agent.lastAssignedAt?.getTime() ?? -Infinity;
+  const bTime = b.agent.lastAssignedAt?.getTime() ?? -Infinity;
+  if (aTime !== bTime) return aTime - bTime;
+  return a.agent.name < b.agent.name ? -1 : a.agent.name > b.agent.name ? 1 : 0;
+}
+
+export interface CandidateVerdict {
+  agent: string;
+  score: number;
+  status: AgentStatus;
+  active_tasks: number;
+  max_concurrent: number;
+  /** won, lower_score, tie_break (same score, lost on load or recency), avoided (failed it last), or why it was filtered. */
+  outcome: 'won' | 'lower_score' | 'tie_break' | 'avoided' | Exclusion;
+}
+
+export interface PlacementDecision {
+  winner: AgentSnapshot | null;
+  score: number;
+  /** Every agent that has the capability, with its score and why it did not win. */
+  candidates: CandidateVerdict[];
+  /** How many agents lacked the capability (not listed one by one). */
+  withoutCapability: number;
+}
+
+function verdict(agent: AgentSnapshot, score: number, outcome: CandidateVerdict['outcome']): CandidateVerdict {
+  return { agent: agent.name, score, status: agent.status, active_tasks: agent.activeTasks, max_concurrent: agent.maxConcurrent, outcome };
+}
+
+/**
+ * Picks the agent for one task and says why every capable agent won or lost. The agent that
+ * last failed the task is passed over when any other eligible agent exists.
+ */
+export function decidePlacement(task: TaskToPlace, agents: readonly AgentSnapshot[], now: Date): PlacementDecision {
+  const eligible: { agent: AgentSnapshot; score: number }[] = [];
+  const filtered: CandidateVerdict[] = [];
+  let withoutCapability = 0;
+  for (const agent of agents) {
+    const exclusion = exclusionOf(agent, task, now);
+    if (exclusion === 'no_capability') withoutCapability += 1;
+    else if (exclusion !== null) filtered.push(verdict(agent, 0, exclusion));
+    else eligible.push({ agent, score: scoreAgent(agent, task, now) });
+  }
+  eligible.sort(compareCandidates);
+  const preferred = eligible.filter((c) => c.agent.name !== task.avoidAgent);
+  const pool = preferred.length > 0 ? preferred : eligible;
+  const best = pool[0];
+  const ranked = eligible.map((c) => {
+    if (c === best) return verdict(c.agent, c.score, 'won');
+    if (best && pool !== eligible && c.agent.name === task.avoidAgent) return verdict(c.agent, c.score, 'avoided');
+    return verdict(c.agent, c.score, best && c.score === best.score ? 'tie_break' : 'lower_score');
+  });
+  return { winner: best?.agent ?? null, score: best?.score ?? 0, candidates: [...ranked, ...filtered], withoutCapability };
+}

@@ -1,0 +1,99 @@
+import { sql } from 'kysely';
+import { expect } from 'vitest';
+import type { Db } from '../../src/db/database.js';
+import type { TaskRow, TaskStatus } from '../../src/db/schema.js';
+import type { ApiClient, ApiResponse } from './http.js';
+
+/**
+ * Puts a pending task in the hands of `agent` the way the broker does (status, assignee, a new
+ * attempt, the assignment stamp and an `assigned` event, in one statement), so the worker calls
+ * can be tested without running assignment.
+ */
+export async function assignDirectly(db: Db, taskId: string, agent: string): Promise<TaskRow> {
+  const { rows } = await sql<TaskRow>`
+    WITH t AS (
+      UPDATE dispatch_tasks
+         SET status = 'assigned', assignee = ${agent}, attempt = attempt + 1, assigned_at = now(),
+             started_at = NULL, last_progress_at = NULL, not_before = NULL,
+             deadline_at = now() + make_interval(secs => timeout_ms / 1000.0)
+       WHERE id = ${taskId} AND status = 'pending'
+      RETURNING *
+    ), e AS (
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+      SELECT id, 'assigned', assignee, attempt, jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope) FROM t
+    )
+    SELECT * FROM t`.execute(db);
+  const task = rows[0];
+  if (!task) throw new Error(`assignDirectly: task ${taskId} is not pending`);
+  return task;
+}
+
+export interface TaskSeed {
+  requester?: string;
+  title?: string;
+  scope?: string;
+  priority?: number;
+  status?: TaskStatus;
+  assignee?: string | null;
+  parent_id?: string | null;
+}
+
+/**
+ * Inserts `count` tasks in one statement, so they all share one created_at (the case keyset
+ * pagination has to break ties on). Returns their ids.
+ */
+export async function insertTasks(db: Db, count: number, seed: TaskSeed = {}): Promise<string[]> {
+  const status = seed.status ?? 'pending';
+  const active = status === 'assigned' || status === 'running';
+  const terminal = ['completed', 'failed', 'cancelled', 'timeout'].includes(status);
+  const { rows } = await sql<{ id: string }>`
+    INSERT INTO dispatch_tasks (requester, title, scope, priority, status, assignee, attempt, assigned_at, completed_at, parent_id)
+    SELECT ${seed.requester ?? 'seeder'}, ${seed.title ?? 'seeded task'} || ' ' || n, ${seed.scope ?? 'seeded'},
+           ${seed.priority ?? 3}, ${status}, ${seed.assignee ?? null}, ${active ? 1 : 0},
+           CASE WHEN ${active} THEN now() END, CASE WHEN ${terminal} THEN now() END, ${seed.parent_id ?? null}::uuid
+      FROM generate_series(1, ${count}) AS n
+    RETURNING id`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/** Creates a task through the API and insists it worked. */
+export async function createTask(api: ApiClient, body: Record<string, unknown> = {}, agent?: string): Promise<any> {
+  const response = await api('POST', '/api/v1/tasks', {
+    body: { title: 'a task', scope: 'testing', ...body },
+    ...(agent === undefined ? {} : { agent }),
+  });
+  expect(response.status, JSON.stringify(response.body)).toBe(201);
+  return response.body;
+}
+
+export async function eventNames(db: Db, taskId: string): Promise<string[]> {
+  const rows = await db.selectFrom('dispatch_task_events').select('event').where('task_id', '=', taskId).orderBy('id').execute();
+  return rows.map((r) => r.event);
+}
+
+/**
+ * Checks an error response: its status, its code, the exact body shape every client relies on
+ * ({"error": {"code", "message", "details": [{"field", "message"}]}}), and, when given, that a
+ * detail names `field`.
+ */
+export function expectError(response: ApiResponse, status: number, code: string, field?: string): void {
+  const context = JSON.stringify(response.body);
+  expect(response.status, context).toBe(status);
+  expect(response.headers.get('content-type'), context).toMatch(/^application\/json/);
+  const body = response.body as { error?: Record<string, unknown> };
+  expect(Object.keys(body), context).toEqual(['error']);
+  const error = body.error!;
+  expect(Object.keys(error).sort(), context).toEqual(['code', 'details', 'message']);
+  expect(error.code, context).toBe(code);
+  expect(typeof error.message, context).toBe('string');
+  expect((error.message as string).length, context).toBeGreaterThan(0);
+  expect(Array.isArray(error.details), context).toBe(true);
+  for (const detail of error.details as Record<string, unknown>[]) {
+    expect(Object.keys(detail).sort(), context).toEqual(['field', 'message']);
+    expect(typeof detail.field, context).toBe('string');
+    expect(typeof detail.message, context).toBe('string');
+  }
+  if (field !== undefined) {
+    expect((error.details as { field: string }[]).map((d) => d.field), context).toContain(field);
+  }
+}
