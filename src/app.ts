@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { uuidSchema } from './tasks/task.schemas.js';
 import { getTask, type TaskPolicy } from './tasks/task.service.js';
 import { DispatchError } from './http/errors.js';
+import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 
 export interface Dispatch {
   replicaId: string;
@@ -38,7 +39,9 @@ export function taskPolicy(config: DispatchConfig): TaskPolicy {
 
 /** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve and schedule. */
 export async function startDispatch(config: DispatchConfig, databaseUrl: string, logger: Logger): Promise<Dispatch> {
-  const database = openDatabase(databaseUrl, config.database.pool_size);
+  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', {
+    'dispatch.reassign_budget': String(config.lifecycle.reassign_budget),
+  });
   const { db, pool } = database;
   const servers: RunningServer[] = [];
   let runner: JobRunner | undefined;
@@ -47,16 +50,39 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const log = logger.child({ replica: replicaId });
   const maxConcurrent = config.assignment.max_concurrent_per_agent;
   const metrics = createMetrics();
+  const policy = taskPolicy(config);
+  const wakeAgent: WakeAgent | null = null;
+  const lifecycle = new LifecycleService(
+    db,
+    {
+      retry: policy.retry,
+      sweepIntervalMs: config.lifecycle.sweep_interval_ms,
+      agentHeartbeatTimeoutMs: config.assignment.agent_heartbeat_timeout_ms,
+      wakeTimeoutMs: config.assignment.wake_timeout_ms,
+      wakeCooldownMs: config.assignment.wake_cooldown_ms,
+    },
+    wakeAgent,
+    log,
+    metrics,
+  );
   const assignment = new AssignmentService(
     db,
     pool,
-    { batchSize: config.assignment.batch_size, defaultMaxConcurrent: maxConcurrent, tickIntervalMs: config.assignment.tick_interval_ms },
+    {
+      batchSize: config.assignment.batch_size,
+      defaultMaxConcurrent: maxConcurrent,
+      tickIntervalMs: config.assignment.tick_interval_ms,
+      onSleepingWinners: (agents) => {
+        lifecycle.requestWakes(agents).catch((error: unknown) => log.warn({ err: error, agents }, 'could not enqueue wakes'));
+      },
+    },
     log,
     metrics,
   );
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.close()));
     assignment.beginShutdown();
+    await lifecycle.stop();
     await runner?.stop();
     await monitor?.stop();
     await database.close();
@@ -67,9 +93,9 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
 
     runner = await startJobRunner({
       pool,
-      handlers: { ...assignment.jobs() },
+      handlers: { ...assignment.jobs(), ...lifecycle.jobs() },
       concurrency: config.worker.concurrency,
-      pollIntervalMs: 1_000,
+      pollIntervalMs: config.worker.poll_interval_ms,
       logger: log,
     });
     const workerIds = runner.workerIds;
@@ -79,12 +105,13 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     }, log);
     await monitor.start();
     assignment.start();
+    lifecycle.start();
 
     const api = createApi({
       db,
       logger: log,
       metrics,
-      policy: taskPolicy(config),
+      policy,
       adminToken: config.server.admin_token,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       bodyLimitBytes: config.server.body_limit_bytes,

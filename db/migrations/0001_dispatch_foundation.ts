@@ -259,13 +259,13 @@ COMMENT ON FUNCTION dispatch_attempt_deadline(timestamptz, timestamptz, timestam
 
 -- Each active attempt has one graphile-worker job, key "timeout:<task id>", due at its deadline.
 -- These two functions are the only code that knows how those jobs are stored.
-CREATE FUNCTION dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamptz[]) RETURNS void
+CREATE FUNCTION dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamptz[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   missing graphile_worker.job_spec[];
 BEGIN
   IF task_ids IS NULL OR cardinality(task_ids) = 0 THEN
-    RETURN;
+    RETURN 0;
   END IF;
   -- Move jobs that exist with a plain UPDATE: graphile_worker.add_jobs would NOTIFY every worker on
   -- every heartbeat, and NOTIFY serialises commits. Workers find future jobs by polling anyway.
@@ -288,15 +288,20 @@ BEGIN
   IF missing IS NOT NULL THEN
     PERFORM graphile_worker.add_jobs(missing);
   END IF;
+  RETURN cardinality(task_ids);
 END $$;
-COMMENT ON FUNCTION dispatch_schedule_timeouts(uuid[], integer[], timestamptz[]) IS 'Creates or moves the timeout job of each given task to its deadline.';
+COMMENT ON FUNCTION dispatch_schedule_timeouts(uuid[], integer[], timestamptz[]) IS 'Creates or moves the timeout job of each given task to its deadline; returns how many.';
 
-CREATE FUNCTION dispatch_unschedule_timeout(task_id uuid) RETURNS void
-LANGUAGE sql AS $$
+CREATE FUNCTION dispatch_unschedule_timeout(timed_task uuid) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
   -- A job already running (locked) is left alone: it re-checks the attempt and does nothing.
-  DELETE FROM graphile_worker._private_jobs WHERE key = 'timeout:' || task_id::text AND locked_at IS NULL;
+  -- (The parameter is not called task_id: graphile's jobs table has a column of that name.)
+  WITH removed AS (
+    DELETE FROM graphile_worker._private_jobs WHERE key = 'timeout:' || timed_task::text AND locked_at IS NULL RETURNING 1
+  )
+  SELECT count(*)::integer FROM removed;
 $$;
-COMMENT ON FUNCTION dispatch_unschedule_timeout(uuid) IS 'Removes the timeout job of a task that finished or left its agent.';
+COMMENT ON FUNCTION dispatch_unschedule_timeout(uuid) IS 'Removes the timeout job of a task that finished or left its agent; returns how many jobs it removed.';
 
 CREATE VIEW dispatch_queue_depth AS
   SELECT scope, status, count(*) AS tasks, min(created_at) AS oldest_created_at

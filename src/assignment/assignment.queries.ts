@@ -124,9 +124,10 @@ export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promi
       UPDATE dispatch_agents SET last_assigned_at = now()
        WHERE name IN (SELECT DISTINCT assignee FROM t)
     ), j AS (
-      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) FROM t
+      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )
-    SELECT t.id, t.assignee, t.attempt FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS scheduled ON true`.execute(tx);
+    -- Naming j in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.id, t.assignee, t.attempt, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(tx);
   return rows;
 }
 

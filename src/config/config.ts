@@ -80,6 +80,9 @@ export const configSchema = z
     worker: z
       .object({
         concurrency: z.number().int().positive().max(64).default(4),
+        // Scheduled jobs (timeouts, wake checks, retry backoff) are found by polling; jobs due now
+        // arrive by NOTIFY at once. This bounds how late a timeout can fire.
+        poll_interval_ms: z.number().int().min(50).default(500),
         heartbeat_interval_ms: positiveMs.default(5_000),
         dead_after_ms: positiveMs.default(30_000),
       })

@@ -15,8 +15,17 @@ export interface DatabaseHandle {
 }
 
 /** One pool and its Kysely view; the owner closes both. */
-export function openDatabase(connectionString: string, poolSize: number, applicationName = 'dispatch'): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: applicationName });
+export function openDatabase(
+  connectionString: string,
+  poolSize: number,
+  applicationName = 'dispatch',
+  /** Settings the database's own rules read (e.g. dispatch.reassign_budget), set on every connection. */
+  sessionSettings: Record<string, string> = {},
+): DatabaseHandle {
+  const options = Object.entries(sessionSettings)
+    .map(([key, value]) => `-c ${key}=${value}`)
+    .join(' ');
+  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: applicationName, ...(options ? { options } : {}) });
   // An idle client losing its server (restart, failover) must not crash the process; the pool
   // drops it and the next query opens a fresh connection.
   pool.on('error', () => {});

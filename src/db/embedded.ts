@@ -54,6 +54,7 @@ export async function startEmbeddedPostgres(options: { baseDir: string; port: nu
     throw new Error(
       `embedded PostgreSQL did not start on 127.0.0.1:${options.port} (data in ${dataDir}); ` +
         `is another Dispatch using that port or folder? ${error instanceof Error ? error.message : ''}`.trim(),
+      { cause: error },
     );
   }
   const admin = server.getPgClient('postgres', '127.0.0.1');

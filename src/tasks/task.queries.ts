@@ -117,9 +117,10 @@ export async function completeTask(db: Db, call: WorkerCall, result: unknown): P
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', result) FROM t
     ), j AS (
-      SELECT dispatch_unschedule_timeout(id) FROM t
+      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    SELECT t.* FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS unscheduled ON true`.execute(db);
+    -- Naming j in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
   return rows[0];
 }
 
@@ -142,12 +143,12 @@ export async function failTask(
   const { rows } = await sql<TaskRow>`
     WITH t AS (
       UPDATE dispatch_tasks d
-         SET status = CASE WHEN ${retryable} AND d.retry_count < d.max_retries THEN 'pending' ELSE 'failed' END,
-             retry_count = CASE WHEN ${retryable} AND d.retry_count < d.max_retries THEN d.retry_count + 1 ELSE d.retry_count END,
-             not_before = CASE WHEN ${retryable} AND d.retry_count < d.max_retries
+         SET status = CASE WHEN ${retryable}::boolean AND d.retry_count < d.max_retries THEN 'pending' ELSE 'failed' END,
+             retry_count = CASE WHEN ${retryable}::boolean AND d.retry_count < d.max_retries THEN d.retry_count + 1 ELSE d.retry_count END,
+             not_before = CASE WHEN ${retryable}::boolean AND d.retry_count < d.max_retries
                                THEN now() + dispatch_retry_delay(d.retry_count, ${policy.backoffBaseMs}, ${policy.backoffMaxMs})
                                ELSE NULL END,
-             completed_at = CASE WHEN ${retryable} AND d.retry_count < d.max_retries THEN NULL ELSE now() END,
+             completed_at = CASE WHEN ${retryable}::boolean AND d.retry_count < d.max_retries THEN NULL ELSE now() END,
              error = ${error},
              avoid_agent = d.assignee,
              deadline_at = NULL
@@ -156,14 +157,15 @@ export async function failTask(
       RETURNING d.*
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, CASE WHEN status = 'pending' THEN 'fail_retry' ELSE 'failed' END, ${call.agent}, attempt,
+      SELECT id, CASE WHEN status = 'pending' THEN 'fail_retry' ELSE 'failed' END, ${call.agent}::text, attempt,
              jsonb_build_object('task_id', id, 'error', error, 'retry_count', retry_count, 'max_retries', max_retries,
-                                'retryable', ${retryable})
+                                'retryable', ${retryable}::boolean)
         FROM t
     ), j AS (
-      SELECT dispatch_unschedule_timeout(id) FROM t
+      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    SELECT t.* FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS unscheduled ON true`.execute(db);
+    -- Naming j in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
   return rows[0];
 }
 
@@ -186,9 +188,10 @@ export async function recordProgress(db: Db, call: WorkerCall, payload: unknown)
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'progress', assignee, attempt, ${json(payload)}::jsonb FROM t
     ), j AS (
-      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) FROM t
+      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )
-    SELECT t.* FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS scheduled ON true`.execute(db);
+    -- Naming j in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
   return rows[0];
 }
 
@@ -202,11 +205,12 @@ export async function cancelTask(db: Db, taskId: string, by: string): Promise<Ta
       RETURNING *
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'cancelled', ${by}, attempt, jsonb_build_object('task_id', id, 'cancelled_by', ${by}, 'assignee', assignee) FROM t
+      SELECT id, 'cancelled', ${by}::text, attempt, jsonb_build_object('task_id', id, 'cancelled_by', ${by}::text, 'assignee', assignee) FROM t
     ), j AS (
-      SELECT dispatch_unschedule_timeout(id) FROM t
+      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    SELECT t.* FROM t LEFT JOIN LATERAL (SELECT count(*) FROM j) AS unscheduled ON true`.execute(db);
+    -- Naming j in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
   return rows[0];
 }
 
@@ -219,7 +223,7 @@ export async function replaceContext(db: Db, taskId: string, by: string, context
       RETURNING *
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'context_updated', ${by}, attempt, jsonb_build_object('task_id', id) FROM t
+      SELECT id, 'context_updated', ${by}::text, attempt, jsonb_build_object('task_id', id) FROM t
     )
     SELECT * FROM t`.execute(db);
   return rows[0];

@@ -1,0 +1,126 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { Db } from '../db/database.js';
+import type { JobHandler } from '../jobs/runner.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RetryPolicy } from '../tasks/task.queries.js';
+import * as q from './lifecycle.queries.js';
+
+export interface LifecycleOptions {
+  retry: RetryPolicy;
+  sweepIntervalMs: number;
+  /** Standalone agents silent this long count as stopped. */
+  agentHeartbeatTimeoutMs: number;
+  wakeTimeoutMs: number;
+  wakeCooldownMs: number;
+}
+
+/** Asks the agent platform (Warren) to wake an agent; absent in standalone mode. */
+export type WakeAgent = (agent: string) => Promise<void>;
+
+const timeoutPayload = z.object({ task_id: z.string().uuid(), attempt: z.number().int().positive() });
+const agentPayload = z.object({ agent: z.string().min(1) });
+
+/** A late timeout job is fine; one that fires more than this after the deadline is rescued by the sweep. */
+const SWEEP_GRACE_MS = 2_000;
+
+/**
+ * What happens to tasks after placement: per-attempt timeout jobs, the safety-net sweep
+ * (missed timeouts, silent standalone agents, waiting-too-long alarms) and waking sleeping agents.
+ */
+export class LifecycleService {
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: LifecycleOptions,
+    private readonly wakeAgent: WakeAgent | null,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  jobs(): Record<string, JobHandler> {
+    return {
+      'timeouts:check': async (payload) => {
+        const { task_id, attempt } = timeoutPayload.parse(payload);
+        await this.checkTimeout(task_id, attempt);
+      },
+      'wake:agent': async (payload) => {
+        await this.wake(agentPayload.parse(payload).agent);
+      },
+      'wake:check': async (payload) => {
+        await this.checkWake(agentPayload.parse(payload).agent);
+      },
+    };
+  }
+
+  /** Times out the attempt if it is due; if its deadline moved later, re-arms the job. */
+  async checkTimeout(taskId: string, attempt: number): Promise<void> {
+    const outcome = await q.timeOutAttempt(this.db, taskId, attempt, this.options.retry);
+    if (outcome) {
+      this.metrics.taskTransitions.inc({ event: outcome.status === 'pending' ? 'timeout_retry' : 'timeout_exhausted' });
+      return;
+    }
+    const current = await q.readDeadline(this.db, taskId);
+    if (current?.active && current.attempt === attempt && current.deadline_at) {
+      await q.scheduleTimeout(this.db, taskId, attempt, current.deadline_at);
+    }
+  }
+
+  /** Called after an assignment batch commits, with the sleeping agents that won tasks. */
+  async requestWakes(agents: string[]): Promise<void> {
+    await sql`
+      SELECT graphile_worker.add_job('wake:agent', json_build_object('agent', a), job_key := 'wake:' || a,
+                                     job_key_mode := 'preserve_run_at', max_attempts := 5)
+        FROM unnest(${agents}::text[]) AS a`.execute(this.db);
+  }
+
+  /** Wakes through Warren without blocking anyone, and checks back after wake_timeout_ms. */
+  async wake(agent: string): Promise<void> {
+    if (!(await q.markWakeRequested(this.db, agent))) return;
+    await sql`
+      SELECT graphile_worker.add_job('wake:check', json_build_object('agent', ${agent}::text),
+                                     run_at := now() + make_interval(secs => ${this.options.wakeTimeoutMs / 1000}),
+                                     job_key := 'wake-check:' || ${agent}::text, max_attempts := 5)`.execute(this.db);
+    if (this.wakeAgent) {
+      await this.wakeAgent(agent);
+      this.logger.info({ agent }, 'woke sleeping agent for assigned work');
+    }
+  }
+
+  async checkWake(agent: string): Promise<void> {
+    const returned = await q.abandonWake(this.db, agent, this.options.wakeCooldownMs);
+    if (returned > 0) {
+      this.logger.warn({ agent, tasks: returned }, 'agent did not wake in time; its reserved tasks went back to pending');
+      this.metrics.taskTransitions.inc({ event: 'wake_timeout' }, returned);
+    }
+  }
+
+  /** One sweep: rescue missed timeouts, expire silent agents, raise waiting alarms. */
+  async sweepOnce(): Promise<void> {
+    for (const overdue of await q.findOverdueAttempts(this.db, SWEEP_GRACE_MS, 500)) {
+      await this.checkTimeout(overdue.id, overdue.attempt);
+    }
+    const expired = await q.expireSilentAgents(this.db, this.options.agentHeartbeatTimeoutMs);
+    if (expired.length > 0) this.logger.warn({ agents: expired }, 'standalone agents stopped heartbeating; their tasks were returned');
+    const alarms = await q.raiseStartAlarms(this.db, 500);
+    if (alarms > 0) {
+      this.metrics.waitingTooLong.inc(alarms);
+      this.logger.warn({ tasks: alarms }, 'tasks waited pending past their start timeout');
+    }
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sweeping = this.sweepOnce().catch((error: unknown) => this.logger.warn({ err: error }, 'lifecycle sweep failed'));
+    }, this.options.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sweeping;
+  }
+}
