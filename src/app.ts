@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { AssignmentService } from './assignment/assignment.service.js';
 import { explainPlacement } from './assignment/placement.js';
 import { agentRoutes } from './agents/agent.routes.js';
+import { createDirectorySync } from './agents/directory-sync.js';
 import type { DispatchConfig } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { isMigrated, migrateToLatest } from './db/migrate.js';
@@ -51,7 +52,13 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const maxConcurrent = config.assignment.max_concurrent_per_agent;
   const metrics = createMetrics();
   const policy = taskPolicy(config);
-  const wakeAgent: WakeAgent | null = null;
+  // Warren mode when Warren and PromptForge are configured; otherwise agents register over REST.
+  const directory = createDirectorySync(config, { db, logger: log, metrics });
+  const wakeAgent: WakeAgent | null = directory
+    ? async (agent) => {
+        await directory.warren.wakeAgent(agent);
+      }
+    : null;
   const lifecycle = new LifecycleService(
     db,
     {
@@ -83,6 +90,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await Promise.all(servers.map((s) => s.close()));
     assignment.beginShutdown();
     await lifecycle.stop();
+    await directory?.sync.stop();
     await runner?.stop();
     await monitor?.stop();
     await database.close();
@@ -104,8 +112,10 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       deadAfterMs: config.worker.dead_after_ms,
     }, log);
     await monitor.start();
+    directory?.sync.start();
     assignment.start();
     lifecycle.start();
+    log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
     const api = createApi({
       db,

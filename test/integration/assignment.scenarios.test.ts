@@ -1,0 +1,153 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { apiClient, type ApiClient } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+
+let database: TestDatabase;
+let first: TestDispatch;
+let second: TestDispatch;
+let api: ApiClient;
+let api2: ApiClient;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  // Two replicas on one database: drain state and limits must hold across both.
+  [first, second] = await Promise.all([startTestDispatch(database.url), startTestDispatch(database.url)]);
+  api = apiClient(first.baseUrl);
+  api2 = apiClient(second.baseUrl);
+});
+afterAll(async () => {
+  await Promise.all([first?.stop(), second?.stop()]);
+  await database?.drop();
+});
+
+let counter = 0;
+const fresh = (label: string) => `${label}-${(counter += 1)}-${Math.random().toString(36).slice(2, 7)}`;
+
+async function register(name: string, scopes: string[], extra: Record<string, unknown> = {}) {
+  const response = await api('PUT', `/api/v1/agents/${name}`, { agent: name, body: { capabilities: scopes, ...extra } });
+  expect(response.status).toBe(200);
+}
+async function createTask(scope: string, extra: Record<string, unknown> = {}) {
+  const response = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope, ...extra } });
+  expect(response.status).toBe(201);
+  return response.body.id as string;
+}
+const getTask = async (id: string) => (await api('GET', `/api/v1/tasks/${id}`)).body;
+const assigned = (id: string, what = 'assignment') =>
+  waitFor(async () => {
+    const task = await getTask(id);
+    return task.status === 'assigned' ? task : undefined;
+  }, { what, timeoutMs: 5_000 });
+
+/** Waits until the broker has looked at the task and left it pending (unmatched, or a placement). */
+async function settledPending(id: string) {
+  await waitFor(async () => {
+    const { rows } = await sql<{ idle: boolean }>`
+      SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+                          WHERE t.identifier = 'assignment:run') AS idle`.execute(database.handle.db);
+    return rows[0]!.idle;
+  }, { what: 'assigner idle' });
+  expect((await getTask(id)).status).toBe('pending');
+}
+
+describe('capability matching and scoring through the whole flow', () => {
+  it('only assigns to agents whose capabilities contain the scope, case-insensitively', async () => {
+    const scope = fresh('Match');
+    await register(fresh('other'), ['something-else']);
+    const capable = fresh('capable');
+    await register(capable, [scope.toUpperCase()]);
+    expect((await assigned(await createTask(scope))).assignee).toBe(capable);
+  });
+
+  it('prefers ready over sleeping over busy', async () => {
+    const scope = fresh('pref');
+    const busy = fresh('busy');
+    const sleepy = fresh('sleepy');
+    const ready = fresh('ready');
+    await register(busy, [scope], { status: 'busy' });
+    await register(sleepy, [scope], { status: 'sleeping' });
+    await register(ready, [scope]);
+    const task = await assigned(await createTask(scope));
+    expect(task.assignee).toBe(ready);
+    const placement = (await api('GET', `/api/v1/tasks/${task.id}/placement`)).body.decision;
+    expect(placement.candidates.map((c: any) => [c.agent, c.outcome, c.score])).toEqual([
+      [ready, 'won', 1.2],
+      [sleepy, 'lower_score', 0.96],
+      [busy, 'lower_score', 0.6],
+    ]);
+  });
+
+  it('uses a busy agent only while it is under its limit', async () => {
+    const scope = fresh('busy-limit');
+    const busy = fresh('busy');
+    await register(busy, [scope], { status: 'busy', max_concurrent: 2 });
+    const ids = [await createTask(scope), await createTask(scope), await createTask(scope)];
+    await assigned(ids[0]!);
+    await assigned(ids[1]!);
+    await settledPending(ids[2]!);
+    const why = (await api('GET', `/api/v1/tasks/${ids[2]}/placement`)).body;
+    expect(why.candidates).toEqual([expect.objectContaining({ agent: busy, outcome: 'at_limit', active_tasks: 2, max_concurrent: 2 })]);
+    await api('POST', `/api/v1/tasks/${ids[0]}/complete`, { agent: busy, body: { result: null } });
+    expect((await assigned(ids[2]!, 'assignment after a slot frees')).assignee).toBe(busy);
+  });
+
+  it('never assigns to degraded, stopped or unknown agents', async () => {
+    const scope = fresh('unhealthy');
+    await register(fresh('degraded'), [scope], { status: 'degraded' });
+    await register(fresh('stopped'), [scope], { status: 'stopped' });
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES (${fresh('unknown')}, ${[scope]}::text[], 'unknown')`.execute(database.handle.db);
+    const id = await createTask(scope);
+    await settledPending(id);
+    const why = (await api('GET', `/api/v1/tasks/${id}/placement`)).body;
+    expect(why.candidates.map((c: any) => c.outcome).sort()).toEqual(['degraded', 'stopped', 'unknown']);
+    expect(why.waiting_because.join(' ')).toMatch(/drained, stopped, unhealthy or at its limit/);
+  });
+
+  it('takes priority 1 before older priority 3 work', async () => {
+    const scope = fresh('prio');
+    const low = await createTask(scope, { priority: 3 });
+    const urgent = await createTask(scope, { priority: 1 });
+    await register(fresh('single'), [scope], { max_concurrent: 1 });
+    await assigned(urgent, 'urgent first');
+    expect((await getTask(low)).status).toBe('pending');
+  });
+});
+
+describe('drain', () => {
+  it('a drained agent keeps its tasks but gets no new ones on any replica, until undrained', async () => {
+    const scope = fresh('drain');
+    const agent = fresh('drainee');
+    await register(agent, [scope], { max_concurrent: 10 });
+    const held = await assigned(await createTask(scope));
+    const drained = await api2('POST', `/api/v1/agents/${agent}/drain`, { admin: true });
+    expect(drained.body).toMatchObject({ name: agent, drained: true });
+    const waiting = await createTask(scope);
+    await settledPending(waiting);
+    expect((await getTask(held.id)).status).toBe('assigned');
+    const list = (await api('GET', '/api/v1/agents', { admin: true })).body.agents;
+    expect(list.find((a: any) => a.name === agent)).toMatchObject({ drained: true, active_tasks: 1, capabilities: [scope] });
+    await api('DELETE', `/api/v1/agents/${agent}/drain`, { admin: true });
+    expect((await assigned(waiting, 'assignment after undrain')).assignee).toBe(agent);
+  });
+
+  it('refuses drain without the admin token', async () => {
+    expect((await api('POST', '/api/v1/agents/x/drain')).status).toBe(401);
+    expect((await api('POST', '/api/v1/agents/x/drain', { token: 'wrong' })).status).toBe(401);
+  });
+});
+
+describe('unmatched', () => {
+  it('records unmatched once per task however many passes run, and shows it on the placement', async () => {
+    const id = await createTask(fresh('nobody'));
+    await waitFor(async () => (await getTask(id)) && (await api('GET', `/api/v1/tasks/${id}/placement`)).body.unmatched_at, { what: 'unmatched' });
+    // Several more passes (ticks and other tasks) must not record it again.
+    for (let i = 0; i < 3; i += 1) await sql`SELECT dispatch_request_assignment()`.execute(database.handle.db);
+    await createTask(fresh('nobody-else'));
+    await settledPending(id);
+    const events = (await api('GET', `/api/v1/tasks/${id}/events`)).body.events.map((e: any) => e.event);
+    expect(events.filter((e: string) => e === 'unmatched')).toHaveLength(1);
+  });
+});
