@@ -25,7 +25,15 @@ export function openDatabase(
   const options = Object.entries(sessionSettings)
     .map(([key, value]) => `-c ${key}=${value}`)
     .join(' ');
-  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: applicationName, ...(options ? { options } : {}) });
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    application_name: applicationName,
+    // A request waiting for a connection while the server is down or the pool is exhausted
+    // fails (503) after this long instead of hanging.
+    connectionTimeoutMillis: 10_000,
+    ...(options ? { options } : {}),
+  });
   // An idle client losing its server (restart, failover) must not crash the process; the pool
   // drops it and the next query opens a fresh connection.
   pool.on('error', () => {});

@@ -6,6 +6,7 @@ import type { TaskPolicy } from '../tasks/task.service.js';
 import { taskRoutes } from '../tasks/task.routes.js';
 import { readQueueStats } from '../tasks/stats.js';
 import type { ApiEnv } from './context.js';
+import { isDatabaseUnavailable } from './database-errors.js';
 import { DispatchError, renderError } from './errors.js';
 import { identifyCaller, limitBody, rateLimit, requestContext, requireAdmin } from './middleware.js';
 import { RateLimiter } from './rate-limit.js';
@@ -34,6 +35,11 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.notFound((c) => renderError(c, new DispatchError('not_found', `no route ${c.req.method} ${c.req.path}`)));
   app.onError((error, c) => {
     if (error instanceof DispatchError) return renderError(c, error);
+    if (isDatabaseUnavailable(error)) {
+      deps.logger.warn({ err: error, requestId: c.get('requestId') }, 'database unavailable');
+      c.header('Retry-After', '1');
+      return renderError(c, new DispatchError('unavailable', 'database unavailable; retry shortly'));
+    }
     deps.logger.error({ err: error, requestId: c.get('requestId'), route: c.req.routePath }, 'unhandled error');
     return renderError(c, new DispatchError('internal', 'internal error; the request id is in X-Request-ID'));
   });
