@@ -7,10 +7,13 @@ import { type Kysely, sql } from 'kysely';
  * Two advisory locks:
  *   ACTIVE  (72142501) held, session-level, by the one assigner that is draining the queue;
  *   BARRIER (72142502) held shared by every writer that makes work, until it commits.
- * A writer that finds no active assigner enqueues the graphile-worker job `assignment:run` (one
- * job key, so a burst coalesces into one job, one NOTIFY per transaction). A writer that finds an
- * assigner active does nothing: the assigner, before it goes idle, releases ACTIVE, takes BARRIER
+ * A writer probes ACTIVE. Free: nobody is draining, so it enqueues an `assignment:run` job, which
+ * becomes visible (and NOTIFYs the workers) when the writer commits, so the job sees its task.
+ * Taken: it does nothing more. The assigner, before it goes idle, releases ACTIVE, takes BARRIER
  * exclusively (so every writer that saw it active has committed) and claims once more.
+ *
+ * The job has no job key on purpose: a key is a unique row, and a writer that enqueued it and
+ * kept its transaction open would block every other writer on that row.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql
@@ -19,8 +22,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 CREATE FUNCTION dispatch_request_assignment() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_advisory_xact_lock_shared(72142502);
-  IF pg_try_advisory_xact_lock_shared(72142501) THEN
-    PERFORM graphile_worker.add_job('assignment:run', job_key := 'assignment:run', max_attempts := 3);
+  -- A probe, released at once: holding it would let one open transaction keep assigners out.
+  IF pg_try_advisory_lock_shared(72142501) THEN
+    PERFORM pg_advisory_unlock_shared(72142501);
+    PERFORM graphile_worker.add_job('assignment:run', max_attempts := 3);
   END IF;
 END $$;
 COMMENT ON FUNCTION dispatch_request_assignment() IS 'Wakes an assigner unless one is already draining the queue (see migration 0002).';

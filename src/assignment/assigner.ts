@@ -31,6 +31,7 @@ export interface BatchResult {
 }
 
 const MAX_CANDIDATES_RECORDED = 10;
+const LOCK_WAIT_MS = 1_000;
 
 /** The placement record kept on the task: enough to answer "why this agent?" later. */
 export function placementRecord(decision: PlacementDecision, now: Date) {
@@ -135,12 +136,13 @@ export class Assigner {
         }
         if (shouldStop()) {
           // Hand the rest to another replica rather than leave it for the next tick.
-          await sql`SELECT graphile_worker.add_job('assignment:run', job_key := 'assignment:run')`.execute(this.db);
+          await sql`SELECT graphile_worker.add_job('assignment:run', max_attempts := 3)`.execute(this.db);
           return;
         }
         // Every writer that saw us active holds BARRIER (shared) until it commits: wait them out.
-        await conn.query('SELECT pg_advisory_lock($1)', [ASSIGNER_BARRIER_LOCK]);
-        await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
+        if (await this.lockWithin(conn, ASSIGNER_BARRIER_LOCK)) {
+          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
+        }
         const last = await this.assignBatch();
         if (last.assigned === 0) {
           await this.recordUnmatched();
@@ -153,8 +155,8 @@ export class Assigner {
   }
 
   /**
-   * Takes ACTIVE. A failed try means either another assigner is active (then we leave) or
-   * writers hold it shared for an instant (then we wait for them, so their tasks are visible).
+   * Takes ACTIVE. A failed try means either another assigner is active (then we leave) or a
+   * writer is probing it at this instant (then we wait the moment it takes).
    */
   private async becomeActive(conn: pg.PoolClient): Promise<boolean> {
     const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ASSIGNER_ACTIVE_LOCK]);
@@ -166,7 +168,25 @@ export class Assigner {
       [ASSIGNER_ACTIVE_LOCK],
     );
     if (holder.rowCount) return false;
-    await conn.query('SELECT pg_advisory_lock($1)', [ASSIGNER_ACTIVE_LOCK]);
-    return true;
+    return await this.lockWithin(conn, ASSIGNER_ACTIVE_LOCK);
+  }
+
+  /**
+   * Waits for an advisory lock at most LOCK_WAIT_MS. Writers hold these locks only until they
+   * commit, but a client that inserts a task and leaves its transaction open must not stall
+   * assignment (or, queued behind us, every other writer): give up, and the tick comes back.
+   */
+  private async lockWithin(conn: pg.PoolClient, key: number): Promise<boolean> {
+    await conn.query(`SET lock_timeout = ${LOCK_WAIT_MS}`);
+    try {
+      await conn.query('SELECT pg_advisory_lock($1)', [key]);
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55P03') throw error;
+      this.logger.warn({ lock: key }, 'a long transaction holds the assignment wake-up lock; the next tick will catch up');
+      return false;
+    } finally {
+      await conn.query('RESET lock_timeout');
+    }
   }
 }

@@ -151,3 +151,24 @@ describe('unmatched', () => {
     expect(events.filter((e: string) => e === 'unmatched')).toHaveLength(1);
   });
 });
+
+describe('wake-up protocol', () => {
+  it('a client holding a transaction open after inserting a task stalls nobody, and its task is placed after commit', async () => {
+    const scope = fresh('long-tx');
+    await register(fresh('worker'), [scope], { max_concurrent: 10 });
+    const client = await database.handle.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ id: string }>(
+        `INSERT INTO dispatch_tasks (requester, title, scope) VALUES ('dba', 'by hand', $1) RETURNING id`,
+        [scope],
+      );
+      const meanwhile = await createTask(scope);
+      await assigned(meanwhile, 'assignment while a writer transaction is open');
+      await client.query('COMMIT');
+      await assigned(rows[0]!.id, 'assignment of the hand-inserted task after commit');
+    } finally {
+      client.release();
+    }
+  });
+});
