@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_dispatch_foundation.js';
 import * as m0002 from './migrations/0002_assignment_wakeups.js';
 import * as m0003 from './migrations/0003_lifecycle_rules.js';
+import * as m0004 from './migrations/0004_event_outbox.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -12,6 +13,7 @@ export const migrations: Record<string, Migration> = {
   '0001_dispatch_foundation': m0001,
   '0002_assignment_wakeups': m0002,
   '0003_lifecycle_rules': m0003,
+  '0004_event_outbox': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

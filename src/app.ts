@@ -18,6 +18,7 @@ import { uuidSchema } from './tasks/task.schemas.js';
 import { getTask, type TaskPolicy } from './tasks/task.service.js';
 import { DispatchError } from './http/errors.js';
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
+import { EventsService } from './events/events.service.js';
 
 export interface Dispatch {
   replicaId: string;
@@ -26,6 +27,8 @@ export interface Dispatch {
   database: DatabaseHandle;
   metrics: Metrics;
   assignment: AssignmentService;
+  /** NATS (Hermes): outbox publisher, stats, task requests, agent notices. */
+  events: EventsService;
   /** Graceful stop: no new requests or jobs, in-flight ones finish, pools close. */
   stop(): Promise<void>;
 }
@@ -86,8 +89,19 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
+  const events = new EventsService({
+    url: config.hermes.url,
+    statsIntervalMs: config.hermes.stats_interval_ms,
+    db,
+    policy,
+    logger: log,
+    metrics,
+    clientName: `dispatch ${replicaId}`,
+  });
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.close()));
+    // No new tasks from NATS either; the outbox batch in flight commits before the pool closes.
+    await events.stop();
     assignment.beginShutdown();
     await lifecycle.stop();
     await directory?.sync.stop();
@@ -115,6 +129,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     directory?.sync.start();
     assignment.start();
     lifecycle.start();
+    events.start();
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
     const api = createApi({
@@ -147,7 +162,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     servers.push(await listen(ops, config.server.host, config.server.metrics_port));
     const [apiServer, opsServer] = servers as [RunningServer, RunningServer];
     log.info({ apiPort: apiServer.port, opsPort: opsServer.port }, 'dispatch listening');
-    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, stop: stopAll };
+    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, events, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

@@ -46,6 +46,34 @@ export function createMetrics() {
     help: 'Tasks that stayed pending past their start timeout.',
     registers: [registry],
   });
+  // NATS events (src/events): the outbox's backlog is database-wide, sampled by every replica.
+  const outboxBacklog = new Gauge({
+    name: 'dispatch_events_outbox_backlog',
+    help: 'Task events committed but not yet acknowledged by JetStream (all replicas).',
+    registers: [registry],
+  });
+  const outboxLagSeconds = new Gauge({
+    name: 'dispatch_events_outbox_lag_seconds',
+    help: 'Age of the oldest task event not yet acknowledged by JetStream; 0 when none is owed.',
+    registers: [registry],
+  });
+  const eventsPublished = new Counter({
+    name: 'dispatch_events_published_total',
+    help: 'Task events this replica published to JetStream, by stored event name.',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+  const natsConnected = new Gauge({
+    name: 'dispatch_events_nats_connected',
+    help: '1 while this replica is connected to NATS, else 0.',
+    registers: [registry],
+  });
+  const taskRequests = new Counter({
+    name: 'dispatch_events_task_requests_total',
+    help: 'swarm.task.request messages handled by this replica, by outcome (created, replayed, rejected, error).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     httpRequests,
@@ -55,6 +83,11 @@ export function createMetrics() {
     integrationErrors,
     integrationUp,
     waitingTooLong,
+    outboxBacklog,
+    outboxLagSeconds,
+    eventsPublished,
+    natsConnected,
+    taskRequests,
   };
 }
 

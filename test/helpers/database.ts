@@ -3,8 +3,6 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
 
-const TEMPLATE_DATABASE = 'dispatch_test_template';
-
 export function databaseUrl(database: string): string {
   const parsed = new URL(inject('serverUrl'));
   parsed.pathname = `/${database}`;
@@ -32,7 +30,7 @@ export interface TestDatabase {
 /** A fresh database for one test file: migrated (from the template) unless `empty`. */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const name = `dispatch_t_${randomBytes(6).toString('hex')}`;
-  await adminQuery(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
+  await adminQuery(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`);
   const url = databaseUrl(name);
   const handle = openDatabase(url, 4, 'dispatch-test');
   return {

@@ -5,12 +5,14 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embed
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
 
-export const TEMPLATE_DATABASE = 'dispatch_test_template';
+import { randomBytes } from 'node:crypto';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** URL of a database on the test server from which new databases can be created. */
     serverUrl: string;
+    /** The migrated template this run's test databases are cloned from (one per run). */
+    templateDatabase: string;
   }
 }
 
@@ -33,16 +35,22 @@ export default async function setup(project: TestProject) {
     embedded = await startEmbeddedPostgres({ baseDir: '.dispatch/test-postgres', port: 54339, logger });
     serverUrl = embedded.url;
   }
+  // A template per run, so two test runs sharing one server never drop each other's template.
+  const templateDatabase = `dispatch_template_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
+  await admin.query(`CREATE DATABASE ${templateDatabase}`);
   await admin.end();
-  const template = openDatabase(withDatabase(serverUrl, TEMPLATE_DATABASE), 2);
+  const template = openDatabase(withDatabase(serverUrl, templateDatabase), 2);
   await migrateToLatest(template.db, template.pool, workerLogger(logger));
   await template.close();
   project.provide('serverUrl', serverUrl);
+  project.provide('templateDatabase', templateDatabase);
   return async () => {
+    const cleanup = new pg.Client({ connectionString: serverUrl });
+    await cleanup.connect();
+    await cleanup.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+    await cleanup.end();
     await embedded?.stop();
   };
 }

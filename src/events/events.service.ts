@@ -1,0 +1,228 @@
+import type { JetStreamClient, NatsConnection } from 'nats';
+import type { Db } from '../db/database.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { TaskPolicy } from '../tasks/task.service.js';
+import { AgentEventsSubscriber } from './agent-events.js';
+import { NatsLink, type NatsLinkOptions } from './nats-link.js';
+import { OutageLog } from './outage.js';
+import { discardStaleOwedEvents } from './outbox.queries.js';
+import { OutboxPublisher, type OutboxPublisherOptions, type PublishFn } from './outbox-publisher.js';
+import { Sleeper } from './sleeper.js';
+import { StatsPublisher } from './stats-publisher.js';
+import { ensureEventStream, ensureTaskRequestConsumer } from './stream.js';
+import { encodeBody } from './subjects.js';
+import { TaskRequestConsumer } from './task-requests.js';
+
+export interface EventsOptions {
+  /** hermes.url; empty disables NATS. */
+  url: string;
+  statsIntervalMs: number;
+  db: Db;
+  policy: TaskPolicy;
+  logger: Logger;
+  metrics: Metrics;
+  /** Shown as the client name in NATS monitoring. */
+  clientName: string;
+  outbox?: Pick<OutboxPublisherOptions, 'pollIntervalMs' | 'batchSize' | 'backlogSampleMs'>;
+  connection?: Pick<NatsLinkOptions, 'retryInitialMs' | 'retryMaxMs' | 'reconnectTimeWaitMs' | 'connectTimeoutMs'>;
+  /** How long a JetStream publish waits for its acknowledgement. */
+  publishTimeoutMs?: number;
+  /** Without NATS: owed events older than this are dropped (see discardStaleOwedEvents). */
+  discardOwedAfterMs?: number;
+}
+
+export interface EventsStatus {
+  enabled: boolean;
+  connected: boolean;
+  /** DISPATCH_EVENTS and the request consumer are provisioned on the current connection. */
+  streamReady: boolean;
+  consumingRequests: boolean;
+  agentEvents: boolean;
+}
+
+/** Headroom under the server's max_payload for the subject and headers. */
+const HEADER_ALLOWANCE = 1_024;
+const DISCARD_CHECK_MS = 10 * 60_000;
+
+/**
+ * Hermes: everything Dispatch does with NATS, started after migration and stopped before the
+ * pool closes. Publishing (the outbox, stats) and consuming (task requests, agent notices) all
+ * ride the one connection of NatsLink and pause while it is down.
+ */
+export class EventsService {
+  private readonly log: Logger;
+  private readonly link: NatsLink | null;
+  private readonly publisher: OutboxPublisher;
+  private readonly stats: StatsPublisher;
+  private readonly requests: TaskRequestConsumer;
+  private readonly agentEvents: AgentEventsSubscriber;
+  private readonly jetstreamOutage: OutageLog;
+  private readonly provisionSleeper = new Sleeper();
+  private js: { nc: NatsConnection; client: JetStreamClient } | null = null;
+  private streamReady = false;
+  private provisioning: Promise<void> | null = null;
+  private requestsFor: NatsConnection | null = null;
+  private running = false;
+  private discardTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: EventsOptions) {
+    this.log = options.logger.child({ component: 'events' });
+    const canPublish = () => this.streamReady && this.link?.connection != null;
+    const publish: PublishFn = (message) => this.publish(message);
+    this.publisher = new OutboxPublisher({ db: options.db, publish, canPublish, logger: this.log, metrics: options.metrics, ...options.outbox });
+    this.stats = new StatsPublisher({ db: options.db, publish, canPublish, intervalMs: options.statsIntervalMs, logger: this.log });
+    this.requests = new TaskRequestConsumer({
+      db: options.db,
+      policy: options.policy,
+      publish,
+      logger: this.log,
+      metrics: options.metrics,
+      // Only the stream and consumer: the consumer's own loop retries after this.
+      provision: async () => {
+        const nc = this.link?.connection;
+        if (!nc) throw new Error('NATS is not connected');
+        await this.ensureStreamAndConsumer(nc);
+      },
+    });
+    this.agentEvents = new AgentEventsSubscriber({ db: options.db, logger: this.log });
+    this.jetstreamOutage = new OutageLog(this.log, 'jetstream');
+    this.link = options.url.trim()
+      ? new NatsLink({
+          url: options.url,
+          name: options.clientName,
+          logger: this.log,
+          onUp: (nc) => this.onUp(nc),
+          onDown: () => options.metrics.natsConnected.set(0),
+          ...options.connection,
+        })
+      : null;
+  }
+
+  status(): EventsStatus {
+    return {
+      enabled: this.link !== null,
+      connected: this.link?.connection != null,
+      streamReady: this.streamReady,
+      consumingRequests: this.requests.active,
+      agentEvents: this.agentEvents.active,
+    };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.options.metrics.natsConnected.set(0);
+    if (!this.link) {
+      this.log.info('hermes.url is empty: NATS events are disabled');
+      this.discardTimer = setInterval(() => void this.discardStale(), DISCARD_CHECK_MS);
+      this.discardTimer.unref();
+      return;
+    }
+    this.link.start();
+    this.publisher.start();
+    this.stats.start();
+  }
+
+  /**
+   * Stops consuming first (no new tasks from NATS), lets the outbox batch in flight finish and
+   * commit, then drains and closes the connection. Events not yet published stay owed.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.discardTimer) clearInterval(this.discardTimer);
+    this.provisionSleeper.wake();
+    await this.requests.stop();
+    await this.agentEvents.stop();
+    await Promise.all([this.publisher.stop(), this.stats.stop()]);
+    await this.provisioning?.catch(() => undefined);
+    await this.link?.stop();
+    this.options.metrics.natsConnected.set(0);
+  }
+
+  private onUp(nc: NatsConnection): void {
+    this.options.metrics.natsConnected.set(1);
+    // The subscription is restored by the client on reconnect; only a new connection needs one.
+    void this.agentEvents.start(nc).catch((error: unknown) => this.log.warn({ err: error }, 'could not subscribe to agent notices'));
+    void this.provisionWhileConnected();
+  }
+
+  /** Provisions the stream and consumer, retrying while connected (JetStream may be starting). */
+  private provisionWhileConnected(): Promise<void> {
+    this.provisioning ??= (async () => {
+      let delay = 500;
+      while (this.running && this.link?.connection) {
+        try {
+          await this.provision();
+          this.jetstreamOutage.recovered('JetStream available: stream and consumer provisioned');
+          break;
+        } catch (error) {
+          this.jetstreamOutage.failed(error, 'JetStream unavailable: could not provision DISPATCH_EVENTS; retrying');
+          await this.provisionSleeper.sleep(delay);
+          delay = Math.min(delay * 2, 10_000);
+        }
+      }
+    })().finally(() => {
+      this.provisioning = null;
+    });
+    return this.provisioning;
+  }
+
+  private async ensureStreamAndConsumer(nc: NatsConnection): Promise<void> {
+    const jsm = await nc.jetstreamManager();
+    const stream = await ensureEventStream(jsm, this.log);
+    await ensureTaskRequestConsumer(jsm, stream);
+    this.streamReady = true;
+  }
+
+  /** Stream and consumer, then the request consumer's pull loop on this connection. */
+  private async provision(): Promise<void> {
+    const nc = this.link?.connection;
+    if (!nc) throw new Error('NATS is not connected');
+    await this.ensureStreamAndConsumer(nc);
+    if (this.running && this.requestsFor !== nc) {
+      await this.requests.stop();
+      this.requestsFor = nc;
+      this.requests.start(this.jetstream(nc));
+    }
+    this.publisher.nudge();
+  }
+
+  private jetstream(nc: NatsConnection): JetStreamClient {
+    if (this.js?.nc !== nc) this.js = { nc, client: nc.jetstream() };
+    return this.js.client;
+  }
+
+  private async publish(message: Parameters<PublishFn>[0]): ReturnType<PublishFn> {
+    const nc = this.link?.connection;
+    if (!nc) throw new Error('NATS is not connected');
+    const maxBytes = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE;
+    try {
+      const ack = await Promise.race([
+        this.jetstream(nc).publish(message.subject, encodeBody(message.body, maxBytes), {
+          msgID: message.msgId,
+          timeout: this.options.publishTimeoutMs ?? 5_000,
+        }),
+        this.link!.whenLost(),
+      ]);
+      return { duplicate: ack.duplicate };
+    } catch (error) {
+      // 503 "no responders": no stream captures the subject (deleted, or the server lost it).
+      if ((error as { code?: string }).code === '503') {
+        this.streamReady = false;
+        void this.provisionWhileConnected();
+      }
+      throw error;
+    }
+  }
+
+  private async discardStale(): Promise<void> {
+    try {
+      const dropped = await discardStaleOwedEvents(this.options.db, this.options.discardOwedAfterMs ?? 24 * 3_600_000);
+      if (dropped > 0) this.log.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
+    } catch (error) {
+      this.log.debug({ err: error }, 'could not trim the event outbox');
+    }
+  }
+}

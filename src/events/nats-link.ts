@@ -1,0 +1,170 @@
+import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
+import { redactUrl, type Logger } from '../observability/logger.js';
+import { Sleeper } from './sleeper.js';
+
+export interface NatsLinkOptions {
+  /** hermes.url: one server URL, or several separated by commas. */
+  url: string;
+  /** Client name shown in the server's monitoring (the replica id). */
+  name: string;
+  logger: Logger;
+  /** Called when the connection is up: first connect (`first`) and every reconnect. */
+  onUp: (nc: NatsConnection, first: boolean) => void;
+  /** Called when an established connection drops. */
+  onDown?: () => void;
+  /** Backoff between first-connection attempts: doubles from initial up to max. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Wait between reconnect attempts once connected (the client library's own loop). */
+  reconnectTimeWaitMs?: number;
+  connectTimeoutMs?: number;
+  /** Injectable for tests. */
+  connectFn?: (options: ConnectionOptions) => Promise<NatsConnection>;
+}
+
+/**
+ * The replica's one NATS connection. NATS is optional: if the server is down at start the
+ * replica runs anyway, warns once, and keeps trying in the background with backoff; once
+ * connected, the client library reconnects by itself for ever. Each outage is logged once when
+ * it starts and once when it ends.
+ */
+export class NatsLink {
+  private nc: NatsConnection | null = null;
+  private up = false;
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly sleeper = new Sleeper();
+  private readonly servers: string[];
+  private readonly safeUrl: string;
+  private lost: { promise: Promise<never>; reject: (error: Error) => void } = NatsLink.lostSignal();
+
+  constructor(private readonly options: NatsLinkOptions) {
+    this.servers = options.url
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    this.safeUrl = this.servers.map(redactUrl).join(',');
+  }
+
+  /** The connection while it is up, else null. */
+  get connection(): NatsConnection | null {
+    return this.up ? this.nc : null;
+  }
+
+  /**
+   * Rejects when the current connection drops. A publish in flight when the server goes away would
+   * otherwise wait for its full timeout (and the outbox batch with it) before giving up.
+   */
+  whenLost(): Promise<never> {
+    return this.lost.promise;
+  }
+
+  private static lostSignal() {
+    let reject!: (error: Error) => void;
+    const promise = new Promise<never>((_, r) => (reject = r));
+    promise.catch(() => undefined);
+    return { promise, reject };
+  }
+
+  private markLost(): void {
+    this.lost.reject(new Error('NATS connection lost'));
+    this.lost = NatsLink.lostSignal();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.connectLoop();
+  }
+
+  /** Stops trying; drains an open connection (pending publishes are flushed) and closes it. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.sleeper.wake();
+    await this.loopDone;
+    const nc = this.nc;
+    const wasUp = this.up;
+    this.nc = null;
+    this.up = false;
+    if (!nc || nc.isClosed()) return;
+    if (wasUp && !nc.isDraining()) {
+      // Drain waits for the server; if it vanishes meanwhile, close after a bound.
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref());
+      await Promise.race([nc.drain().catch(() => undefined), bound]);
+    }
+    if (!nc.isClosed()) await nc.close().catch(() => undefined);
+  }
+
+  private async connectLoop(): Promise<void> {
+    const connectFn = this.options.connectFn ?? connect;
+    let delay = this.options.retryInitialMs ?? 500;
+    let warned = false;
+    while (this.running) {
+      try {
+        const nc = await connectFn({
+          servers: this.servers,
+          name: this.options.name,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: this.options.reconnectTimeWaitMs ?? 1_000,
+          timeout: this.options.connectTimeoutMs ?? 2_000,
+          // Notice a server that vanished without closing the socket within ~30 s, not 4 minutes.
+          pingInterval: 10_000,
+          maxPingOut: 3,
+        });
+        if (!this.running) {
+          await nc.close();
+          return;
+        }
+        this.nc = nc;
+        this.up = true;
+        this.options.logger.info({ url: this.safeUrl }, warned ? 'NATS reachable: connected, events flowing' : 'connected to NATS');
+        this.watch(nc);
+        this.options.onUp(nc, true);
+        return;
+      } catch (error) {
+        if (!warned) {
+          warned = true;
+          this.options.logger.warn(
+            { url: this.safeUrl, err: error },
+            'NATS unreachable: Dispatch runs without it (events wait in the outbox) and keeps trying to connect in the background',
+          );
+        } else {
+          this.options.logger.debug({ url: this.safeUrl, err: error }, 'NATS still unreachable');
+        }
+        await this.sleeper.sleep(delay);
+        delay = Math.min(delay * 2, this.options.retryMaxMs ?? 5_000);
+      }
+    }
+  }
+
+  private watch(nc: NatsConnection): void {
+    let downSince: number | null = null;
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === Events.Disconnect && downSince === null) {
+          downSince = Date.now();
+          this.up = false;
+          this.markLost();
+          this.options.logger.warn({ url: this.safeUrl }, 'lost the NATS connection: events wait in the outbox; reconnecting');
+          this.options.onDown?.();
+        } else if (status.type === Events.Reconnect) {
+          this.options.logger.info({ url: this.safeUrl, downMs: downSince === null ? 0 : Date.now() - downSince }, 'reconnected to NATS');
+          downSince = null;
+          this.up = true;
+          this.options.onUp(nc, false);
+        }
+      }
+    })().catch(() => undefined);
+    // The library gave up (it should not, with unlimited reconnects; an auth failure can do it):
+    // start over with a new connection rather than stay silent for ever.
+    void nc.closed().then((error) => {
+      if (!this.running || this.nc !== nc) return;
+      this.options.logger.warn({ err: error }, 'NATS connection closed; connecting again');
+      this.nc = null;
+      this.up = false;
+      this.markLost();
+      this.options.onDown?.();
+      this.loopDone = this.connectLoop();
+    });
+  }
+}

@@ -1,0 +1,173 @@
+import type { Db } from '../db/database.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { OutageLog } from './outage.js';
+import * as q from './outbox.queries.js';
+import { Sleeper } from './sleeper.js';
+import { taskEventMessage, type OutgoingMessage } from './subjects.js';
+
+/** Publishes one message to JetStream and resolves with its acknowledgement; throws if not stored. */
+export type PublishFn = (message: OutgoingMessage) => Promise<{ duplicate: boolean }>;
+
+export interface OutboxPublisherOptions {
+  db: Db;
+  publish: PublishFn;
+  /** False while NATS is down or the stream is not ready: the outbox is then left alone. */
+  canPublish: () => boolean;
+  logger: Logger;
+  metrics: Metrics;
+  /**
+   * Idle poll period. Events are found by polling rather than LISTEN/NOTIFY: a NOTIFY per event
+   * would serialise every committing transaction on the notify queue lock. The idle probe is one
+   * index lookup on an (almost always) empty table, so 50 ms costs little and bounds the delay.
+   */
+  pollIntervalMs?: number;
+  /** Events per transaction; a full batch is followed by the next one at once. */
+  batchSize?: number;
+  /** How often the backlog metrics are refreshed (also while NATS is down, when they matter). */
+  backlogSampleMs?: number;
+}
+
+export interface BatchResult {
+  /** Another replica held the publisher lock: nothing was read. */
+  skipped: boolean;
+  read: number;
+  published: number;
+  /** Of `published`, how many JetStream already had (a republished batch). */
+  duplicates: number;
+  /** Not published this time: a failed publish and the later events of the same tasks. */
+  held: number;
+}
+
+/**
+ * Publishes a batch so that each task's events reach the stream in order: tasks in parallel,
+ * each task's events one after another, and a task stops at its first failure so no later event
+ * of it overtakes the one that failed. Returns what was acknowledged.
+ */
+export async function publishInTaskOrder(
+  rows: q.OwedEvent[],
+  publish: PublishFn,
+): Promise<{ published: q.OwedEvent[]; duplicates: number; held: number; error: unknown }> {
+  const chains = new Map<string, q.OwedEvent[]>();
+  for (const row of rows) {
+    const chain = chains.get(row.task_id);
+    if (chain) chain.push(row);
+    else chains.set(row.task_id, [row]);
+  }
+  const published: q.OwedEvent[] = [];
+  let duplicates = 0;
+  let held = 0;
+  let error: unknown;
+  await Promise.all(
+    [...chains.values()].map(async (chain) => {
+      for (const [index, row] of chain.entries()) {
+        try {
+          const ack = await publish(taskEventMessage(row));
+          if (ack.duplicate) duplicates += 1;
+          published.push(row);
+        } catch (failure) {
+          error ??= failure;
+          held += chain.length - index;
+          return;
+        }
+      }
+    }),
+  );
+  return { published, duplicates, held, error };
+}
+
+/** The outbox's publishing loop: every replica runs one; one at a time publishes. */
+export class OutboxPublisher {
+  private readonly pollIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly backlogSampleMs: number;
+  private readonly sleeper = new Sleeper();
+  private readonly natsOutage: OutageLog;
+  private readonly databaseOutage: OutageLog;
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private sampler: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: OutboxPublisherOptions) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    this.batchSize = options.batchSize ?? 500;
+    this.backlogSampleMs = options.backlogSampleMs ?? 5_000;
+    this.natsOutage = new OutageLog(options.logger, 'nats-publish');
+    this.databaseOutage = new OutageLog(options.logger, 'outbox-database');
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+    this.sampler = setInterval(() => void this.sampleBacklog(), this.backlogSampleMs);
+    this.sampler.unref();
+    void this.sampleBacklog();
+  }
+
+  /** Finishes the batch in flight (publishes and their commit), then stops. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = null;
+    this.sleeper.wake();
+    await this.loopDone;
+  }
+
+  /** Look now rather than at the next poll (NATS just came back). */
+  nudge(): void {
+    this.sleeper.wake();
+  }
+
+  /** One batch: if owed events exist and no other replica is publishing, publish and forget them. */
+  async runOnce(): Promise<BatchResult> {
+    const none: BatchResult = { skipped: false, read: 0, published: 0, duplicates: 0, held: 0 };
+    if (!(await q.hasOwedEvents(this.options.db))) return none;
+    const result = await q.asOnlyPublisher(this.options.db, async (tx) => {
+      const rows = await q.readOwedEvents(tx, this.batchSize);
+      const outcome = await publishInTaskOrder(rows, this.options.publish);
+      await q.forgetPublished(
+        tx,
+        outcome.published.map((r) => r.id),
+      );
+      return { rows, outcome };
+    });
+    if (!result) return { ...none, skipped: true };
+    const { rows, outcome } = result;
+    for (const row of outcome.published) this.options.metrics.eventsPublished.inc({ event: row.event });
+    if (outcome.held > 0) {
+      this.natsOutage.failed(outcome.error, 'events could not be published to NATS; they stay in the outbox and will be retried in order');
+    } else if (outcome.published.length > 0) {
+      this.natsOutage.recovered('publishing events to NATS again');
+    }
+    return { skipped: false, read: rows.length, published: outcome.published.length, duplicates: outcome.duplicates, held: outcome.held };
+  }
+
+  /** Refreshes the backlog gauges: how many events are owed and how old the oldest is. */
+  async sampleBacklog(): Promise<void> {
+    try {
+      const backlog = await q.readBacklog(this.options.db);
+      this.options.metrics.outboxBacklog.set(backlog.events);
+      this.options.metrics.outboxLagSeconds.set(backlog.oldestAgeSeconds);
+    } catch (error) {
+      this.options.logger.debug({ err: error }, 'could not sample the outbox backlog');
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let more = false;
+      if (this.options.canPublish()) {
+        try {
+          const batch = await this.runOnce();
+          // A full, clean batch means more may be waiting: go again without sleeping.
+          more = batch.read >= this.batchSize && batch.held === 0;
+          this.databaseOutage.recovered('outbox readable again');
+        } catch (error) {
+          this.databaseOutage.failed(error, 'could not read or update the event outbox; retrying');
+        }
+      }
+      if (!more && this.running) await this.sleeper.sleep(this.pollIntervalMs);
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { Database } from '../db/schema.js';
+import type { StoredTaskEvent } from './subjects.js';
+
+/**
+ * The outbox's SQL (table and trigger: migration 0004). Replicas publish one at a time: a batch is
+ * read, published and deleted inside one transaction holding a transaction-level advisory lock,
+ * so a second replica waits for the first one's commit and then sees its deletions. Events of
+ * one task are committed in id order (each writes the task's row, so they serialise on its row
+ * lock), so reading in id order and publishing a task's events one after another keeps per-task
+ * order across batches, crashes and takeovers.
+ */
+
+/** Arbitrary constant: held (per transaction) by the replica publishing a batch. */
+const PUBLISHER_LOCK_KEY = 72142510;
+
+/**
+ * A replica that dies or hangs mid-batch (partitioned from the database, stuck in GC) must not
+ * block the others for the minutes TCP keepalive would take: Postgres ends its idle transaction
+ * after this, releasing the lock, and another replica republishes the batch. JetStream drops the
+ * copies: the stream's duplicate window (stream.ts) is well above this.
+ */
+const PUBLISHER_IDLE_LIMIT = '30s';
+
+export type Tx = Transaction<Database>;
+
+export interface OwedEvent extends StoredTaskEvent {
+  id: number;
+}
+
+/** Cheap idle check for the poll loop: an index probe on a table that is usually empty. */
+export async function hasOwedEvents(db: Db): Promise<boolean> {
+  const { rows } = await sql<{ id: number }>`SELECT id FROM dispatch_event_outbox ORDER BY id LIMIT 1`.execute(db);
+  return rows.length > 0;
+}
+
+/**
+ * Runs `work` as the only publisher, or returns null at once if another replica is publishing.
+ * Work done in `work` commits (or rolls back) with the lock's transaction.
+ */
+export async function asOnlyPublisher<T>(db: Db, work: (tx: Tx) => Promise<T>): Promise<T | null> {
+  return await db.transaction().execute(async (tx) => {
+    const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${PUBLISHER_LOCK_KEY}) AS locked`.execute(tx);
+    if (!rows[0]?.locked) return null;
+    await sql.raw(`SET LOCAL idle_in_transaction_session_timeout = '${PUBLISHER_IDLE_LIMIT}'`).execute(tx);
+    return await work(tx);
+  });
+}
+
+/** The oldest owed events, in commit-safe id order. */
+export async function readOwedEvents(tx: Tx, limit: number): Promise<OwedEvent[]> {
+  const { rows } = await sql<OwedEvent>`
+    SELECT e.id, e.event_id, e.task_id, e.event, e.payload, e.created_at
+      FROM dispatch_event_outbox o
+      JOIN dispatch_task_events e ON e.id = o.id
+     ORDER BY o.id
+     LIMIT ${limit}`.execute(tx);
+  return rows;
+}
+
+/** JetStream acknowledged these: they are no longer owed. */
+export async function forgetPublished(tx: Tx, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`DELETE FROM dispatch_event_outbox WHERE id = ANY (${ids}::bigint[])`.execute(tx);
+}
+
+export interface OutboxBacklog {
+  /** Owed events, counted up to `cap` (a long NATS outage must not make the sample itself slow). */
+  events: number;
+  /** Age of the oldest owed event in seconds; 0 when nothing is owed. */
+  oldestAgeSeconds: number;
+}
+
+export async function readBacklog(db: Db, cap = 1_000_000): Promise<OutboxBacklog> {
+  const { rows } = await sql<{ events: number; age: number | null }>`
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM dispatch_event_outbox LIMIT ${cap}) c)::int AS events,
+           (SELECT extract(epoch FROM now() - created_at)::float8 FROM dispatch_event_outbox ORDER BY id LIMIT 1) AS age`.execute(db);
+  const row = rows[0];
+  return { events: row?.events ?? 0, oldestAgeSeconds: Math.max(0, row?.age ?? 0) };
+}
+
+/**
+ * With NATS not configured nobody publishes, so owed events would pile up for ever; a replica
+ * without NATS forgets those older than `olderThanMs` (far beyond any outage a publishing
+ * replica would wait out), a bounded batch at a time.
+ */
+export async function discardStaleOwedEvents(db: Db, olderThanMs: number, limit = 10_000): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    WITH d AS (
+      DELETE FROM dispatch_event_outbox
+       WHERE id IN (SELECT id FROM dispatch_event_outbox
+                     WHERE created_at < now() - make_interval(secs => ${olderThanMs / 1000})
+                     ORDER BY id LIMIT ${limit})
+      RETURNING 1
+    )
+    SELECT count(*)::int AS n FROM d`.execute(db);
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Claims interval `slot` of the periodic message `name` for this replica. Exactly one caller
+ * per slot gets true, whichever replicas ask and whenever; the slot number comes from the
+ * database clock so replicas agree on it.
+ */
+export async function claimPeriodicSlot(db: Db, name: string, intervalMs: number): Promise<number | null> {
+  const { rows } = await sql<{ slot: number }>`
+    INSERT INTO dispatch_periodic_publications AS p (name, slot)
+    VALUES (${name}, floor(extract(epoch FROM now()) * 1000 / ${intervalMs})::bigint)
+    ON CONFLICT (name) DO UPDATE SET slot = EXCLUDED.slot WHERE p.slot < EXCLUDED.slot
+    RETURNING slot`.execute(db);
+  return rows[0]?.slot ?? null;
+}

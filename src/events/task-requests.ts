@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import type { JetStreamClient, JsMsg } from 'nats';
+import type { Db } from '../db/database.js';
+import type { TaskRow } from '../db/schema.js';
+import { DispatchError, validationError } from '../http/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { createTaskSchema } from '../tasks/task.schemas.js';
+import { createTask, type TaskPolicy } from '../tasks/task.service.js';
+import type { PublishFn } from './outbox-publisher.js';
+import { Sleeper } from './sleeper.js';
+import { EVENT_STREAM, TASK_REJECTED_SUBJECT, TASK_REQUEST_CONSUMER } from './subjects.js';
+
+/** One stored `swarm.task.request`, as much of it as creating the task needs. */
+export interface TaskRequestMessage {
+  data: Uint8Array;
+  /** Stream sequence and store time: together they name this message for good. */
+  streamSeq: number;
+  timestampNanos: number;
+}
+
+export type TaskRequestOutcome =
+  | { kind: 'created'; task: TaskRow }
+  | { kind: 'replayed'; task: TaskRow }
+  | { kind: 'rejected'; error: DispatchError; original: unknown };
+
+/**
+ * The task's Idempotency-Key: a redelivery of the same stored message (a replica died after
+ * committing, before acknowledging) finds the task it already created. The store time is part of
+ * it because sequences restart if the stream is ever deleted and recreated.
+ */
+export function requestIdempotencyKey(message: Pick<TaskRequestMessage, 'streamSeq' | 'timestampNanos'>): string {
+  return `nats:${EVENT_STREAM}:${message.streamSeq}:${message.timestampNanos}`;
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * Validates a request exactly as POST /api/v1/tasks does (same schema, same service, same error
+ * details) and creates the task. The requester, which REST takes from X-Agent-ID, must be in the
+ * message. A DispatchError is a rejection of this request; any other error is ours (database
+ * down) and is thrown so the message is redelivered.
+ */
+export async function createTaskFromRequest(db: Db, policy: TaskPolicy, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
+  const text = new TextDecoder().decode(message.data);
+  const json = parseJson(text);
+  if (!json.ok) {
+    return {
+      kind: 'rejected',
+      error: new DispatchError('invalid_json', 'request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]),
+      original: text,
+    };
+  }
+  const parsed = createTaskSchema.safeParse(json.value);
+  if (!parsed.success) return { kind: 'rejected', error: validationError(parsed.error, 'request body'), original: json.value };
+  const requester = parsed.data.requester;
+  if (requester === undefined) {
+    return {
+      kind: 'rejected',
+      error: new DispatchError('validation_failed', 'invalid request body: requester', [
+        { field: 'requester', message: 'required: the agent asking for the task' },
+      ]),
+      original: json.value,
+    };
+  }
+  try {
+    const outcome = await createTask(db, policy, requester, parsed.data, requestIdempotencyKey(message));
+    return { kind: outcome.replayed ? 'replayed' : 'created', task: outcome.task };
+  } catch (error) {
+    if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: json.value };
+    throw error;
+  }
+}
+
+/** The `swarm.dispatch.rejected` body. */
+export function rejectionBody(error: DispatchError, original: unknown): Record<string, unknown> {
+  return {
+    reason: error.message,
+    code: error.code,
+    details: error.details,
+    original,
+    event_id: randomUUID(),
+    occurred_at: new Date().toISOString(),
+  };
+}
+
+export interface TaskRequestConsumerOptions {
+  db: Db;
+  policy: TaskPolicy;
+  publish: PublishFn;
+  logger: Logger;
+  metrics: Metrics;
+  /** Re-provisions the stream and consumer (they were deleted, or the server lost them). */
+  provision: () => Promise<void>;
+  /** Messages pulled ahead per replica. */
+  batch?: number;
+  /** Delay before a message that failed on our side (database down) is offered again. */
+  retryDelayMs?: number;
+}
+
+/**
+ * Pulls `swarm.task.request` from the durable consumer every replica shares: JetStream gives each
+ * message to one replica, and takes it back (redelivers) if it is not acknowledged in time. A
+ * message is acknowledged only after the task's commit (or after its rejection is published).
+ */
+export class TaskRequestConsumer {
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private stopCurrent: (() => void) | null = null;
+  private readonly sleeper = new Sleeper();
+  private consuming = false;
+
+  constructor(private readonly options: TaskRequestConsumerOptions) {}
+
+  /** True while a pull loop is attached to the consumer. */
+  get active(): boolean {
+    return this.consuming;
+  }
+
+  start(js: JetStreamClient): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop(js);
+  }
+
+  /** Stops pulling and finishes the message in hand; pulled-ahead messages are redelivered elsewhere. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopCurrent?.();
+    this.sleeper.wake();
+    await this.loopDone;
+  }
+
+  private async loop(js: JetStreamClient): Promise<void> {
+    let attempt = 0;
+    while (this.running) {
+      try {
+        const consumer = await js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
+        const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
+        this.stopCurrent = () => messages.stop();
+        // The library retries a missing consumer for ever; recreate it instead.
+        void (async () => {
+          for await (const status of await messages.status()) {
+            if (['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type)) {
+              messages.stop();
+              return;
+            }
+          }
+        })().catch(() => undefined);
+        this.consuming = true;
+        attempt = 0;
+        for await (const message of messages) {
+          await this.handle(message);
+          if (!this.running) break;
+        }
+      } catch (error) {
+        this.options.logger.debug({ err: error }, 'task request consumer interrupted');
+      } finally {
+        this.consuming = false;
+        this.stopCurrent = null;
+      }
+      if (!this.running) return;
+      attempt += 1;
+      await this.sleeper.sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)));
+      if (!this.running) return;
+      await this.options.provision().catch((error: unknown) => this.options.logger.debug({ err: error }, 'could not re-provision'));
+    }
+  }
+
+  private async handle(message: JsMsg): Promise<void> {
+    const { db, policy, logger, metrics } = this.options;
+    const request: TaskRequestMessage = { data: message.data, streamSeq: message.seq, timestampNanos: message.info.timestampNanos };
+    try {
+      const outcome = await createTaskFromRequest(db, policy, request);
+      if (outcome.kind === 'rejected') {
+        logger.warn(
+          { seq: message.seq, reason: outcome.error.message, details: outcome.error.details },
+          'swarm.task.request rejected',
+        );
+        await this.options.publish({
+          subject: TASK_REJECTED_SUBJECT,
+          msgId: `rejected:${requestIdempotencyKey(request)}`,
+          body: rejectionBody(outcome.error, outcome.original),
+        });
+      } else {
+        if (outcome.kind === 'created') metrics.taskTransitions.inc({ event: 'created' });
+        logger.debug({ seq: message.seq, task: outcome.task.id, outcome: outcome.kind }, 'task created from swarm.task.request');
+      }
+      metrics.taskRequests.inc({ outcome: outcome.kind });
+      message.ack();
+    } catch (error) {
+      metrics.taskRequests.inc({ outcome: 'error' });
+      logger.warn({ err: error, seq: message.seq }, 'swarm.task.request not handled; it will be redelivered');
+      message.nak(this.options.retryDelayMs ?? 2_000);
+    }
+  }
+}
