@@ -117,19 +117,52 @@ export class Assigner {
     return marked;
   }
 
+  private running: Promise<void> | undefined;
+  private rerun = false;
+
+  /**
+   * One drain at a time in this process. A drain pins a connection for its session locks and
+   * then needs a second for each batch: side by side (one per worker slot), drains could hold
+   * every connection of the pool while each waited for one more, and the whole replica stalled
+   * until the pool's connect timeout (every API request 10 s, then 503). A job that finds a drain
+   * running asks it for one more pass and returns, so it neither holds a worker slot that timeout
+   * jobs need nor loses the wake-up it carries (the running pass may have looked before it).
+   */
+  drain(shouldStop: () => boolean): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return Promise.resolve();
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.rerun = false;
+          await this.drainAlone(shouldStop);
+        } while (this.rerun && !shouldStop());
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    this.running = run;
+    return run;
+  }
+
   /**
    * Drains the queue as the one active assigner, then goes idle without losing a wake-up (see
    * migration 0002). Returns at once if another assigner is active: it will see our tasks.
    */
-  async drain(shouldStop: () => boolean): Promise<void> {
+  private async drainAlone(shouldStop: () => boolean): Promise<void> {
     const conn = await this.pool.connect();
     try {
       for (;;) {
         if (!(await this.becomeActive(conn))) return;
         try {
+          // Stay active while batches keep placing work, full or not: under a steady stream of
+          // new tasks the assigner then never looks idle, so writers enqueue no wake-up jobs (each
+          // a NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
           while (!shouldStop()) {
             const batch = await this.assignBatch();
-            if (batch.claimed < this.options.batchSize || batch.assigned === 0) break;
+            if (batch.assigned === 0) break;
           }
         } finally {
           await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_ACTIVE_LOCK]);

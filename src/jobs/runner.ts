@@ -8,7 +8,7 @@ import { workerLogger } from '../observability/logger.js';
 export type JobHandler = (payload: unknown) => Promise<void>;
 
 export interface JobRunner {
-  /** graphile-worker ids of this runner's workers (they appear in locked_by). */
+  /** graphile-worker ids of this runner's pool and workers (the pool's appears in locked_by). */
   workerIds(): string[];
   /** Takes no new jobs, lets running ones finish, releases its locks. */
   stop(): Promise<void>;
@@ -30,6 +30,10 @@ export async function startJobRunner(options: {
   const workerIds = new Set<string>();
   // Listening before run() starts, so the first workers' ids are not missed.
   const events: WorkerEvents = new EventEmitter();
+  // graphile-worker 0.16+ locks jobs in the name of the worker *pool* (locked_by = 'pool-…'), not
+  // of each worker: record both, so a live replica's locks are recognised as its own.
+  events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
+  events.on('pool:release', ({ workerPool }) => workerIds.delete(workerPool.id));
   events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
   events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
   const runner: Runner = await run({
