@@ -1,6 +1,7 @@
 import { startDispatch, type Dispatch } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { isDatabaseUnavailable } from './http/database-errors.js';
 import { createLogger } from './observability/logger.js';
 
 /** The `dispatch` process: config -> database (embedded unless one is configured) -> replica. */
@@ -16,6 +17,20 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logging);
+  // graphile-worker 0.17 settles a finished job (completeJob/failJob in its worker loop) without
+  // awaiting the promise: when PostgreSQL goes away at that instant (restart, failover) the
+  // rejection has no handler and Node kills the replica (found by the chaos suite's PostgreSQL
+  // restart). The job stays locked and is retried later; the replica carries on and recovers with
+  // the database. Any other unhandled rejection is still fatal.
+  process.on('unhandledRejection', (reason) => {
+    if (isDatabaseUnavailable(reason)) {
+      logger.warn({ err: reason }, 'database unavailable while a background job was being settled; carrying on');
+      return;
+    }
+    logger.fatal({ err: reason }, 'unhandled promise rejection');
+    logger.flush();
+    process.exit(1);
+  });
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.database.url;
   if (!databaseUrl) {

@@ -137,7 +137,13 @@ export class Assigner {
       try {
         do {
           this.rerun = false;
-          await this.drainAlone(shouldStop);
+          try {
+            await this.drainAlone(shouldStop);
+          } catch (error) {
+            // The jobs that asked for another pass have already returned: make it, or fail this job.
+            if (!this.rerun) throw error;
+            this.logger.warn({ err: error }, 'assignment pass failed; running the pass other jobs asked for');
+          }
         } while (this.rerun && !shouldStop());
       } finally {
         this.running = undefined;

@@ -100,12 +100,13 @@ export interface AppliedAssignment {
  */
 export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promise<AppliedAssignment[]> {
   if (assignments.length === 0) return [];
-  const ids = assignments.map((a) => a.taskId);
-  const agents = assignments.map((a) => a.agent);
-  const placements = assignments.map((a) => JSON.stringify(a.placement));
+  // One JSON document, not three arrays: a jsonb[] parameter is escaped element by element by the
+  // driver and parsed twice by the server (array, then each jsonb), which cost more than the
+  // update itself for a batch of 2,000 placements (~1.4 kB each).
+  const decisions = JSON.stringify(assignments.map((a) => ({ id: a.taskId, agent: a.agent, placement: a.placement })));
   const { rows } = await sql<AppliedAssignment>`
     WITH decided AS (
-      SELECT * FROM unnest(${ids}::uuid[], ${agents}::text[], ${placements}::jsonb[]) AS d(id, agent, placement)
+      SELECT * FROM jsonb_to_recordset(${decisions}::jsonb) AS d(id uuid, agent text, placement jsonb)
     ), t AS (
       UPDATE dispatch_tasks t
          SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),

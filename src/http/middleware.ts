@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { agentIdSchema } from '../tasks/task.schemas.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,16 +29,33 @@ export function requestContext(logger: Logger, metrics: Metrics): MiddlewareHand
   };
 }
 
-/** Bodies over the limit are refused before they are read whole. */
+/**
+ * Bodies over the limit are refused before they are read whole. A declared Content-Length is
+ * checked from the header alone (Node's parser never delivers more bytes than it declares); only
+ * a body without one (chunked) goes through Hono's counting reader. Not touching the request body
+ * here matters: Hono's middleware looks at `c.req.raw.body`, which makes @hono/node-server build
+ * a full web Request (streams, AbortSignal) for every call, GETs included; left alone, the body is
+ * read straight from the socket when the handler asks for it.
+ */
 export function limitBody(maxSize: number): MiddlewareHandler<ApiEnv> {
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new DispatchError('payload_too_large', `request body exceeds ${maxSize} bytes`, [
-        { field: '(body)', message: `at most ${maxSize} bytes` },
-      ]);
-    },
-  });
+  const tooLarge = (c: Context) => {
+    // The rest of the body is left unread, so this connection cannot carry another request:
+    // say so, or a keep-alive client reuses it and its next request dies on a closed socket.
+    c.header('Connection', 'close');
+    throw new DispatchError('payload_too_large', `request body exceeds ${maxSize} bytes`, [
+      { field: '(body)', message: `at most ${maxSize} bytes` },
+    ]);
+  };
+  const counting = bodyLimit({ maxSize, onError: tooLarge });
+  return async (c, next) => {
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(length)) {
+      if (Number(length) > maxSize) tooLarge(c);
+      return await next();
+    }
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return await next();
+    return await counting(c, next);
+  };
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();

@@ -18,10 +18,20 @@ export class RateLimiter {
   /** Takes one token; returns 0 when allowed, else the seconds to wait before one is free. */
   take(key: string): number {
     const now = this.now();
-    const bucket = this.buckets.get(key) ?? { tokens: this.perMinute, updatedAt: now };
-    bucket.tokens = Math.min(this.perMinute, bucket.tokens + (now - bucket.updatedAt) * this.refillPerMs);
-    bucket.updatedAt = now;
-    if (!this.buckets.has(key)) this.remember(key, bucket);
+    let bucket = this.buckets.get(key);
+    if (bucket) {
+      // Map order is the eviction order: a bucket in use moves to the young end.
+      this.buckets.delete(key);
+      this.buckets.set(key, bucket);
+    } else {
+      bucket = { tokens: this.perMinute, updatedAt: now };
+      this.remember(key, bucket);
+    }
+    // A clock stepped back (NTP) neither takes tokens away nor, later, refills the same time twice.
+    if (now > bucket.updatedAt) {
+      bucket.tokens = Math.min(this.perMinute, bucket.tokens + (now - bucket.updatedAt) * this.refillPerMs);
+      bucket.updatedAt = now;
+    }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;

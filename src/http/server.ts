@@ -2,6 +2,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
+import type { Duplex } from 'node:stream';
+import { DispatchError, errorBody } from './errors.js';
 
 export interface RunningServer {
   port: number;
@@ -9,11 +11,43 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Requests Node's HTTP parser refuses never reach the app: a request line and headers over its
+ * 16 KiB limit, malformed HTTP, a request that did not arrive in time. Node would answer with a
+ * bare status line; answer in the API's error shape instead, so every client sees one format.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response already under way on this socket cannot be followed by another one.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message]: [number, string, 'payload_too_large' | 'validation_failed', string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'payload_too_large', 'request line and headers exceed the server limit']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'validation_failed', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'validation_failed', `malformed HTTP request (${error.code ?? 'parse error'})`];
+  const body = JSON.stringify(errorBody(new DispatchError(code, message, [{ field: '(request)', message }])));
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 // `Hono<any>` because the sub-apps carry different Env types; only `fetch` is used here.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function listen(app: Hono<any>, host: string, port: number): Promise<RunningServer> {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
+  // Keep-alive clients that never pause (agents polling) would hold server.close() open forever,
+  // served on their old sockets: once closing, every response says Connection: close, and
+  // sockets that fall idle are closed until none is left.
+  let closing = false;
+  server.on('request', (_req, res) => {
+    if (closing) res.setHeader('connection', 'close');
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -25,7 +59,13 @@ export async function listen(app: Hono<any>, host: string, port: number): Promis
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        closing = true;
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        sweep.unref();
+        server.close(() => {
+          clearInterval(sweep);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { TaskEventRow, TaskRow, TaskStatus } from '../db/schema.js';
@@ -27,15 +28,40 @@ export interface NewTask {
 
 const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value));
 
-/** Inserts a task and its `created` event; with an idempotency key already used, inserts nothing. */
-export async function insertTask(db: Db, task: NewTask): Promise<TaskRow | undefined> {
-  const { rows } = await sql<TaskRow>`
+/**
+ * Inserts tasks and their `created` events in one statement (ids are chosen by the caller, so each
+ * row returned can be matched to its request). A task whose requester already used its idempotency
+ * key is skipped, so only the rows actually inserted come back.
+ */
+export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: string }>): Promise<TaskRow[]> {
+  const rows = JSON.stringify(
+    tasks.map((t) => ({
+      id: t.id,
+      requester: t.requester,
+      title: t.title,
+      description: t.description,
+      scope: t.scope,
+      priority: t.priority,
+      // JSON null becomes SQL NULL in jsonb_to_recordset, as json() gives for a single row.
+      context: t.context ?? null,
+      timeout_ms: t.timeout_ms,
+      heartbeat_timeout_ms: t.heartbeat_timeout_ms,
+      start_timeout_ms: t.start_timeout_ms,
+      max_retries: t.max_retries,
+      parent_id: t.parent_id,
+      idempotency_key: t.idempotency_key,
+    })),
+  );
+  const result = await sql<TaskRow>`
     WITH t AS (
-      INSERT INTO dispatch_tasks (requester, title, description, scope, priority, context, timeout_ms,
+      INSERT INTO dispatch_tasks (id, requester, title, description, scope, priority, context, timeout_ms,
                                   heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key)
-      VALUES (${task.requester}, ${task.title}, ${task.description}, ${task.scope}, ${task.priority},
-              ${json(task.context)}::jsonb, ${task.timeout_ms}, ${task.heartbeat_timeout_ms}, ${task.start_timeout_ms},
-              ${task.max_retries}, ${task.parent_id}, ${task.idempotency_key})
+      SELECT id, requester, title, description, scope, priority, context, timeout_ms,
+             heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key
+        FROM jsonb_to_recordset(${rows}::jsonb) AS x(
+               id uuid, requester text, title text, description text, scope text, priority smallint, context jsonb,
+               timeout_ms integer, heartbeat_timeout_ms integer, start_timeout_ms integer, max_retries integer,
+               parent_id uuid, idempotency_key text)
       ON CONFLICT (requester, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING *
     ), e AS (
@@ -45,7 +71,12 @@ export async function insertTask(db: Db, task: NewTask): Promise<TaskRow | undef
         FROM t
     )
     SELECT * FROM t`.execute(db);
-  return rows[0];
+  return result.rows;
+}
+
+/** Inserts one task and its `created` event; with an idempotency key already used, inserts nothing. */
+export async function insertTask(db: Db, task: NewTask): Promise<TaskRow | undefined> {
+  return (await insertTasks(db, [{ ...task, id: randomUUID() }]))[0];
 }
 
 export async function findTaskByIdempotencyKey(db: Db, requester: string, key: string): Promise<TaskRow | undefined> {
@@ -55,6 +86,12 @@ export async function findTaskByIdempotencyKey(db: Db, requester: string, key: s
     .where('requester', '=', requester)
     .where('idempotency_key', '=', key)
     .executeTakeFirst();
+}
+
+/** Tasks by id, in no particular order; ids that name no task are left out. */
+export async function findTasks(db: Db, ids: readonly string[]): Promise<TaskRow[]> {
+  const { rows } = await sql<TaskRow>`SELECT * FROM dispatch_tasks WHERE id = ANY(${ids}::uuid[])`.execute(db);
+  return rows;
 }
 
 export async function findTask(db: Db, id: string): Promise<TaskRow | undefined> {
@@ -73,23 +110,30 @@ export interface TaskListFilter {
   scope?: string;
   parent_id?: string;
   limit: number;
-  after?: { created_at: Date; id: string };
+  /** The last row of the previous page; created_at as returned in `cursor_created_at`. */
+  after?: { created_at: string; id: string };
 }
 
+/**
+ * A listed task plus its created_at to the microsecond, for the next page's cursor: a JS Date
+ * keeps only milliseconds, and a cursor rounded down to the millisecond skips every task created
+ * in the same millisecond as the page's last one (all of them, for tasks inserted together).
+ */
+export type ListedTask = TaskRow & { cursor_created_at: string };
+
 /** Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first. */
-export async function listTasks(db: Db, filter: TaskListFilter): Promise<TaskRow[]> {
-  let query = db.selectFrom('dispatch_tasks').selectAll();
+export async function listTasks(db: Db, filter: TaskListFilter): Promise<ListedTask[]> {
+  let query = db
+    .selectFrom('dispatch_tasks')
+    .selectAll()
+    .select(sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_created_at'));
   if (filter.status) query = query.where('status', '=', filter.status);
   if (filter.requester) query = query.where('requester', '=', filter.requester);
   if (filter.assignee) query = query.where('assignee', '=', filter.assignee);
   if (filter.scope) query = query.where('scope', '=', filter.scope);
   if (filter.parent_id) query = query.where('parent_id', '=', filter.parent_id);
   const after = filter.after;
-  if (after) {
-    query = query.where(({ eb, refTuple, tuple }) =>
-      eb(refTuple('created_at', 'id'), '<', tuple(after.created_at, after.id)),
-    );
-  }
+  if (after) query = query.where(sql<boolean>`(created_at, id) < (${after.created_at}::timestamptz, ${after.id}::uuid)`);
   return await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
 }
 

@@ -66,8 +66,8 @@ export const failTaskSchema = z
 
 /** Progress is "any JSON payload" in v1; only `attempt` at the top level is read by Dispatch. */
 export const progressSchema = z.record(z.string(), z.unknown()).refine(
-  (body) => body.attempt === undefined || (Number.isInteger(body.attempt) && (body.attempt as number) > 0),
-  { message: 'must be a positive integer', path: ['attempt'] },
+  (body) => body.attempt === undefined || (Number.isInteger(body.attempt) && (body.attempt as number) > 0 && (body.attempt as number) <= MAX_INT4),
+  { message: `must be a positive integer (at most ${MAX_INT4})`, path: ['attempt'] },
 );
 
 const queryInt = (min: number, max: number) =>

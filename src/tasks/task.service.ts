@@ -1,7 +1,8 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
 import { DispatchError } from '../http/errors.js';
-import type { CreateTaskInput, ListTasksQuery } from './task.schemas.js';
+import { uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
+import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
 
 export interface TaskPolicy {
@@ -34,7 +35,7 @@ export async function createTask(
       { field: 'parent_id', message: 'no task with this id' },
     ]);
   }
-  const inserted = await q.insertTask(db, {
+  const newTask: q.NewTask = {
     requester,
     title: input.title,
     description: input.description ?? null,
@@ -47,7 +48,9 @@ export async function createTask(
     max_retries: input.max_retries,
     parent_id: input.parent_id ?? null,
     idempotency_key: idempotencyKey,
-  });
+  };
+  // Inside a caller's transaction the row must go through that transaction, alone.
+  const inserted = db.isTransaction ? await q.insertTask(db, newTask) : await insertTaskBatched(db, newTask);
   if (inserted) return { task: inserted, replayed: false };
   // ON CONFLICT DO NOTHING returned nothing: the key was used before by this requester.
   const existing = idempotencyKey ? await q.findTaskByIdempotencyKey(db, requester, idempotencyKey) : undefined;
@@ -56,26 +59,33 @@ export async function createTask(
 }
 
 export async function getTask(db: Db, id: string): Promise<TaskRow> {
-  const task = await q.findTask(db, id);
+  const task = db.isTransaction ? await q.findTask(db, id) : await findTaskBatched(db, id);
   if (!task) throw new DispatchError('not_found', `task ${id} not found`);
   return task;
 }
 
 interface Cursor {
-  created_at: Date;
+  /** ISO 8601 in UTC with up to microseconds, as PostgreSQL stores it. */
+  created_at: string;
   id: string;
 }
 
-export function encodeCursor(task: TaskRow): string {
-  return Buffer.from(JSON.stringify([task.created_at.toISOString(), task.id])).toString('base64url');
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+export function encodeCursor(task: q.ListedTask): string {
+  return Buffer.from(JSON.stringify([task.cursor_created_at, task.id])).toString('base64url');
 }
 
 function decodeCursor(cursor: string): Cursor {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt)) throw new Error('bad cursor');
     const created_at = new Date(createdAt);
-    if (Number.isNaN(created_at.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error('bad cursor');
-    return { created_at, id };
+    // Cursors can be forged: the id must be a real UUID and the date one PostgreSQL can compare
+    // (JavaScript dates reach back to year -271821, timestamptz only to 4713 BC).
+    const year = created_at.getUTCFullYear();
+    if (Number.isNaN(created_at.getTime()) || year < 1 || year > 9999 || !uuidSchema.safeParse(id).success) throw new Error('bad cursor');
+    return { created_at: createdAt, id };
   } catch {
     throw new DispatchError('validation_failed', 'invalid query: query.cursor', [
       { field: 'query.cursor', message: 'not a cursor returned by this API' },
@@ -83,7 +93,7 @@ function decodeCursor(cursor: string): Cursor {
   }
 }
 
-export async function listTasks(db: Db, query: ListTasksQuery): Promise<{ tasks: TaskRow[]; nextCursor: string | null }> {
+export async function listTasks(db: Db, query: ListTasksQuery): Promise<{ tasks: q.ListedTask[]; nextCursor: string | null }> {
   const tasks = await q.listTasks(db, {
     ...query,
     after: query.cursor ? decodeCursor(query.cursor) : undefined,
@@ -99,7 +109,9 @@ export async function listTasks(db: Db, query: ListTasksQuery): Promise<{ tasks:
 async function explainRejectedWorkerCall(db: Db, call: q.WorkerCall, action: string): Promise<never> {
   const task = await q.findTask(db, call.taskId);
   if (!task) throw new DispatchError('not_found', `task ${call.taskId} not found`);
-  if (task.assignee !== call.agent) {
+  // 403 is for an agent reaching into work another agent holds; a task nobody holds (pending, or
+  // finished) cannot take the call from anyone, which is a 409 like any illegal transition.
+  if ((task.status === 'assigned' || task.status === 'running') && task.assignee !== call.agent) {
     throw new DispatchError('forbidden', `only the assignee of task ${task.id} may ${action} it`);
   }
   if (call.attempt !== undefined && call.attempt !== task.attempt) {

@@ -1,0 +1,317 @@
+import fc from 'fast-check';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrations } from '../../db/migrations.js';
+import { openDatabase, type Db } from '../../src/db/database.js';
+import { isMigrated, migrateToLatest } from '../../src/db/migrate.js';
+import { createLogger, workerLogger } from '../../src/observability/logger.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+/**
+ * The schema from nothing: migrations on an empty database, what they leave behind (tables,
+ * views, comments, the rules the database enforces by itself), and replicas migrating at once.
+ */
+
+const quiet = workerLogger(createLogger({ level: 'silent' }));
+const ALL_MIGRATIONS = Object.keys(migrations);
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase({ empty: true });
+  db = database.handle.db;
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+describe('from an empty database', () => {
+  it('applies every migration in order, then has nothing left to do', async () => {
+    expect(await isMigrated(db)).toBe(false);
+    const first = await migrateToLatest(db, database.handle.pool, quiet);
+    expect(first.applied).toEqual(ALL_MIGRATIONS);
+    expect(await isMigrated(db)).toBe(true);
+    const again = await migrateToLatest(db, database.handle.pool, quiet);
+    expect(again.applied).toEqual([]);
+    const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
+    expect(rows.map((r) => r.name)).toEqual(ALL_MIGRATIONS);
+  });
+
+  it('creates the tables, the views a DBA reads, and graphile-worker’s schema', async () => {
+    const { rows } = await sql<{ relname: string; relkind: string }>`
+      SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v')`.execute(db);
+    const tables = rows.filter((r) => r.relkind === 'r').map((r) => r.relname);
+    const views = rows.filter((r) => r.relkind === 'v').map((r) => r.relname);
+    expect(tables).toEqual(expect.arrayContaining(['dispatch_tasks', 'dispatch_task_events', 'dispatch_agents']));
+    expect(views).toEqual(expect.arrayContaining(['dispatch_queue_depth', 'dispatch_overdue_tasks', 'dispatch_agent_load']));
+    const worker = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'graphile_worker'`.execute(db);
+    expect(worker.rows[0]!.n).toBe(1);
+  });
+
+  it('comments every dispatch table, view and table column', async () => {
+    const relations = await sql<{ relname: string }>`
+      SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND c.relname LIKE 'dispatch\_%'
+         AND obj_description(c.oid, 'pg_class') IS NULL`.execute(db);
+    expect(relations.rows.map((r) => r.relname)).toEqual([]);
+    const columns = await sql<{ column: string }>`
+      SELECT c.relname || '.' || a.attname AS column
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'dispatch\_%'
+         AND a.attnum > 0 AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NULL
+       ORDER BY 1`.execute(db);
+    expect(columns.rows.map((r) => r.column)).toEqual([]);
+    // The check above means something only if the three core tables have their columns.
+    const counted = await sql<{ relname: string; n: number }>`
+      SELECT c.relname, count(*)::int AS n FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       WHERE c.relname IN ('dispatch_tasks', 'dispatch_task_events', 'dispatch_agents') AND a.attnum > 0 AND NOT a.attisdropped
+       GROUP BY c.relname`.execute(db);
+    const byTable = Object.fromEntries(counted.rows.map((r) => [r.relname, r.n]));
+    expect(byTable.dispatch_tasks).toBeGreaterThanOrEqual(20);
+    expect(byTable.dispatch_task_events).toBeGreaterThanOrEqual(6);
+    expect(byTable.dispatch_agents).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('rules the database enforces', () => {
+  beforeAll(async () => {
+    await migrateToLatest(db, database.handle.pool, quiet);
+  });
+
+  /** Inserts one task with `columns` overriding a valid pending row. */
+  async function insertTask(columns: Record<string, unknown>): Promise<void> {
+    const row: Record<string, unknown> = { requester: 'r', title: 't', scope: 'x', ...columns };
+    const names = Object.keys(row);
+    await sql`INSERT INTO dispatch_tasks (${sql.join(names.map((n) => sql.ref(n)))})
+              VALUES (${sql.join(names.map((n) => row[n]))})`.execute(db);
+  }
+
+  it('accepts a valid row with the v1 defaults', async () => {
+    const { rows } = await sql<{ priority: number; status: string; timeout_ms: number; max_retries: number; retry_count: number }>`
+      INSERT INTO dispatch_tasks (requester, title, scope) VALUES ('r', 't', 'x')
+      RETURNING priority, status, timeout_ms, max_retries, retry_count`.execute(db);
+    expect(rows[0]).toEqual({ priority: 3, status: 'pending', timeout_ms: 300_000, max_retries: 1, retry_count: 0 });
+  });
+
+  it.each([
+    ['priority 9', { priority: 9 }, 'dispatch_tasks_priority_check'],
+    ['priority 0', { priority: 0 }, 'dispatch_tasks_priority_check'],
+    ['a negative max_retries', { max_retries: -1 }, 'dispatch_tasks_max_retries_check'],
+    ['a negative retry_count', { retry_count: -1 }, 'dispatch_tasks_retry_count_check'],
+    ['more retries spent than allowed', { max_retries: 1, retry_count: 2 }, 'dispatch_tasks_retries_within_budget'],
+    ['timeout 0', { timeout_ms: 0 }, 'dispatch_tasks_timeout_ms_check'],
+    ['a negative heartbeat timeout', { heartbeat_timeout_ms: -5 }, 'dispatch_tasks_heartbeat_timeout_ms_check'],
+    ['an unknown status', { status: 'done' }, 'dispatch_tasks_status_check'],
+    ['an upper-case scope', { scope: 'Code' }, 'dispatch_tasks_scope_check'],
+    ['an empty title', { title: '' }, 'dispatch_tasks_title_check'],
+    ['an assigned task without assignee', { status: 'assigned', assigned_at: new Date() }, 'dispatch_tasks_active_has_assignee'],
+    ['a completed task without completed_at', { status: 'completed' }, 'dispatch_tasks_terminal_is_stamped'],
+  ])('refuses a task with %s', async (_case, columns, constraint) => {
+    await expect(insertTask(columns)).rejects.toMatchObject({ code: '23514', constraint });
+  });
+
+  it('refuses the same idempotency key twice for one requester, not for two', async () => {
+    await insertTask({ requester: 'idem-a', idempotency_key: 'k1' });
+    await expect(insertTask({ requester: 'idem-a', idempotency_key: 'k1' })).rejects.toMatchObject({ code: '23505' });
+    await expect(insertTask({ requester: 'idem-b', idempotency_key: 'k1' })).resolves.toBeUndefined();
+  });
+
+  it('refuses an unknown parent and an event for an unknown task', async () => {
+    await expect(insertTask({ parent_id: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ code: '23503' });
+    await expect(
+      sql`INSERT INTO dispatch_task_events (task_id, event) VALUES ('00000000-0000-4000-8000-000000000000', 'created')`.execute(db),
+    ).rejects.toMatchObject({ code: '23503' });
+  });
+
+  it('refuses an agent with an unknown status or a zero limit', async () => {
+    await expect(sql`INSERT INTO dispatch_agents (name, status) VALUES ('bad-status', 'asleep')`.execute(db)).rejects.toMatchObject({ code: '23514' });
+    await expect(sql`INSERT INTO dispatch_agents (name, max_concurrent) VALUES ('bad-limit', 0)`.execute(db)).rejects.toMatchObject({ code: '23514' });
+  });
+
+  it('keeps updated_at current on every change', async () => {
+    const { rows } = await sql<{ id: string }>`
+      INSERT INTO dispatch_tasks (requester, title, scope, created_at, updated_at)
+      VALUES ('r', 't', 'x', '2001-01-01', '2001-01-01') RETURNING id`.execute(db);
+    const id = rows[0]!.id;
+    await sql`UPDATE dispatch_tasks SET title = 'renamed' WHERE id = ${id}`.execute(db);
+    const after = await sql<{ updated_at: Date }>`SELECT updated_at FROM dispatch_tasks WHERE id = ${id}`.execute(db);
+    expect(after.rows[0]!.updated_at.getUTCFullYear()).toBeGreaterThan(2001);
+  });
+
+  it('deletes a task’s events with the task', async () => {
+    const { rows } = await sql<{ id: string }>`INSERT INTO dispatch_tasks (requester, title, scope) VALUES ('r', 't', 'x') RETURNING id`.execute(db);
+    const id = rows[0]!.id;
+    await sql`INSERT INTO dispatch_task_events (task_id, event) VALUES (${id}, 'created')`.execute(db);
+    await sql`DELETE FROM dispatch_tasks WHERE id = ${id}`.execute(db);
+    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_task_events WHERE task_id = ${id}`.execute(db);
+    expect(left.rows[0]!.n).toBe(0);
+  });
+
+  it('shows queue depth by scope and status, and overdue work', async () => {
+    await sql`
+      INSERT INTO dispatch_tasks (requester, title, scope, status, assignee, assigned_at, deadline_at)
+      VALUES ('r', 't', 'depth-a', 'pending', NULL, NULL, NULL),
+             ('r', 't', 'depth-a', 'pending', NULL, NULL, NULL),
+             ('r', 't', 'depth-a', 'assigned', 'w', now(), now() - interval '1 minute'),
+             ('r', 't', 'depth-b', 'running', 'w', now(), now() + interval '1 hour')`.execute(db);
+    const depth = await sql<{ scope: string; status: string; tasks: number }>`
+      SELECT scope, status, tasks::int AS tasks FROM dispatch_queue_depth WHERE scope LIKE 'depth-%' ORDER BY scope, status`.execute(db);
+    expect(depth.rows).toEqual([
+      { scope: 'depth-a', status: 'assigned', tasks: 1 },
+      { scope: 'depth-a', status: 'pending', tasks: 2 },
+      { scope: 'depth-b', status: 'running', tasks: 1 },
+    ]);
+    const overdue = await sql<{ scope: string }>`SELECT scope FROM dispatch_overdue_tasks WHERE scope LIKE 'depth-%'`.execute(db);
+    expect(overdue.rows).toEqual([{ scope: 'depth-a' }]);
+  });
+});
+
+describe('dispatch_agents.active_tasks', () => {
+  beforeAll(async () => {
+    await migrateToLatest(db, database.handle.pool, quiet);
+  });
+
+  const AGENTS = ['ag-1', 'ag-2', 'ag-3'] as const;
+  type Agent = (typeof AGENTS)[number];
+
+  /** Agents whose counter disagrees with the tasks table: name, counter, truth. */
+  async function driftedAgents(executor: Db): Promise<Array<{ name: string; active_tasks: number; actual: number }>> {
+    const { rows } = await sql<{ name: string; active_tasks: number; actual: number }>`
+      SELECT a.name, a.active_tasks,
+             (SELECT count(*)::int FROM dispatch_tasks t WHERE t.assignee = a.name AND t.status IN ('assigned', 'running')) AS actual
+        FROM dispatch_agents a
+       WHERE a.name LIKE 'ag-%'`.execute(executor);
+    return rows.filter((r) => r.active_tasks !== r.actual);
+  }
+
+  const agent = fc.constantFrom<Agent>(...AGENTS);
+  const operation = fc.oneof(
+    fc.record({ op: fc.constant('insert' as const), agent, count: fc.integer({ min: 1, max: 4 }), status: fc.constantFrom('pending', 'assigned', 'running') }),
+    fc.record({ op: fc.constant('assign' as const), agent, count: fc.integer({ min: 1, max: 5 }) }),
+    fc.record({ op: fc.constant('start' as const), agent }),
+    fc.record({ op: fc.constant('finish' as const), agent, status: fc.constantFrom('completed', 'failed', 'cancelled', 'timeout') }),
+    fc.record({ op: fc.constant('reassign' as const), agent, to: agent }),
+    fc.record({ op: fc.constant('requeue' as const), agent, keepAssignee: fc.boolean() }),
+    fc.record({ op: fc.constant('delete' as const), agent }),
+    fc.record({ op: fc.constant('reregister' as const), agent }),
+  );
+  type Operation = typeof operation extends fc.Arbitrary<infer T> ? T : never;
+
+  async function apply(tx: Db, step: Operation): Promise<void> {
+    switch (step.op) {
+      case 'insert':
+        await sql`
+          INSERT INTO dispatch_tasks (requester, title, scope, status, assignee, assigned_at, attempt)
+          SELECT 'r', 't', 'x', ${step.status}, CASE WHEN ${step.status} = 'pending' THEN NULL ELSE ${step.agent} END,
+                 CASE WHEN ${step.status} = 'pending' THEN NULL ELSE now() END, CASE WHEN ${step.status} = 'pending' THEN 0 ELSE 1 END
+            FROM generate_series(1, ${step.count})`.execute(tx);
+        return;
+      case 'assign':
+        // Several rows for one agent in one statement: the statement trigger must add them all.
+        await sql`
+          UPDATE dispatch_tasks SET status = 'assigned', assignee = ${step.agent}, assigned_at = now(), attempt = attempt + 1
+           WHERE id IN (SELECT id FROM dispatch_tasks WHERE status = 'pending' LIMIT ${step.count})`.execute(tx);
+        return;
+      case 'start':
+        await sql`UPDATE dispatch_tasks SET status = 'running', started_at = now() WHERE assignee = ${step.agent} AND status = 'assigned'`.execute(tx);
+        return;
+      case 'finish':
+        await sql`
+          UPDATE dispatch_tasks SET status = ${step.status}, completed_at = now()
+           WHERE id = (SELECT id FROM dispatch_tasks WHERE assignee = ${step.agent} AND status IN ('assigned', 'running') LIMIT 1)`.execute(tx);
+        return;
+      case 'reassign':
+        await sql`UPDATE dispatch_tasks SET assignee = ${step.to} WHERE assignee = ${step.agent} AND status IN ('assigned', 'running')`.execute(tx);
+        return;
+      case 'requeue':
+        await sql`
+          UPDATE dispatch_tasks SET status = 'pending', assignee = CASE WHEN ${step.keepAssignee}::boolean THEN assignee END
+           WHERE assignee = ${step.agent} AND status IN ('assigned', 'running')`.execute(tx);
+        return;
+      case 'delete':
+        await sql`DELETE FROM dispatch_tasks WHERE id = (SELECT id FROM dispatch_tasks WHERE assignee = ${step.agent} LIMIT 1)`.execute(tx);
+        return;
+      case 'reregister':
+        // An agent row removed and added back starts from the tasks it already holds.
+        await sql`DELETE FROM dispatch_agents WHERE name = ${step.agent}`.execute(tx);
+        await sql`INSERT INTO dispatch_agents (name, capabilities) VALUES (${step.agent}, '{x}')`.execute(tx);
+        return;
+    }
+  }
+
+  class Rollback extends Error {}
+
+  it('counts an agent’s assigned and running tasks exactly, whatever sequence of changes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 25 }), async (steps) => {
+        // Each run starts from an empty queue and leaves nothing behind.
+        await db
+          .transaction()
+          .execute(async (tx) => {
+            await sql`DELETE FROM dispatch_tasks`.execute(tx);
+            await sql`DELETE FROM dispatch_agents WHERE name LIKE 'ag-%'`.execute(tx);
+            for (const name of AGENTS) await sql`INSERT INTO dispatch_agents (name, capabilities) VALUES (${name}, '{x}')`.execute(tx);
+            for (const step of steps) {
+              await apply(tx, step);
+              const drifted = await driftedAgents(tx);
+              if (drifted.length > 0) throw new Error(`after ${JSON.stringify(step)}: ${JSON.stringify(drifted)}`);
+            }
+            throw new Rollback();
+          })
+          .catch((error: unknown) => {
+            if (!(error instanceof Rollback)) throw error;
+          });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('moves the counters as tasks are assigned, moved and finished', async () => {
+    await sql`DELETE FROM dispatch_tasks`.execute(db);
+    await sql`DELETE FROM dispatch_agents WHERE name LIKE 'ag-%'`.execute(db);
+    await sql`INSERT INTO dispatch_agents (name) VALUES ('ag-1'), ('ag-2')`.execute(db);
+    const counters = async () => {
+      const { rows } = await sql<{ name: string; active_tasks: number }>`
+        SELECT name, active_tasks FROM dispatch_agents WHERE name LIKE 'ag-%' ORDER BY name`.execute(db);
+      return Object.fromEntries(rows.map((r) => [r.name, r.active_tasks]));
+    };
+    await sql`INSERT INTO dispatch_tasks (requester, title, scope) SELECT 'r', 't', 'x' FROM generate_series(1, 5)`.execute(db);
+    await sql`UPDATE dispatch_tasks SET status = 'assigned', assignee = 'ag-1', assigned_at = now() WHERE id IN (SELECT id FROM dispatch_tasks LIMIT 3)`.execute(db);
+    await sql`UPDATE dispatch_tasks SET status = 'assigned', assignee = 'ag-2', assigned_at = now() WHERE status = 'pending'`.execute(db);
+    expect(await counters()).toEqual({ 'ag-1': 3, 'ag-2': 2 });
+    await sql`UPDATE dispatch_tasks SET assignee = 'ag-2' WHERE id = (SELECT id FROM dispatch_tasks WHERE assignee = 'ag-1' LIMIT 1)`.execute(db);
+    expect(await counters()).toEqual({ 'ag-1': 2, 'ag-2': 3 });
+    await sql`UPDATE dispatch_tasks SET status = 'completed', completed_at = now() WHERE assignee = 'ag-2'`.execute(db);
+    expect(await counters()).toEqual({ 'ag-1': 2, 'ag-2': 0 });
+    await sql`DELETE FROM dispatch_tasks WHERE assignee = 'ag-1'`.execute(db);
+    expect(await counters()).toEqual({ 'ag-1': 0, 'ag-2': 0 });
+  });
+});
+
+describe('replicas starting together', () => {
+  let shared: TestDatabase;
+  beforeAll(async () => {
+    shared = await createTestDatabase({ empty: true });
+  });
+  afterAll(async () => {
+    await shared?.drop();
+  });
+
+  it('three connections migrating at once all succeed, and the work is done once', async () => {
+    const handles = [0, 1, 2].map((i) => openDatabase(shared.url, 2, `dispatch-migrate-${i}`));
+    try {
+      const reports = await Promise.all(handles.map((h) => migrateToLatest(h.db, h.pool, quiet)));
+      const applied = reports.map((r) => r.applied).sort((a, b) => b.length - a.length);
+      expect(applied).toEqual([ALL_MIGRATIONS, [], []]);
+      for (const handle of handles) expect(await isMigrated(handle.db)).toBe(true);
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM kysely_migration`.execute(shared.handle.db);
+      expect(rows[0]!.n).toBe(ALL_MIGRATIONS.length);
+      // The schema works: a task can be written and read back.
+      await sql`INSERT INTO dispatch_tasks (requester, title, scope) VALUES ('r', 't', 'x')`.execute(shared.handle.db);
+    } finally {
+      await Promise.all(handles.map((h) => h.close()));
+    }
+  });
+});
