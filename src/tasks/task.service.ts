@@ -4,6 +4,7 @@ import { DispatchError } from '../http/errors.js';
 import { uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
 import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
+import { retryTransientConflicts } from '../db/retry.js';
 
 export interface TaskPolicy {
   defaultTimeoutMs: number;
@@ -124,15 +125,17 @@ async function explainRejectedWorkerCall(db: Db, call: q.WorkerCall, action: str
 }
 
 export async function completeTask(db: Db, call: q.WorkerCall, result: unknown): Promise<TaskRow> {
-  return (await q.completeTask(db, call, result)) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
+  return (await retryTransientConflicts(db, () => q.completeTask(db, call, result))) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
 }
 
 export async function failTask(db: Db, policy: TaskPolicy, call: q.WorkerCall, error: string, retryable: boolean): Promise<TaskRow> {
-  return (await q.failTask(db, call, error, retryable, policy.retry)) ?? (await explainRejectedWorkerCall(db, call, 'fail'));
+  return (
+    (await retryTransientConflicts(db, () => q.failTask(db, call, error, retryable, policy.retry))) ?? (await explainRejectedWorkerCall(db, call, 'fail'))
+  );
 }
 
 export async function reportProgress(db: Db, call: q.WorkerCall, payload: unknown): Promise<TaskRow> {
-  return (await q.recordProgress(db, call, payload)) ?? (await explainRejectedWorkerCall(db, call, 'report progress on'));
+  return (await retryTransientConflicts(db, () => q.recordProgress(db, call, payload))) ?? (await explainRejectedWorkerCall(db, call, 'report progress on'));
 }
 
 /** Only the requester or an admin may cancel or change a task's context. */
@@ -157,7 +160,7 @@ export async function updateTask(
     if (!task) return await rejectFinished(db, id, 'change the context of');
   }
   if (change.status === 'cancelled') {
-    task = await q.cancelTask(db, id, caller.agent);
+    task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.agent));
     if (!task) return await rejectFinished(db, id, 'cancel');
   }
   return task ?? (await getTask(db, id));

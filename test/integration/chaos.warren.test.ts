@@ -1,0 +1,52 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { focusedProfile } from '../../chaos/lib/profile.js';
+import { formatReport } from '../../chaos/lib/report.js';
+import { runChaos } from '../../chaos/lib/run-chaos.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+/**
+ * Warren answers 500 for 10 s. Replicas keep the last known statuses for a grace window
+ * (max(3 x state_ttl_ms, 4 x timeout_ms) = 4 s here), then treat the agents as unknown: new tasks
+ * wait instead of going to agents nobody can vouch for. When Warren answers again assignment
+ * resumes by itself and every task finishes as its agents decided.
+ */
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const GRACE_MS = 4_000;
+
+describe('chaos: Warren failing', () => {
+  it('tasks wait while Warren is down past the grace window, then resume', async () => {
+    const report = await runChaos({
+      profile: focusedProfile('warren', { atMs: 2_000, downMs: 10_000, feedMs: 12_000, tasks: 200 }),
+      databaseUrl: database.url,
+    });
+    if (!report.ok) console.log(formatReport(report));
+    expect(report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.violations.join('; ')}`)).toEqual([]);
+    const fault = report.faults.find((f) => f.name === 'warren')!;
+    const db = database.handle.db;
+    // Once the grace window has passed (plus a sync and a batch), nothing is assigned until Warren is back.
+    const quietFrom = fault.wallStart + GRACE_MS + 1_500;
+    const assignedIn = async (from: number, to: number) =>
+      (
+        await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM dispatch_task_events
+           WHERE event = 'assigned' AND created_at >= to_timestamp(${from / 1000}) AND created_at < to_timestamp(${to / 1000})`.execute(db)
+      ).rows[0]!.n;
+    const pendingDuringOutage = (
+      await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM dispatch_task_events
+         WHERE event = 'created' AND created_at >= to_timestamp(${quietFrom / 1000}) AND created_at < to_timestamp(${fault.wallEnd / 1000})`.execute(db)
+    ).rows[0]!.n;
+    expect(pendingDuringOutage).toBeGreaterThan(0);
+    expect(await assignedIn(quietFrom, fault.wallEnd)).toBe(0);
+    // ...and they are placed soon after it answers again.
+    expect(await assignedIn(fault.wallEnd, fault.wallEnd + 5_000)).toBeGreaterThan(0);
+  }, 90_000);
+});
