@@ -1,14 +1,34 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Swarm tests start several Dispatch processes, their own PostgreSQL or NATS, and race them for
+ * minutes; on a 2-core machine two of them side by side starve each other past their deadlines.
+ * They run one file at a time, after the rest (see the `test` script).
+ */
+const SWARM_TESTS = ['test/integration/replicas.*.test.ts', 'test/integration/chaos.*.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
-    // Each test file gets its own database, so files run in parallel; forks keep process-level
-    // state (signals, pools) apart.
+    // Forks keep process-level state (signals, pools) apart.
     pool: 'forks',
-    maxWorkers: process.env.CI ? 3 : 4,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'core',
+          include: ['test/**/*.test.ts'],
+          exclude: SWARM_TESTS,
+          // Each test file gets its own database, so files run in parallel.
+          maxWorkers: process.env.CI ? 3 : 4,
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'swarm', include: SWARM_TESTS, fileParallelism: false, maxWorkers: 1 },
+      },
+    ],
   },
 });
