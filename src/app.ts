@@ -82,6 +82,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       batchSize: config.assignment.batch_size,
       defaultMaxConcurrent: maxConcurrent,
       tickIntervalMs: config.assignment.tick_interval_ms,
+      maintenance: { intervalMs: config.assignment.vacuum_interval_ms, deadTuples: config.assignment.vacuum_dead_tuples },
       onSleepingWinners: (agents) => {
         lifecycle.requestWakes(agents).catch((error: unknown) => log.warn({ err: error, agents }, 'could not enqueue wakes'));
       },

@@ -70,6 +70,12 @@ export interface ClaimedTask {
  */
 export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit: number): Promise<ClaimedTask[]> {
   if (servableScopes.length === 0) return [];
+  // The pending index is already in claim order, and walking it is always right. But when the
+  // statistics are stale (a burst of new work before autoanalyze, up to a minute), the planner
+  // believes a handful of rows are pending and sorts them all instead: measured on a 100 k backlog
+  // just committed, 283 ms per claim of 500 (an external merge sort) against 1.1 ms, which
+  // turned a 20 s drain into minutes. Rule the sort out for this statement.
+  await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(tx);
   const { rows } = await sql<ClaimedTask>`
     SELECT id, scope, priority, avoid_agent
       FROM dispatch_tasks
@@ -78,6 +84,7 @@ export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit:
      ORDER BY priority, created_at, id
      LIMIT ${limit}
        FOR UPDATE SKIP LOCKED`.execute(tx);
+  await sql`SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)`.execute(tx);
   return rows;
 }
 

@@ -5,9 +5,12 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobHandler } from '../jobs/runner.js';
 import { Assigner, type AssignerOptions } from './assigner.js';
+import { QueueMaintenance, type QueueMaintenanceOptions } from './queue-maintenance.js';
 
 export interface AssignmentServiceOptions extends AssignerOptions {
   tickIntervalMs: number;
+  /** Vacuuming of the queue's hot tables (see queue-maintenance.ts); off when absent. */
+  maintenance?: QueueMaintenanceOptions;
 }
 
 /**
@@ -16,6 +19,7 @@ export interface AssignmentServiceOptions extends AssignerOptions {
  */
 export class AssignmentService {
   readonly assigner: Assigner;
+  readonly maintenance: QueueMaintenance;
   private tick: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -27,6 +31,7 @@ export class AssignmentService {
     metrics: Metrics,
   ) {
     this.assigner = new Assigner(db, pool, options, logger, metrics);
+    this.maintenance = new QueueMaintenance(pool, options.maintenance ?? { intervalMs: 0, deadTuples: 0 }, logger);
   }
 
   jobs(): Record<string, JobHandler> {
@@ -41,6 +46,7 @@ export class AssignmentService {
     this.tick = setInterval(() => void this.requestPass(), this.options.tickIntervalMs);
     this.tick.unref();
     void this.requestPass();
+    this.maintenance.start();
   }
 
   /** Asks for an assignment pass through the same path the triggers use. */
@@ -56,5 +62,7 @@ export class AssignmentService {
   beginShutdown(): void {
     this.stopping = true;
     if (this.tick) clearInterval(this.tick);
+    // A vacuum under way finishes on its connection; closing the pool waits for it.
+    void this.maintenance.stop();
   }
 }

@@ -64,6 +64,10 @@ export const configSchema = z
         max_concurrent_per_agent: z.number().int().positive().default(3),
         batch_size: z.number().int().positive().max(5_000).default(500),
         agent_heartbeat_timeout_ms: positiveMs.default(30_000),
+        // Vacuum the queue's hot tables once they hold this many dead tuples, checked every
+        // vacuum_interval_ms (0: leave it all to autovacuum). See src/assignment/queue-maintenance.ts.
+        vacuum_interval_ms: z.number().int().min(0).default(10_000),
+        vacuum_dead_tuples: z.number().int().positive().default(50_000),
       })
       .strict()
       .prefault({}),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
+import { isDatabaseUnavailable } from '../http/database-errors.js';
 import { findTasks, insertTasks, type NewTask } from './task.queries.js';
 
 /**
@@ -17,8 +18,8 @@ import { findTasks, insertTasks, type NewTask } from './task.queries.js';
  * database and the clients share the same CPUs.
  *
  * With nothing in flight a request is sent at once, alone, so a lone call pays no extra latency;
- * batches only form under load, where they replace a queue for pool connections. A failed batch
- * is retried item by item, so one bad row never fails its neighbours.
+ * batches only form under load, where they replace a queue for pool connections. A batch the
+ * database refuses is retried item by item, so one bad row never fails its neighbours.
  */
 export class Batcher<In, Out> {
   private readonly queue: Array<{ item: In; resolve: (out: Out) => void; reject: (error: unknown) => void }> = [];
@@ -28,7 +29,7 @@ export class Batcher<In, Out> {
     /** Runs one batch; returns one output per input, in order. */
     private readonly run: (items: In[]) => Promise<Out[]>,
     /** Batches at the database at once; the rest of the pool stays free for other queries. */
-    private readonly maxInFlight = 4,
+    private readonly maxInFlight = 2,
     /** Upper bound on one statement's rows (and its parameter). */
     private readonly maxBatch = 250,
   ) {}
@@ -56,8 +57,10 @@ export class Batcher<In, Out> {
       const outputs = await this.run(batch.map((entry) => entry.item));
       batch.forEach((entry, i) => entry.resolve(outputs[i]!));
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
+      // Only a row the database refuses is worth isolating; with the database unreachable every
+      // retry would fail too (and wait for a connection first), so the whole batch fails at once.
+      if (batch.length === 1 || isDatabaseUnavailable(error)) {
+        for (const entry of batch) entry.reject(error);
         return;
       }
       await Promise.all(
@@ -84,10 +87,14 @@ function batchersFor(db: Db): TaskBatchers {
   let found = batchers.get(db);
   if (!found) {
     found = {
+      // One insert at a time: creates then commit in the largest batches, and each batch is one
+      // assigner wake-up; against two in flight this gave 1,480 vs 1,330 creates/s, three runs
+      // each, alternating, under the same background load. A create never waits for more than
+      // the batch ahead of it (while fewer than maxBatch are queued).
       insert: new Batcher(async (tasks) => {
         const byId = new Map((await insertTasks(db, tasks)).map((row) => [row.id, row]));
         return tasks.map((task) => byId.get(task.id));
-      }),
+      }, 1),
       read: new Batcher(async (ids) => {
         const byId = new Map((await findTasks(db, [...new Set(ids)])).map((row) => [row.id, row]));
         return ids.map((id) => byId.get(id));

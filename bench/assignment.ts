@@ -1,0 +1,508 @@
+/**
+ * `npm run bench` — assignment on a real PostgreSQL, with Dispatch replicas as separate processes.
+ *
+ *   npm run bench                         short profile (CI): about 8 minutes
+ *   npm run bench -- --profile full       10-minute sustained run, larger samples
+ *   npm run bench -- --profile smoke      every scenario at toy sizes (checks the bench runs)
+ *   npm run bench -- --only latency,drain run some scenarios (latency, drain, history, sustained)
+ *   npm run bench -- --sustained-s 120    override the sustained run's length
+ *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
+ *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
+ *
+ * DISPATCH_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the
+ * server; each scenario creates a fresh database on it and drops it afterwards. Everything runs on
+ * 127.0.0.1. Scenarios:
+ *
+ *  - latency: create-to-assigned (assigned_at - created_at, stamped by the database) for tasks
+ *    created over REST one at a time with gaps (idle), and at ~1,000 creates/s.
+ *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas.
+ *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table.
+ *  - sustained: 3 replicas assigning while new work keeps arriving and finished work is
+ *    completed, reported per 10 s window, to show there is no decay.
+ *
+ * "v1-style 5 s tick": the database's instant wake-ups are switched off in that scenario's database
+ * (the triggers that enqueue an assignment pass when work appears), the replicas' own tick is set
+ * to an hour, and the benchmark runs one assignment pass every 5 s (bench/lib/v1-poller.ts): what
+ * is pending at the tick is placed, then nothing until the next tick — v1's schedule. The pass is
+ * Dispatch's own batched claim, not v1's per-task HTTP calls and row-by-row writes, so the
+ * emulation flatters v1: the ratios are a lower bound of the difference.
+ */
+import { sql } from 'kysely';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { DispatchConfigInput } from '../src/config/config.js';
+import { parseConfig } from '../src/config/load.js';
+import type { Db } from '../src/db/database.js';
+import type { ReplicaProcess } from '../test/helpers/replica-process.js';
+import { withBenchDatabase, type BenchDatabase } from './lib/database.js';
+import { scrapeSum, withReplicas } from './lib/replicas.js';
+import { fmtMs, fmtRate, ratio, table, type LatencySummary } from './lib/stats.js';
+import { V1Poller } from './lib/v1-poller.js';
+import {
+  completeAssigned,
+  createPaced,
+  createToAssigned,
+  dbNow,
+  disableInstantWake,
+  drainFigures,
+  insertFinished,
+  insertPending,
+  registerAgents,
+  waitAssigned,
+  type DrainFigures,
+} from './lib/workload.js';
+
+const { values: args } = parseArgs({
+  options: {
+    profile: { type: 'string', default: process.env.BENCH_PROFILE ?? 'short' },
+    only: { type: 'string' },
+    'sustained-s': { type: 'string' },
+    'batch-size': { type: 'string' },
+    'vacuum-interval-ms': { type: 'string' },
+  },
+});
+
+const FULL = args.profile === 'full';
+// smoke: a quick check that every scenario runs (numbers too small to quote).
+const SMOKE = args.profile === 'smoke';
+const PROFILE = {
+  idleTasks: FULL ? 1_000 : SMOKE ? 40 : 300,
+  idleGapMs: 50,
+  rate: 1_000,
+  rateSeconds: FULL ? 30 : SMOKE ? 2 : 10,
+  backlog: SMOKE ? 5_000 : 100_000,
+  historySmall: SMOKE ? 1_000 : 10_000,
+  historyLarge: SMOKE ? 20_000 : 1_000_000,
+  historyBacklog: SMOKE ? 2_000 : 20_000,
+  sustainedSeconds: Number(args['sustained-s'] ?? (FULL ? 600 : SMOKE ? 20 : 60)),
+  agents: 50,
+  agentLimit: 2_000,
+};
+/** assignment.vacuum_interval_ms for the replicas: the shipped default unless given (0 turns it off). */
+const VACUUM_INTERVAL_MS = Number(args['vacuum-interval-ms'] ?? parseConfig({}).assignment.vacuum_interval_ms);
+/** assignment.batch_size: the shipped default unless --batch-size says otherwise. */
+const BATCH_SIZE = Number(args['batch-size'] ?? parseConfig({}).assignment.batch_size);
+const only = args.only ? new Set(args.only.split(',')) : null;
+const wants = (name: string) => !only || only.has(name);
+
+type Mode = 'instant' | 'tick';
+const MODE_LABEL: Record<Mode, string> = { instant: 'Dispatch (instant wake)', tick: 'v1-style 5 s tick' };
+
+function log(message: string): void {
+  // The load average says how busy the machine was (other work skews every figure).
+  const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`[${new Date().toISOString().slice(11, 19)} load ${load}] ${message}`);
+}
+
+const V1_TICK_MS = 5_000;
+
+/** Replica config for a mode: in v1 mode the replicas never assign by themselves. */
+function schedulerConfig(mode: Mode): DispatchConfigInput {
+  return {
+    assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, ...(mode === 'tick' ? { tick_interval_ms: 3_600_000 } : {}) },
+  };
+}
+
+/**
+ * Runs `fn` with the scheduler of `mode` in place: Dispatch's own, or the v1 emulation. `fn` gets
+ * the mean assignment transaction time of whichever did the assigning.
+ */
+async function withScheduler<T>(
+  database: BenchDatabase,
+  mode: Mode,
+  replicas: readonly ReplicaProcess[],
+  fn: (meanBatch: () => Promise<number>) => Promise<T>,
+): Promise<T> {
+  if (mode === 'instant') return await fn(() => meanBatchMs(replicas));
+  await disableInstantWake(database.handle.db);
+  const poller = new V1Poller(database.handle, { intervalMs: V1_TICK_MS, batchSize: BATCH_SIZE, defaultMaxConcurrent: 3 });
+  poller.start();
+  try {
+    return await fn(() => poller.meanBatchMs());
+  } finally {
+    await poller.stop();
+  }
+}
+
+/** Mean duration of one assignment transaction, from the replicas' own histogram. */
+async function meanBatchMs(replicas: readonly ReplicaProcess[]): Promise<number> {
+  const sum = await scrapeSum(replicas, 'dispatch_assignment_batch_seconds_sum');
+  const count = await scrapeSum(replicas, 'dispatch_assignment_batch_seconds_count');
+  return count > 0 ? (sum / count) * 1_000 : Number.NaN;
+}
+
+/** The simulated agents (registered over REST, heartbeating) for the length of `fn`. */
+async function withSwarm<T>(replicas: readonly ReplicaProcess[], fn: (swarm: { names: string[] }) => Promise<T>): Promise<T> {
+  const swarm = await registerAgents(
+    replicas.map((r) => r.apiUrl),
+    PROFILE.agents,
+    PROFILE.agentLimit,
+  );
+  try {
+    return await fn(swarm);
+  } finally {
+    await swarm.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency
+
+type Load = 'idle' | 'rate-rest' | 'rate-sql';
+
+interface LatencyRun {
+  mode: Mode;
+  load: Load;
+  summary: LatencySummary;
+  achievedRate: number;
+  late: number;
+}
+
+async function latencyRun(mode: Mode, load: Load): Promise<LatencyRun> {
+  return await withBenchDatabase(`lat_${mode}`, async (database) => {
+    const db = database.handle.db;
+    return await withReplicas(database.url, { count: 1, config: schedulerConfig(mode) }, (replicas) =>
+      withSwarm(replicas, async () => {
+        const rest = { via: 'rest', urls: replicas.map((r) => r.apiUrl) } as const;
+        // Warm-up (connections, plans, JIT of the replica's code); not measured.
+        await createPaced(rest, { rate: 200, count: 200, maxInFlight: 4 });
+        await waitAssigned(db, 30_000);
+        await sql`DELETE FROM dispatch_tasks`.execute(db);
+        const paced = await withScheduler(database, mode, replicas, async () => {
+          const count = PROFILE.rate * PROFILE.rateSeconds;
+          const requester = 'bench-measured';
+          const result =
+            load === 'idle'
+              ? await createPaced(rest, { rate: 1_000 / PROFILE.idleGapMs, count: PROFILE.idleTasks, maxInFlight: 1, requester })
+              : load === 'rate-rest'
+                ? await createPaced(rest, { rate: PROFILE.rate, count, maxInFlight: 128, requester })
+                : await createPaced({ via: 'sql', db }, { rate: PROFILE.rate, count, maxInFlight: 8, requester });
+          await waitAssigned(db, 60_000);
+          return result;
+        });
+        const summary = await createToAssigned(db, 'bench-measured');
+        return { mode, load, summary, achievedRate: (paced.created * 1_000) / paced.elapsedMs, late: paced.late };
+      }),
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backlog drain
+
+interface DrainRun extends DrainFigures {
+  mode: Mode;
+  replicas: number;
+  meanBatchMs: number;
+}
+
+async function drainRun(mode: Mode, replicaCount: number): Promise<DrainRun> {
+  return await withBenchDatabase(`drain_${mode}_${replicaCount}`, async (database) => {
+    return await withReplicas(database.url, { count: replicaCount, config: schedulerConfig(mode) }, async (replicas) => {
+      return await withSwarm(replicas, () =>
+        withScheduler(database, mode, replicas, async (meanBatch) => {
+          await insertPending(database.handle.db, PROFILE.backlog);
+          const readyAt = await dbNow(database.handle.db);
+          await waitAssigned(database.handle.db, 300_000);
+          const figures = await drainFigures(database.handle.db, readyAt);
+          return { ...figures, mode, replicas: replicaCount, meanBatchMs: await meanBatch() };
+        }),
+      );
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost per assignment against history
+
+interface HistoryRun {
+  finished: number;
+  tableMb: number;
+  claimMs: number;
+  drain: DrainFigures;
+  meanBatchMs: number;
+}
+
+/** EXPLAIN ANALYZE of the claim as the assigner issues it, in a transaction rolled back after. */
+async function explainClaim(db: Db, limit: number): Promise<{ ms: number; buffers: number; plan: string }> {
+  return await db
+    .transaction()
+    .execute(async (tx) => {
+      // The same planner settings as claimPendingTasks.
+      await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(tx);
+      const { rows } = await sql<{ 'QUERY PLAN': string }>`
+        EXPLAIN (ANALYZE, BUFFERS)
+        SELECT id, scope, priority, avoid_agent FROM dispatch_tasks
+         WHERE status = 'pending' AND scope = ANY (${['bench']}::text[]) AND (not_before IS NULL OR not_before <= now())
+         ORDER BY priority, created_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      const ms = Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN);
+      const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Number.NaN);
+      throw Object.assign(new Error('rollback'), { result: { ms, buffers, plan } });
+    })
+    .catch((error: unknown) => {
+      const result = (error as { result?: { ms: number; buffers: number; plan: string } }).result;
+      if (!result) throw error;
+      return result;
+    });
+}
+
+async function historyRun(finished: number): Promise<HistoryRun> {
+  return await withBenchDatabase(`hist_${finished}`, async (database) => {
+    const db = database.handle.db;
+    log(`  inserting ${finished.toLocaleString('en-US')} finished tasks`);
+    await insertFinished(db, finished);
+    const size = await sql<{ mb: number }>`SELECT pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db);
+    // No tick during the setup: the drain starts when this scenario asks for it.
+    const config = { assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, tick_interval_ms: 3_600_000 } };
+    return await withReplicas(database.url, { count: 1, config }, (replicas) =>
+      withSwarm(replicas, async () => {
+        // The backlog arrives without waking the assigner, so the claim can be examined first.
+        await sql`ALTER TABLE dispatch_tasks DISABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
+        await insertPending(db, PROFILE.historyBacklog);
+        await sql`ALTER TABLE dispatch_tasks ENABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
+        await sql`ANALYZE dispatch_tasks`.execute(db);
+        const claim = await explainClaim(db, BATCH_SIZE);
+        const readyAt = await dbNow(db);
+        await sql`SELECT dispatch_request_assignment()`.execute(db);
+        await waitAssigned(db, 300_000);
+        return {
+          finished,
+          tableMb: Number(size.rows[0]!.mb),
+          claimMs: claim.ms,
+          drain: await drainFigures(db, readyAt),
+          meanBatchMs: await meanBatchMs(replicas),
+        };
+      }),
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sustained
+
+interface SustainedWindow {
+  startS: number;
+  assigned: number;
+  completed: number;
+  /** EXPLAIN ANALYZE of one claim at the end of the window: time and index/heap pages touched. */
+  claimMs: number;
+  claimBuffers: number;
+  pendingIndexKb: number;
+  deadTuples: number;
+  vacuums: number;
+}
+
+interface SustainedRun {
+  seconds: number;
+  windows: SustainedWindow[];
+}
+
+/** Sustained runs give the agents limits so large that held work never caps assignment. */
+const SUSTAINED_AGENT_LIMIT = 100_000;
+
+async function sustainedRun(seconds: number): Promise<SustainedRun> {
+  return await withBenchDatabase('sustained', async (database) => {
+    const db = database.handle.db;
+    return await withReplicas(database.url, { count: 3, config: schedulerConfig('instant') }, async (replicas) => {
+      const swarm = await registerAgents(
+        replicas.map((r) => r.apiUrl),
+        PROFILE.agents,
+        SUSTAINED_AGENT_LIMIT,
+      );
+      try {
+        const endAt = Date.now() + seconds * 1_000;
+        // Feeder: keeps 10-30 k tasks pending (arrivals in chunks of 10 k), so the assigner, not
+        // the arrivals, sets the pace.
+        const feeder = (async () => {
+          while (Date.now() < endAt) {
+            const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'pending'`.execute(db);
+            if (rows[0]!.n < 20_000) await insertPending(db, 10_000);
+            else await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        // Completer: the agents finishing their work (oldest first, one agent per statement).
+        const completer = (async () => {
+          while (Date.now() < endAt) {
+            let round = 0;
+            for (const agent of swarm.names) round += await completeAssigned(db, agent, 1_000);
+            if (round < 1_000) await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        const windows: SustainedWindow[] = [];
+        const counts = async () =>
+          (
+            await sql<{ assigned: number; completed: number }>`
+              SELECT count(*) FILTER (WHERE assigned_at IS NOT NULL)::int AS assigned, count(*) FILTER (WHERE status = 'completed')::int AS completed
+                FROM dispatch_tasks`.execute(db)
+          ).rows[0]!;
+        let previous = await counts();
+        for (let startS = 0; startS + 10 <= seconds; startS += 10) {
+          await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
+          const now = await counts();
+          const claim = await explainClaim(db, BATCH_SIZE);
+          const table = await sql<{ kb: number; dead: number; vacuums: number }>`
+            SELECT pg_relation_size('dispatch_tasks_pending_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
+              FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
+          const t = table.rows[0]!;
+          windows.push({
+            startS,
+            assigned: now.assigned - previous.assigned,
+            completed: now.completed - previous.completed,
+            claimMs: claim.ms,
+            claimBuffers: claim.buffers,
+            pendingIndexKb: Number(t.kb),
+            deadTuples: t.dead,
+            vacuums: t.vacuums,
+          });
+          previous = now;
+          const w = windows.at(-1)!;
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks`);
+        }
+        await Promise.all([feeder, completer]);
+        return { seconds, windows };
+      } finally {
+        await swarm.stop();
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const server = await withBenchDatabase('info', async (d) => {
+    const { rows } = await sql<{ version: string; autovacuum: string }>`
+      SELECT current_setting('server_version') AS version, current_setting('autovacuum') AS autovacuum`.execute(d.handle.db);
+    return rows[0]!;
+  });
+  log(
+    `profile ${args.profile}; assignment.batch_size ${BATCH_SIZE}, vacuum_interval_ms ${VACUUM_INTERVAL_MS}; ` +
+      `PostgreSQL ${server.version} (autovacuum ${server.autovacuum}); node ${process.version}`,
+  );
+  const report: string[] = [];
+
+  if (wants('latency')) {
+    const runs: LatencyRun[] = [];
+    const LOAD_LABEL: Record<Load, string> = {
+      idle: `idle: one task every ${PROFILE.idleGapMs} ms, over REST`,
+      'rate-rest': `${PROFILE.rate} creates/s asked, over REST`,
+      'rate-sql': `${PROFILE.rate} creates/s asked, the REST handler's INSERT run directly`,
+    };
+    for (const load of ['idle', 'rate-rest', 'rate-sql'] as const) {
+      for (const mode of ['instant', 'tick'] as const) {
+        log(`latency: ${LOAD_LABEL[load]}; ${MODE_LABEL[mode]}`);
+        const run = await latencyRun(mode, load);
+        log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)})`);
+        runs.push(run);
+      }
+    }
+    const rows = runs.map((r) => {
+      const base = runs.find((b) => b.load === r.load && b.mode === 'tick')!;
+      return [
+        r.load === 'idle' ? `idle, 1 task / ${PROFILE.idleGapMs} ms (REST)` : `${fmtRate(r.achievedRate)} creates (${r.load === 'rate-rest' ? 'REST' : 'direct INSERT'})`,
+        MODE_LABEL[r.mode],
+        String(r.summary.n),
+        fmtMs(r.summary.p50),
+        fmtMs(r.summary.p99),
+        fmtMs(r.summary.max),
+        r.mode === 'tick' ? '1x' : `${ratio(r.summary.p50, base.summary.p50, 'lower')} / ${ratio(r.summary.p99, base.summary.p99, 'lower')}`,
+      ];
+    });
+    report.push(
+      '### Create-to-assigned latency (assigned_at - created_at), 1 replica',
+      table(['load', 'scheduler', 'tasks', 'p50', 'p99', 'max', 'faster (p50 / p99)'], rows),
+    );
+  }
+
+  if (wants('drain')) {
+    const runs: DrainRun[] = [];
+    for (const replicas of [1, 3]) {
+      for (const mode of ['instant', 'tick'] as const) {
+        log(`drain: ${PROFILE.backlog.toLocaleString('en-US')} pending, ${replicas} replica(s), ${MODE_LABEL[mode]}`);
+        const run = await drainRun(mode, replicas);
+        log(`  ${fmtRate((run.tasks * 1_000) / run.endToEndMs)} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}`);
+        runs.push(run);
+      }
+    }
+    const rows = runs.map((r) => {
+      const base = runs.find((b) => b.replicas === r.replicas && b.mode === 'tick')!;
+      const e2e = (r.tasks * 1_000) / r.endToEndMs;
+      const baseE2e = (base.tasks * 1_000) / base.endToEndMs;
+      return [
+        String(r.replicas),
+        MODE_LABEL[r.mode],
+        r.tasks.toLocaleString('en-US'),
+        fmtMs(r.endToEndMs),
+        fmtRate(e2e),
+        fmtRate((r.tasks * 1_000) / r.engineMs),
+        fmtMs(r.meanBatchMs),
+        r.mode === 'tick' ? '1x' : ratio(e2e, baseE2e, 'higher'),
+      ];
+    });
+    report.push(
+      `### Draining a ${PROFILE.backlog.toLocaleString('en-US')}-task backlog (${PROFILE.agents} agents x ${PROFILE.agentLimit} limit)`,
+      table(['replicas', 'scheduler', 'assigned', 'commit -> last assigned', 'assignments/s', 'engine only (first -> last)', 'mean batch', 'vs tick'], rows),
+    );
+  }
+
+  if (wants('history')) {
+    const runs: HistoryRun[] = [];
+    for (const finished of [PROFILE.historySmall, PROFILE.historyLarge]) {
+      log(`history: ${finished.toLocaleString('en-US')} finished tasks, then a ${PROFILE.historyBacklog.toLocaleString('en-US')} backlog, 1 replica`);
+      const run = await historyRun(finished);
+      log(`  ${((run.drain.engineMs * 1_000) / run.drain.tasks).toFixed(1)} us/assignment, claim ${fmtMs(run.claimMs)}`);
+      runs.push(run);
+    }
+    report.push(
+      '### Cost per assignment against history (1 replica)',
+      table(
+        ['finished tasks in table', 'table + indexes', `claim of ${BATCH_SIZE} (EXPLAIN ANALYZE)`, 'mean batch', 'us per assignment', 'assignments/s'],
+        runs.map((r) => [
+          r.finished.toLocaleString('en-US'),
+          `${r.tableMb.toFixed(0)} MB`,
+          fmtMs(r.claimMs),
+          fmtMs(r.meanBatchMs),
+          ((r.drain.engineMs * 1_000) / r.drain.tasks).toFixed(0),
+          fmtRate((r.drain.tasks * 1_000) / r.drain.engineMs),
+        ]),
+      ),
+    );
+  }
+
+  if (wants('sustained')) {
+    log(`sustained: ${PROFILE.sustainedSeconds} s, 3 replicas, 10-30 k tasks kept pending, agents completing in bulk`);
+    const run = await sustainedRun(PROFILE.sustainedSeconds);
+    // The first 30 s are warm-up: agents start empty, so nothing competes with assignment until
+    // completions ramp up. Decay is judged on the steady state after it.
+    const steady = run.windows.filter((w) => w.startS >= 30).map((w) => w.assigned / 10);
+    const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const span = Math.max(1, Math.min(6, Math.floor(steady.length / 2)));
+    const first = avg(steady.slice(0, span));
+    const last = avg(steady.slice(-span));
+    report.push(
+      `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window`,
+      table(
+        ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)'],
+        run.windows.map((w) => [
+          `${w.startS}-${w.startS + 10} s`,
+          fmtRate(w.assigned / 10),
+          fmtRate(w.completed / 10),
+          fmtMs(w.claimMs),
+          String(w.claimBuffers),
+          `${w.pendingIndexKb} kB`,
+          w.deadTuples.toLocaleString('en-US'),
+          String(w.vacuums),
+        ]),
+      ),
+      `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +
+        `lowest window ${fmtRate(Math.min(...steady))}; ` +
+        (VACUUM_INTERVAL_MS > 0 ? `queue maintenance every ${VACUUM_INTERVAL_MS} ms` : 'queue maintenance off (and autovacuum off on this server: no VACUUM at all)'),
+    );
+  }
+
+  console.log(`\n## Assignment benchmark (${args.profile} profile)\n`);
+  console.log(report.join('\n\n'));
+}
+
+await main();

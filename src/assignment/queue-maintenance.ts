@@ -1,0 +1,91 @@
+import type pg from 'pg';
+import type { Logger } from '../observability/logger.js';
+
+/** Advisory lock key: one replica at a time vacuums. */
+export const QUEUE_MAINTENANCE_LOCK = 72142503;
+
+/**
+ * The tables whose rows churn with every task: a task row is rewritten at each transition, a
+ * timeout job is inserted at assignment and deleted at completion, an outbox row lives until
+ * published, an agent row changes with its load.
+ */
+export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', 'graphile_worker._private_jobs'];
+
+export interface QueueMaintenanceOptions {
+  /** How often to look at dead tuples; 0 turns the maintenance off. */
+  intervalMs: number;
+  /** A hot table is vacuumed once it holds more dead tuples than this. */
+  deadTuples: number;
+}
+
+/**
+ * Vacuums the queue's hot tables when dead tuples pile up, instead of waiting for autovacuum.
+ *
+ * Why: every claim walks the pending index from its oldest entry, and each task it places
+ * leaves a dead entry right there. Until a vacuum removes them, each claim steps over all of
+ * them again. Autovacuum visits a database at most once per autovacuum_naptime (60 s by
+ * default) and may be off altogether (it is on the machine the benchmark ran on). Measured over
+ * 10 minutes of sustained assignment without any vacuum: 2.1 M dead tuples, the pending index
+ * grew from 8 kB to 82 MB, a claim of 500 went from ~10 ms to ~100 ms, and assignments/s fell to
+ * 59% (docs/BENCHMARKS.md, "Assignment"). Vacuuming at a threshold keeps all of it flat.
+ */
+export class QueueMaintenance {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: QueueMaintenanceOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    if (this.options.intervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      this.running ??= this.runOnce()
+        .then(() => undefined)
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'queue maintenance failed; trying again next interval'))
+        .finally(() => (this.running = undefined));
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a vacuum under way. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /**
+   * One look: if no other replica is at it, vacuums each hot table above the threshold. Returns
+   * the tables vacuumed (empty when another replica holds the lock or nothing is needed).
+   */
+  async runOnce(): Promise<string[]> {
+    const conn = await this.pool.connect();
+    try {
+      const locked = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [QUEUE_MAINTENANCE_LOCK]);
+      if (!locked.rows[0]?.ok) return [];
+      try {
+        const { rows } = await conn.query<{ name: string; dead: number }>(
+          `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
+             FROM pg_stat_user_tables
+            WHERE format('%s.%s', schemaname, relname) = ANY ($1::text[]) AND n_dead_tup > $2`,
+          [HOT_TABLES, this.options.deadTuples],
+        );
+        const vacuumed: string[] = [];
+        for (const table of rows) {
+          const started = performance.now();
+          // SKIP_LOCKED: a table someone holds exclusively (a migration) is left for next time.
+          await conn.query(`VACUUM (SKIP_LOCKED) ${table.name}`);
+          vacuumed.push(table.name);
+          this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
+        }
+        return vacuumed;
+      } finally {
+        await conn.query('SELECT pg_advisory_unlock($1)', [QUEUE_MAINTENANCE_LOCK]);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_MAINTENANCE_LOCK, QueueMaintenance } from '../../src/assignment/queue-maintenance.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { insertTasks } from '../helpers/tasks.js';
+import { waitFor } from '../helpers/wait.js';
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const deadTuples = async () =>
+  (
+    await sql<{ n: number }>`SELECT n_dead_tup::int AS n FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(database.handle.db)
+  ).rows[0]!.n;
+
+describe('queue maintenance', () => {
+  it('vacuums a hot table past the dead-tuple threshold, one replica at a time', async () => {
+    const db = database.handle.db;
+    const maintenance = new QueueMaintenance(database.handle.pool, { intervalMs: 0, deadTuples: 500 }, createLogger({ level: 'silent' }));
+    expect(await maintenance.runOnce()).toEqual([]);
+
+    // Every cancellation rewrites a row: the old versions are dead until a vacuum.
+    await insertTasks(db, 2_000, { scope: 'churn' });
+    await sql`UPDATE dispatch_tasks SET status = 'cancelled', completed_at = now() WHERE scope = 'churn'`.execute(db);
+    await waitFor(async () => (await deadTuples()) >= 2_000, { what: 'dead tuples counted', timeoutMs: 15_000, intervalMs: 100 });
+
+    // Another replica at it: this one leaves it alone.
+    const other = await database.handle.pool.connect();
+    try {
+      await other.query('SELECT pg_advisory_lock($1)', [QUEUE_MAINTENANCE_LOCK]);
+      expect(await maintenance.runOnce()).toEqual([]);
+      await other.query('SELECT pg_advisory_unlock($1)', [QUEUE_MAINTENANCE_LOCK]);
+    } finally {
+      other.release();
+    }
+
+    expect(await maintenance.runOnce()).toContain('public.dispatch_tasks');
+    expect(await deadTuples()).toBeLessThan(500);
+  });
+});
