@@ -19,6 +19,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { spawnReplica, type ReplicaProcess } from '../test/helpers/replica-process.js';
+import { admin, benchServerUrl, withDatabase } from './lib/database.js';
 
 const DATABASE = 'dispatch_bench_http';
 const AGENT = 'bench-agent';
@@ -33,31 +34,6 @@ const DURATION_S = setting('BENCH_DURATION_S', 10);
 const WARMUP_S = setting('BENCH_WARMUP_S', 2);
 const CONNECTIONS = setting('BENCH_CONNECTIONS', 50);
 const POOL_SIZE = setting('BENCH_POOL_SIZE', 10);
-
-function serverUrl(): string {
-  const url = process.env.DISPATCH_BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-  const host = new URL(url).hostname;
-  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
-    throw new Error(`DISPATCH_BENCH_DATABASE_URL must point at this machine, not ${host}`);
-  }
-  return url;
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-async function admin(sqlText: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl() });
-  await client.connect();
-  try {
-    await client.query(sqlText);
-  } finally {
-    await client.end();
-  }
-}
 
 interface PhaseResult {
   name: string;
@@ -99,7 +75,7 @@ async function phase(name: string, url: string, shape: Shape): Promise<PhaseResu
 }
 
 async function taskIds(limit: number): Promise<string[]> {
-  const client = new pg.Client({ connectionString: withDatabase(serverUrl(), DATABASE) });
+  const client = new pg.Client({ connectionString: withDatabase(benchServerUrl(), DATABASE) });
   await client.connect();
   try {
     const { rows } = await client.query<{ id: string }>('SELECT id FROM dispatch_tasks ORDER BY random() LIMIT $1', [limit]);
@@ -137,7 +113,7 @@ async function main(): Promise<void> {
   let replica: ReplicaProcess | undefined;
   try {
     replica = await spawnReplica({
-      databaseUrl: withDatabase(serverUrl(), DATABASE),
+      databaseUrl: withDatabase(benchServerUrl(), DATABASE),
       name: 'bench-http',
       config: {
         server: { rate_limit_per_minute: 1_000_000_000 },

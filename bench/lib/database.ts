@@ -14,13 +14,14 @@ export function benchServerUrl(): string {
   return url;
 }
 
-function withDatabase(url: string, database: string): string {
+export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
   return parsed.toString();
 }
 
-async function admin(sqlText: string): Promise<void> {
+/** Runs one statement (CREATE/DROP DATABASE) on the benchmark server's maintenance database. */
+export async function admin(sqlText: string): Promise<void> {
   const client = new pg.Client({ connectionString: benchServerUrl() });
   await client.connect();
   try {
