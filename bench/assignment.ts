@@ -8,6 +8,7 @@
  *   npm run bench -- --sustained-s 120    override the sustained run's length
  *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
  *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
+ *   npm run bench -- --sustained-history 2000000  start the sustained run on that much history
  *
  * DISPATCH_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the
  * server; each scenario creates a fresh database on it and drops it afterwards. Everything runs on
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     'sustained-s': { type: 'string' },
     'batch-size': { type: 'string' },
     'vacuum-interval-ms': { type: 'string' },
+    'sustained-history': { type: 'string' },
   },
 });
 
@@ -291,6 +293,9 @@ interface SustainedWindow {
   pendingIndexKb: number;
   deadTuples: number;
   vacuums: number;
+  /** WAL written in the window, and the size of the tasks table (heap and indexes). */
+  walMb: number;
+  tasksMb: number;
 }
 
 interface SustainedRun {
@@ -301,9 +306,13 @@ interface SustainedRun {
 /** Sustained runs give the agents limits so large that held work never caps assignment. */
 const SUSTAINED_AGENT_LIMIT = 100_000;
 
-async function sustainedRun(seconds: number): Promise<SustainedRun> {
+async function sustainedRun(seconds: number, history: number): Promise<SustainedRun> {
   return await withBenchDatabase('sustained', async (database) => {
     const db = database.handle.db;
+    if (history > 0) {
+      log(`  inserting ${history.toLocaleString('en-US')} finished tasks first`);
+      await insertFinished(db, history);
+    }
     return await withReplicas(database.url, { count: 3, config: schedulerConfig('instant') }, async (replicas) => {
       const swarm = await registerAgents(
         replicas.map((r) => r.apiUrl),
@@ -321,7 +330,7 @@ async function sustainedRun(seconds: number): Promise<SustainedRun> {
             else await new Promise((r) => setTimeout(r, 100));
           }
         })();
-        // Completer: the agents finishing their work (oldest first, one agent per statement).
+        // Completer: the agents finishing their work (one agent per statement).
         const completer = (async () => {
           while (Date.now() < endAt) {
             let round = 0;
@@ -337,6 +346,7 @@ async function sustainedRun(seconds: number): Promise<SustainedRun> {
                 FROM dispatch_tasks`.execute(db)
           ).rows[0]!;
         let previous = await counts();
+        let lastLsn = (await sql<{ lsn: string }>`SELECT pg_current_wal_lsn()::text AS lsn`.execute(db)).rows[0]!.lsn;
         for (let startS = 0; startS + 10 <= seconds; startS += 10) {
           await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
           const now = await counts();
@@ -345,6 +355,10 @@ async function sustainedRun(seconds: number): Promise<SustainedRun> {
             SELECT pg_relation_size('dispatch_tasks_pending_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
               FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
           const t = table.rows[0]!;
+          const io = await sql<{ lsn: string; mb: number }>`
+            SELECT pg_current_wal_lsn()::text AS lsn, pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db);
+          const walMb = Number((await sql<{ mb: number }>`SELECT pg_wal_lsn_diff(${io.rows[0]!.lsn}::pg_lsn, ${lastLsn}::pg_lsn) / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
+          lastLsn = io.rows[0]!.lsn;
           windows.push({
             startS,
             assigned: now.assigned - previous.assigned,
@@ -354,10 +368,12 @@ async function sustainedRun(seconds: number): Promise<SustainedRun> {
             pendingIndexKb: Number(t.kb),
             deadTuples: t.dead,
             vacuums: t.vacuums,
+            walMb,
+            tasksMb: Number(io.rows[0]!.mb),
           });
           previous = now;
           const w = windows.at(-1)!;
-          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks`);
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB, tasks table ${w.tasksMb.toFixed(0)} MB`);
         }
         await Promise.all([feeder, completer]);
         return { seconds, windows };
@@ -472,7 +488,7 @@ async function main(): Promise<void> {
 
   if (wants('sustained')) {
     log(`sustained: ${PROFILE.sustainedSeconds} s, 3 replicas, 10-30 k tasks kept pending, agents completing in bulk`);
-    const run = await sustainedRun(PROFILE.sustainedSeconds);
+    const run = await sustainedRun(PROFILE.sustainedSeconds, Number(args['sustained-history'] ?? 0));
     // The first 30 s are warm-up: agents start empty, so nothing competes with assignment until
     // completions ramp up. Decay is judged on the steady state after it.
     const steady = run.windows.filter((w) => w.startS >= 30).map((w) => w.assigned / 10);
@@ -483,7 +499,7 @@ async function main(): Promise<void> {
     report.push(
       `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window`,
       table(
-        ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)'],
+        ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'tasks table'],
         run.windows.map((w) => [
           `${w.startS}-${w.startS + 10} s`,
           fmtRate(w.assigned / 10),
@@ -493,6 +509,8 @@ async function main(): Promise<void> {
           `${w.pendingIndexKb} kB`,
           w.deadTuples.toLocaleString('en-US'),
           String(w.vacuums),
+          `${w.walMb.toFixed(0)} MB`,
+          `${w.tasksMb.toFixed(0)} MB`,
         ]),
       ),
       `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +

@@ -137,7 +137,7 @@ export async function insertFinished(db: Db, count: number): Promise<void> {
 }
 
 /**
- * Completes one agent's assigned tasks in bulk the way POST /complete does (status, event,
+ * Completes (up to `limit` of) one agent's assigned tasks in bulk the way POST /complete does (status, event,
  * timeout job removed), standing in for an agent finishing work far faster than HTTP calls on
  * this machine could. One agent per statement, as real completions are: a statement touching
  * many agents would lock their rows in no particular order and could deadlock with the assigner,
@@ -146,7 +146,7 @@ export async function insertFinished(db: Db, count: number): Promise<void> {
 export async function completeAssigned(db: Db, agent: string, limit: number): Promise<number> {
   const { rows } = await sql<{ n: number }>`
     WITH picked AS (
-      SELECT id FROM dispatch_tasks WHERE assignee = ${agent} AND status = 'assigned' ORDER BY assigned_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
+      SELECT id FROM dispatch_tasks WHERE assignee = ${agent} AND status = 'assigned' LIMIT ${limit} FOR UPDATE SKIP LOCKED
     ), t AS (
       UPDATE dispatch_tasks d SET status = 'completed', result = '{"ok": true}'::jsonb, completed_at = now(), deadline_at = NULL
         FROM picked WHERE d.id = picked.id AND d.status = 'assigned'
