@@ -3,6 +3,7 @@ import * as m0001 from './migrations/0001_dispatch_foundation.js';
 import * as m0002 from './migrations/0002_assignment_wakeups.js';
 import * as m0003 from './migrations/0003_lifecycle_rules.js';
 import * as m0004 from './migrations/0004_event_outbox.js';
+import * as m0005 from './migrations/0005_unmatched_scan.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -14,6 +15,7 @@ export const migrations: Record<string, Migration> = {
   '0002_assignment_wakeups': m0002,
   '0003_lifecycle_rules': m0003,
   '0004_event_outbox': m0004,
+  '0005_unmatched_scan': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {

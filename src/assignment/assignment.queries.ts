@@ -142,15 +142,30 @@ export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promi
 /**
  * Records `unmatched` once for pending tasks that no agent could take even when free (nobody
  * has the capability, or everyone who has it is drained, stopped, degraded or unknown).
+ *
+ * Reads dispatch_tasks_unmarked_idx (migration 0005) twice: first the distinct scopes still
+ * waiting to be judged, one index probe each (a loose index scan: PostgreSQL has no skip scan),
+ * then only the tasks of the scopes nobody serves. The work is proportional to the scopes and to
+ * the tasks marked, never to the backlog.
  */
 export async function markUnmatched(db: Db, capableScopes: string[], limit: number): Promise<number> {
   const { rows } = await sql<{ marked: number }>`
-    WITH t AS (
+    WITH RECURSIVE waiting(scope) AS (
+      (SELECT scope FROM dispatch_tasks
+        WHERE status = 'pending' AND unmatched_at IS NULL ORDER BY scope LIMIT 1)
+      UNION ALL
+      SELECT (SELECT d.scope FROM dispatch_tasks d
+               WHERE d.status = 'pending' AND d.unmatched_at IS NULL AND d.scope > w.scope
+               ORDER BY d.scope LIMIT 1)
+        FROM waiting w WHERE w.scope IS NOT NULL
+    ), orphaned AS (
+      SELECT array_agg(scope) AS scopes FROM waiting
+       WHERE scope IS NOT NULL AND NOT (scope = ANY (${capableScopes}::text[]))
+    ), t AS (
       UPDATE dispatch_tasks SET unmatched_at = now()
        WHERE id IN (
          SELECT id FROM dispatch_tasks
-          WHERE status = 'pending' AND unmatched_at IS NULL AND NOT (scope = ANY (${capableScopes}::text[]))
-          ORDER BY priority, created_at, id
+          WHERE status = 'pending' AND unmatched_at IS NULL AND scope = ANY ((SELECT scopes FROM orphaned)::text[])
           LIMIT ${limit}
             FOR UPDATE SKIP LOCKED)
       RETURNING id, scope
@@ -162,10 +177,8 @@ export async function markUnmatched(db: Db, capableScopes: string[], limit: numb
   return rows[0]?.marked ?? 0;
 }
 
-/** Scopes some agent could serve once free: has the tag and is not drained, stopped or unhealthy. */
+/** Scopes some agent could serve once free (the view dispatch_capable_scopes, migration 0005). */
 export async function readCapableScopes(db: Db): Promise<string[]> {
-  const { rows } = await sql<{ scope: string }>`
-    SELECT DISTINCT unnest(capabilities) AS scope FROM dispatch_agents
-     WHERE NOT drained AND status IN ('ready', 'sleeping', 'busy', 'starting')`.execute(db);
+  const { rows } = await sql<{ scope: string }>`SELECT scope FROM dispatch_capable_scopes`.execute(db);
   return rows.map((r) => r.scope);
 }

@@ -197,7 +197,10 @@ export class TaskRequestConsumer {
           body: rejectionBody(outcome.error, outcome.original),
         });
       } else {
-        if (outcome.kind === 'created') metrics.taskTransitions.inc({ event: 'created' });
+        if (outcome.kind === 'created') {
+          metrics.taskTransitions.inc({ event: 'created' });
+          if (outcome.task.unmatched_at) metrics.taskTransitions.inc({ event: 'unmatched' });
+        }
         logger.debug({ seq: message.seq, task: outcome.task.id, outcome: outcome.kind }, 'task created from swarm.task.request');
       }
       metrics.taskRequests.inc({ outcome: outcome.kind });

@@ -45,34 +45,48 @@ export class Batcher<In, Out> {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       this.inFlight += 1;
-      void this.write(batch).finally(() => {
-        this.inFlight -= 1;
-        this.pump();
-      });
+      void this.write(batch);
     }
   }
 
+  /** Frees the batch's slot and sends what queued meanwhile. */
+  private release(): void {
+    this.inFlight -= 1;
+    this.pump();
+  }
+
   private async write(batch: Batcher<In, Out>['queue']): Promise<void> {
+    let outputs: Out[];
     try {
-      const outputs = await this.run(batch.map((entry) => entry.item));
-      batch.forEach((entry, i) => entry.resolve(outputs[i]!));
+      outputs = await this.run(batch.map((entry) => entry.item));
     } catch (error) {
-      // Only a row the database refuses is worth isolating; with the database unreachable every
-      // retry would fail too (and wait for a connection first), so the whole batch fails at once.
-      if (batch.length === 1 || isDatabaseUnavailable(error)) {
-        for (const entry of batch) entry.reject(error);
-        return;
-      }
-      await Promise.all(
-        batch.map(async (entry) => {
-          try {
-            entry.resolve((await this.run([entry.item]))[0]!);
-          } catch (alone) {
-            entry.reject(alone);
-          }
-        }),
-      );
+      await this.isolate(batch, error);
+      this.release();
+      return;
     }
+    // Send the next batch before answering this one: answering runs every caller's continuation
+    // (serialising and writing each response), and the database would sit idle meanwhile.
+    this.release();
+    batch.forEach((entry, i) => entry.resolve(outputs[i]!));
+  }
+
+  /** A failed batch: find the rows the database refuses, so one bad row never fails the others. */
+  private async isolate(batch: Batcher<In, Out>['queue'], error: unknown): Promise<void> {
+    // With the database unreachable every retry would fail too (and wait for a connection first),
+    // so the whole batch fails at once.
+    if (batch.length === 1 || isDatabaseUnavailable(error)) {
+      for (const entry of batch) entry.reject(error);
+      return;
+    }
+    await Promise.all(
+      batch.map(async (entry) => {
+        try {
+          entry.resolve((await this.run([entry.item]))[0]!);
+        } catch (alone) {
+          entry.reject(alone);
+        }
+      }),
+    );
   }
 }
 

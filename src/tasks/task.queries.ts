@@ -31,7 +31,9 @@ const json = (value: unknown) => (value === undefined || value === null ? null :
 /**
  * Inserts tasks and their `created` events in one statement (ids are chosen by the caller, so each
  * row returned can be matched to its request). A task whose requester already used its idempotency
- * key is skipped, so only the rows actually inserted come back.
+ * key is skipped, so only the rows actually inserted come back. A task whose scope no agent serves
+ * is recorded `unmatched` right here, event included (migration 0005), rather than by a later
+ * update of the row.
  */
 export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: string }>): Promise<TaskRow[]> {
   const rows = JSON.stringify(
@@ -53,11 +55,15 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
     })),
   );
   const result = await sql<TaskRow>`
-    WITH t AS (
+    WITH capable AS (
+      SELECT array_agg(scope) AS scopes FROM dispatch_capable_scopes
+    ), t AS (
       INSERT INTO dispatch_tasks (id, requester, title, description, scope, priority, context, timeout_ms,
-                                  heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key)
+                                  heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key,
+                                  unmatched_at)
       SELECT id, requester, title, description, scope, priority, context, timeout_ms,
-             heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key
+             heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key,
+             CASE WHEN scope = ANY ((SELECT scopes FROM capable)::text[]) THEN NULL ELSE now() END
         FROM jsonb_to_recordset(${rows}::jsonb) AS x(
                id uuid, requester text, title text, description text, scope text, priority smallint, context jsonb,
                timeout_ms integer, heartbeat_timeout_ms integer, start_timeout_ms integer, max_retries integer,
@@ -69,6 +75,10 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
       SELECT id, 'created', requester, 0,
              jsonb_build_object('task_id', id, 'requester', requester, 'scope', scope, 'priority', priority)
         FROM t
+      -- Appended after every created event, so each task's events keep their order.
+      UNION ALL
+      SELECT id, 'unmatched', NULL, NULL, jsonb_build_object('task_id', id, 'scope', scope)
+        FROM t WHERE unmatched_at IS NOT NULL
     )
     SELECT * FROM t`.execute(db);
   return result.rows;

@@ -58,6 +58,7 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
         return c.json(taskToJson(outcome.task), 200);
       }
       transition('created');
+      if (outcome.task.unmatched_at) transition('unmatched');
       c.header('Location', `/api/v1/tasks/${outcome.task.id}`);
       return c.json(taskToJson(outcome.task), 201);
     })

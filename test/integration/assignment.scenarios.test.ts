@@ -140,6 +140,8 @@ describe('drain', () => {
 });
 
 describe('unmatched', () => {
+  const unmatchedAt = async (id: string) => (await api('GET', `/api/v1/tasks/${id}/placement`)).body.unmatched_at as string | null;
+
   it('records unmatched once per task however many passes run, and shows it on the placement', async () => {
     const id = await createTask(fresh('nobody'));
     await waitFor(async () => (await getTask(id)) && (await api('GET', `/api/v1/tasks/${id}/placement`)).body.unmatched_at, { what: 'unmatched' });
@@ -149,6 +151,34 @@ describe('unmatched', () => {
     await settledPending(id);
     const events = (await api('GET', `/api/v1/tasks/${id}/events`)).body.events.map((e: any) => e.event);
     expect(events.filter((e: string) => e === 'unmatched')).toHaveLength(1);
+  });
+
+  it('records a task nobody serves as unmatched when it is created, and wakes no assigner for it', async () => {
+    const created = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope: fresh('orphan') } });
+    expect(created.status).toBe(201);
+    expect(await unmatchedAt(created.body.id)).toEqual(expect.any(String));
+    const events = (await api('GET', `/api/v1/tasks/${created.body.id}/events`)).body.events.map((e: any) => e.event);
+    expect(events).toEqual(['created', 'unmatched']);
+    const { rows } = await sql<{ queued: number }>`
+      SELECT count(*)::int AS queued FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+       WHERE t.identifier = 'assignment:run'`.execute(database.handle.db);
+    expect(rows[0]!.queued).toBe(0);
+  });
+
+  it('records unmatched later for a waiting task whose only capable agent is drained', async () => {
+    const scope = fresh('lost');
+    const agent = fresh('only');
+    await register(agent, [scope], { max_concurrent: 1 });
+    const held = (await assigned(await createTask(scope))).id as string;
+    const waiting = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope } });
+    expect(await unmatchedAt(waiting.body.id)).toBeNull();
+    await api('POST', `/api/v1/agents/${agent}/drain`, { admin: true });
+    // Draining wakes nobody; the next pass (a tick, or any new work) notices.
+    await sql`SELECT dispatch_request_assignment()`.execute(database.handle.db);
+    await waitFor(async () => (await unmatchedAt(waiting.body.id)) ?? undefined, { what: 'unmatched after drain' });
+    const trail = async (id: string) => (await api('GET', `/api/v1/tasks/${id}/events`)).body.events.map((e: any) => e.event);
+    expect(await trail(waiting.body.id)).toEqual(['created', 'unmatched']);
+    expect(await trail(held)).not.toContain('unmatched');
   });
 });
 
