@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import { newId } from '../db/ids.js';
 import type { TaskRow } from '../db/schema.js';
 import { isDatabaseUnavailable } from '../http/database-errors.js';
 import { findTasks, insertTasks, type NewTask } from './task.queries.js';
@@ -121,7 +121,7 @@ function batchersFor(db: Db): TaskBatchers {
 
 /** Inserts a task (and its `created` event); undefined when its idempotency key was already used. */
 export function insertTaskBatched(db: Db, task: NewTask): Promise<TaskRow | undefined> {
-  return batchersFor(db).insert.submit({ ...task, id: randomUUID() });
+  return batchersFor(db).insert.submit({ ...task, id: newId() });
 }
 
 /** Reads a task by id (lower-case UUID); undefined when there is none. */

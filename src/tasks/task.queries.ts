@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
+import { newId } from '../db/ids.js';
 import type { TaskEventRow, TaskRow, TaskStatus } from '../db/schema.js';
 
 /**
@@ -86,7 +86,7 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
 
 /** Inserts one task and its `created` event; with an idempotency key already used, inserts nothing. */
 export async function insertTask(db: Db, task: NewTask): Promise<TaskRow | undefined> {
-  return (await insertTasks(db, [{ ...task, id: randomUUID() }]))[0];
+  return (await insertTasks(db, [{ ...task, id: newId() }]))[0];
 }
 
 export async function findTaskByIdempotencyKey(db: Db, requester: string, key: string): Promise<TaskRow | undefined> {

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../db/migrations.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
+import { newId } from '../../src/db/ids.js';
 import { isMigrated, migrateToLatest } from '../../src/db/migrate.js';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -138,6 +139,26 @@ describe('rules the database enforces', () => {
     await sql`UPDATE dispatch_tasks SET title = 'renamed' WHERE id = ${id}`.execute(db);
     const after = await sql<{ updated_at: Date }>`SELECT updated_at FROM dispatch_tasks WHERE id = ${id}`.execute(db);
     expect(after.rows[0]!.updated_at.getUTCFullYear()).toBeGreaterThan(2001);
+  });
+
+  it('gives tasks and events time-ordered ids (UUID version 7), in the same order as the API’s own', async () => {
+    const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const insertTask = async () =>
+      (await sql<{ id: string }>`INSERT INTO dispatch_tasks (requester, title, scope) VALUES ('r', 't', 'ids') RETURNING id`.execute(db)).rows[0]!.id;
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 3));
+    const first = await insertTask();
+    await pause();
+    const fromApi = newId();
+    await pause();
+    const last = await insertTask();
+    for (const id of [first, fromApi, last]) expect(id).toMatch(V7);
+    expect([last, fromApi, first].sort()).toEqual([first, fromApi, last]);
+    const event = await sql<{ event_id: string }>`
+      INSERT INTO dispatch_task_events (task_id, event) VALUES (${last}, 'created') RETURNING event_id`.execute(db);
+    expect(event.rows[0]!.event_id).toMatch(V7);
+    // Random bits after the time: many ids in one millisecond are still all different.
+    const many = await sql<{ n: number }>`SELECT count(DISTINCT dispatch_uuid_v7())::int AS n FROM generate_series(1, 10000)`.execute(db);
+    expect(many.rows[0]!.n).toBe(10_000);
   });
 
   it('deletes a task’s events with the task', async () => {
