@@ -107,7 +107,12 @@ export class Assigner {
     return result;
   }
 
-  /** Records `unmatched` for tasks nobody could take; returns how many were marked. */
+  /**
+   * Records `unmatched` for waiting tasks nobody could take; returns how many were marked. New
+   * tasks are marked by their INSERT; this catches the rest (an agent that went away or was
+   * drained, a task back from a retry, a row a DBA inserted), on the tick, off the path between
+   * a new task and its assignment.
+   */
   async recordUnmatched(): Promise<number> {
     const marked = await markUnmatched(this.db, await readCapableScopes(this.db), 1_000);
     if (marked > 0) {
@@ -183,10 +188,7 @@ export class Assigner {
           await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
         }
         const last = await this.assignBatch();
-        if (last.assigned === 0) {
-          await this.recordUnmatched();
-          return;
-        }
+        if (last.assigned === 0) return;
       }
     } finally {
       conn.release();

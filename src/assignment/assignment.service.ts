@@ -43,10 +43,19 @@ export class AssignmentService {
   }
 
   start(): void {
-    this.tick = setInterval(() => void this.requestPass(), this.options.tickIntervalMs);
+    this.tick = setInterval(() => void this.onTick(), this.options.tickIntervalMs);
     this.tick.unref();
-    void this.requestPass();
+    void this.onTick();
     this.maintenance.start();
+  }
+
+  private async onTick(): Promise<void> {
+    await this.requestPass();
+    try {
+      await this.assigner.recordUnmatched();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'recording unmatched tasks failed; retrying next tick');
+    }
   }
 
   /** Asks for an assignment pass through the same path the triggers use. */

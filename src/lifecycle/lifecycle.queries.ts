@@ -62,12 +62,21 @@ export async function findOverdueAttempts(db: Db, graceMs: number, limit: number
   return rows;
 }
 
-/** Standalone agents whose heartbeat stopped count as stopped (the stop trigger returns their tasks). */
+/**
+ * Standalone agents whose heartbeat stopped count as stopped (the stop trigger returns their tasks).
+ * The rows are locked in name order first, the order an assignment batch locks agents in: an
+ * UPDATE of several agents in whatever order the scan meets them can deadlock with a batch.
+ */
 export async function expireSilentAgents(db: Db, silentForMs: number): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`
     UPDATE dispatch_agents SET status = 'stopped'
-     WHERE source = 'standalone' AND status <> 'stopped'
-       AND last_seen_at < now() - make_interval(secs => ${silentForMs / 1000})
+     WHERE name IN (
+       SELECT name FROM dispatch_agents
+        WHERE source = 'standalone' AND status <> 'stopped'
+          AND last_seen_at < now() - make_interval(secs => ${silentForMs / 1000})
+        ORDER BY name
+          FOR UPDATE)
+       AND status <> 'stopped'
     RETURNING name`.execute(db);
   return rows.map((r) => r.name);
 }

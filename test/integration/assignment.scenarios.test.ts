@@ -173,9 +173,10 @@ describe('unmatched', () => {
     const waiting = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope } });
     expect(await unmatchedAt(waiting.body.id)).toBeNull();
     await api('POST', `/api/v1/agents/${agent}/drain`, { admin: true });
-    // Draining wakes nobody; the next pass (a tick, or any new work) notices.
-    await sql`SELECT dispatch_request_assignment()`.execute(database.handle.db);
-    await waitFor(async () => (await unmatchedAt(waiting.body.id)) ?? undefined, { what: 'unmatched after drain' });
+    // The tick's unmatched pass notices (run here on both replicas rather than waiting for a
+    // tick, which may also run meanwhile); the trail below shows it was recorded once.
+    await Promise.all([first, second].map((replica) => replica.dispatch.assignment.assigner.recordUnmatched()));
+    expect(await unmatchedAt(waiting.body.id)).toEqual(expect.any(String));
     const trail = async (id: string) => (await api('GET', `/api/v1/tasks/${id}/events`)).body.events.map((e: any) => e.event);
     expect(await trail(waiting.body.id)).toEqual(['created', 'unmatched']);
     expect(await trail(held)).not.toContain('unmatched');
