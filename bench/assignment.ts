@@ -4,7 +4,7 @@
  *   npm run bench                         short profile (CI): about 8 minutes
  *   npm run bench -- --profile full       10-minute sustained run, larger samples
  *   npm run bench -- --profile smoke      every scenario at toy sizes (checks the bench runs)
- *   npm run bench -- --only latency,drain run some scenarios (latency, drain, history, sustained)
+ *   npm run bench -- --only latency,drain run some scenarios (latency, drain, history, sustained, http, scale)
  *   npm run bench -- --sustained-s 120    override the sustained run's length
  *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
  *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
@@ -20,6 +20,11 @@
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table.
  *  - sustained: 3 replicas assigning while new work keeps arriving and finished work is
  *    completed, reported per 10 s window, to show there is no decay.
+ *  - http: POST /api/v1/tasks under autocannon (50 connections split over the replicas) with 1
+ *    and with 3 replicas, agents registered so every task is also assigned meanwhile.
+ *  - scale: the claim and the API's reads on tables of 10 k, 100 k and 1 M tasks, through the
+ *    product's own query functions, with the plan PostgreSQL chose (auto_explain); a sequential
+ *    scan of the task tables at 100 k rows or more fails the run.
  *
  * "v1-style 5 s tick": the database's instant wake-ups are switched off in that scenario's database
  * (the triggers that enqueue an assignment pass when work appears), the replicas' own tick is set
@@ -36,10 +41,13 @@ import { parseConfig } from '../src/config/load.js';
 import type { Db } from '../src/db/database.js';
 import type { ReplicaProcess } from '../test/helpers/replica-process.js';
 import { withBenchDatabase, type BenchDatabase } from './lib/database.js';
+import { loadPhase, type LoadResult } from './lib/http-load.js';
 import { scrapeSum, withReplicas } from './lib/replicas.js';
+import { scaleRun, type ScaleRun } from './lib/scale.js';
 import { fmtMs, fmtRate, ratio, table, type LatencySummary } from './lib/stats.js';
 import { V1Poller } from './lib/v1-poller.js';
 import {
+  BENCH_SCOPE,
   completeAssigned,
   createPaced,
   createToAssigned,
@@ -79,6 +87,9 @@ const PROFILE = {
   sustainedSeconds: Number(args['sustained-s'] ?? (FULL ? 600 : SMOKE ? 20 : 60)),
   agents: 50,
   agentLimit: 2_000,
+  httpWarmupS: SMOKE ? 1 : 2,
+  httpSeconds: FULL ? 30 : SMOKE ? 2 : 10,
+  scaleRows: SMOKE ? [1_000, 5_000, 20_000] : [10_000, 100_000, 1_000_000],
 };
 /** assignment.vacuum_interval_ms for the replicas: the shipped default unless given (0 turns it off). */
 const VACUUM_INTERVAL_MS = Number(args['vacuum-interval-ms'] ?? parseConfig({}).assignment.vacuum_interval_ms);
@@ -134,11 +145,15 @@ async function meanBatchMs(replicas: readonly ReplicaProcess[]): Promise<number>
 }
 
 /** The simulated agents (registered over REST, heartbeating) for the length of `fn`. */
-async function withSwarm<T>(replicas: readonly ReplicaProcess[], fn: (swarm: { names: string[] }) => Promise<T>): Promise<T> {
+async function withSwarm<T>(
+  replicas: readonly ReplicaProcess[],
+  fn: (swarm: { names: string[] }) => Promise<T>,
+  agentLimit = PROFILE.agentLimit,
+): Promise<T> {
   const swarm = await registerAgents(
     replicas.map((r) => r.apiUrl),
     PROFILE.agents,
-    PROFILE.agentLimit,
+    agentLimit,
   );
   try {
     return await fn(swarm);
@@ -386,6 +401,46 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// HTTP load
+
+interface HttpRun {
+  replicas: number;
+  load: LoadResult;
+  created: number;
+  latency: LatencySummary;
+}
+
+const HTTP_REQUESTER = 'bench-http';
+// Room for everything the load can create (about 5 k/s at most), so agent capacity never holds work back.
+const HTTP_AGENT_LIMIT = 10_000;
+
+async function httpRun(replicaCount: number): Promise<HttpRun> {
+  return await withBenchDatabase(`http_${replicaCount}`, async (database) => {
+    const db = database.handle.db;
+    return await withReplicas(database.url, { count: replicaCount, config: schedulerConfig('instant') }, (replicas) =>
+      withSwarm(
+        replicas,
+        async () => {
+          const load = await loadPhase(
+            replicas.map((r) => `${r.apiUrl}/api/v1/tasks`),
+            {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'x-agent-id': HTTP_REQUESTER },
+              body: JSON.stringify({ title: 'http load', scope: BENCH_SCOPE, priority: 3, context: { source: 'bench/assignment.ts' } }),
+            },
+            { connections: 50, warmupS: PROFILE.httpWarmupS, durationS: PROFILE.httpSeconds },
+          );
+          await waitAssigned(db, 120_000);
+          const latency = await createToAssigned(db, HTTP_REQUESTER);
+          return { replicas: replicaCount, load, created: latency.n, latency };
+        },
+        HTTP_AGENT_LIMIT,
+      ),
+    );
+  });
+}
+
 async function main(): Promise<void> {
   const server = await withBenchDatabase('info', async (d) => {
     const { rows } = await sql<{ version: string; autovacuum: string }>`
@@ -517,6 +572,66 @@ async function main(): Promise<void> {
         `lowest window ${fmtRate(Math.min(...steady))}; ` +
         (VACUUM_INTERVAL_MS > 0 ? `queue maintenance every ${VACUUM_INTERVAL_MS} ms` : 'queue maintenance off (and autovacuum off on this server: no VACUUM at all)'),
     );
+  }
+
+  if (wants('http')) {
+    const runs: HttpRun[] = [];
+    for (const replicas of [1, 3]) {
+      log(`http: POST /api/v1/tasks, 50 connections over ${replicas} replica(s), ${PROFILE.httpSeconds} s after ${PROFILE.httpWarmupS} s warm-up, 50 agents assigning`);
+      const run = await httpRun(replicas);
+      log(`  ${fmtRate(run.load.requestsPerSecond)} p99 ${run.load.p99} ms; create -> assigned p99 ${fmtMs(run.latency.p99)}`);
+      runs.push(run);
+    }
+    report.push(
+      '### HTTP load: creates over REST while the same replicas assign them',
+      table(
+        ['replicas', 'creates/s', 'p50 (mean of replicas)', 'p99 (worst replica)', 'max', 'non-2xx', 'errors', 'tasks created', 'create -> assigned p50 / p99'],
+        runs.map((r) => [
+          String(r.replicas),
+          fmtRate(r.load.requestsPerSecond),
+          fmtMs(r.load.p50),
+          fmtMs(r.load.p99),
+          fmtMs(r.load.max),
+          String(r.load.non2xx),
+          String(r.load.errors),
+          r.created.toLocaleString('en-US'),
+          `${fmtMs(r.latency.p50)} / ${fmtMs(r.latency.p99)}`,
+        ]),
+      ),
+    );
+    if (runs.some((r) => r.load.non2xx > 0 || r.load.errors > 0)) {
+      console.error('http: some requests failed');
+      process.exitCode = 1;
+    }
+  }
+
+  if (wants('scale')) {
+    const runs: ScaleRun[] = [];
+    for (const rows of PROFILE.scaleRows) {
+      log(`scale: ${rows.toLocaleString('en-US')} tasks (1% pending), one event each`);
+      runs.push(await scaleRun(rows));
+    }
+    // A small table may rightly be read whole; from 100 k rows on (the largest size in smoke) it may not.
+    const threshold = Math.min(100_000, Math.max(...PROFILE.scaleRows));
+    const seqScans = runs.flatMap((r) => (r.rows >= threshold ? r.queries.filter((q) => q.plan.seqScan).map((q) => `${q.name} at ${r.rows}`) : []));
+    report.push(
+      '### Query cost against table size (EXPLAIN ANALYZE via auto_explain, warm, the last of 3 runs)',
+      table(
+        ['tasks in table', 'table + indexes', 'query', 'how the task tables were read', 'time', 'buffers'],
+        runs.flatMap((r) =>
+          r.queries.map((q) => [
+            r.rows.toLocaleString('en-US'),
+            `${r.tableMb.toFixed(0)} MB`,
+            q.name,
+            q.plan.access.join(', ') + (q.plan.seqScan && r.rows >= threshold ? ' **SEQ SCAN**' : ''),
+            fmtMs(q.plan.ms),
+            String(q.plan.buffers),
+          ]),
+        ),
+      ),
+      seqScans.length === 0 ? `no sequential scan of the task tables at ${threshold.toLocaleString('en-US')} rows or more` : `sequential scans: ${seqScans.join('; ')}`,
+    );
+    if (seqScans.length > 0) process.exitCode = 1;
   }
 
   console.log(`\n## Assignment benchmark (${args.profile} profile)\n`);

@@ -16,10 +16,10 @@
  * for the whole system on one box, not for the server alone.
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import autocannon from 'autocannon';
 import pg from 'pg';
 import { spawnReplica, type ReplicaProcess } from '../test/helpers/replica-process.js';
 import { admin, benchServerUrl, withDatabase } from './lib/database.js';
+import { loadPhase, type LoadResult, type RequestShape } from './lib/http-load.js';
 
 const DATABASE = 'dispatch_bench_http';
 const AGENT = 'bench-agent';
@@ -35,43 +35,14 @@ const WARMUP_S = setting('BENCH_WARMUP_S', 2);
 const CONNECTIONS = setting('BENCH_CONNECTIONS', 50);
 const POOL_SIZE = setting('BENCH_POOL_SIZE', 10);
 
-interface PhaseResult {
+interface PhaseResult extends LoadResult {
   name: string;
-  requestsPerSecond: number;
-  p50: number;
-  p99: number;
-  max: number;
-  total: number;
-  non2xx: number;
-  errors: number;
 }
 
-// autocannon ignores a top-level `path`: the path goes in the URL, or in `requests`.
-type Shape = Pick<autocannon.Options, 'method' | 'body' | 'headers' | 'requests'>;
+const LOAD = { connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S };
 
-async function run(url: string, shape: Shape, seconds: number): Promise<autocannon.Result> {
-  return await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: seconds,
-    ...shape,
-  });
-}
-
-/** Warm-up (discarded), then the measured run. */
-async function phase(name: string, url: string, shape: Shape): Promise<PhaseResult> {
-  await run(url, shape, WARMUP_S);
-  const result = await run(url, shape, DURATION_S);
-  return {
-    name,
-    requestsPerSecond: result.requests.total / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    max: result.latency.max,
-    total: result.requests.total,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
+async function phase(name: string, url: string, shape: RequestShape): Promise<PhaseResult> {
+  return { name, ...(await loadPhase([url], shape, LOAD)) };
 }
 
 async function taskIds(limit: number): Promise<string[]> {
@@ -95,7 +66,7 @@ function report(results: PhaseResult[], loadBefore: number): void {
   const rows = results.map((r) => [
     r.name,
     Math.round(r.requestsPerSecond).toLocaleString('en-US'),
-    String(r.p50),
+    r.p50.toFixed(0),
     String(r.p99),
     String(r.max),
     r.total.toLocaleString('en-US'),
