@@ -10,18 +10,25 @@ export interface Registration {
 }
 
 /**
- * Standalone registration and heartbeat in one upsert. Rows are only rewritten when something
- * changed besides the heartbeat stamp... except last_seen_at itself, which is the heartbeat.
+ * Standalone registrations and heartbeats, several agents in one upsert (last_seen_at is the
+ * heartbeat). Rows are written in name order, the order an assignment batch locks agents in:
+ * each upsert waits for the agent's row lock, and locking them in any other order could deadlock
+ * with a batch. Returns the rows in name order; each name must appear once.
  */
-export async function registerAgent(db: Db, r: Registration): Promise<AgentRow> {
-  const { rows } = await sql<AgentRow>`
+export async function registerAgents(db: Db, registrations: readonly Registration[]): Promise<AgentRow[]> {
+  const rows = JSON.stringify(
+    registrations.map((r) => ({ name: r.name, capabilities: r.capabilities, status: r.status, max_concurrent: r.maxConcurrent })),
+  );
+  const result = await sql<AgentRow>`
     INSERT INTO dispatch_agents (name, capabilities, status, source, max_concurrent, last_seen_at)
-    VALUES (${r.name}, ${r.capabilities}::text[], ${r.status}, 'standalone', ${r.maxConcurrent}, now())
+    SELECT name, capabilities, status, 'standalone', max_concurrent, now()
+      FROM jsonb_to_recordset(${rows}::jsonb) AS r(name text, capabilities text[], status text, max_concurrent integer)
+     ORDER BY name
     ON CONFLICT (name) DO UPDATE
        SET capabilities = excluded.capabilities, status = excluded.status, source = 'standalone',
            max_concurrent = excluded.max_concurrent, last_seen_at = now()
     RETURNING *`.execute(db);
-  return rows[0]!;
+  return result.rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 export async function listAgents(db: Db): Promise<AgentRow[]> {

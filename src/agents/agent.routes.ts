@@ -7,6 +7,7 @@ import { DispatchError } from '../http/errors.js';
 import { agentIdSchema } from '../tasks/task.schemas.js';
 import { agentToJson } from './agent.json.js';
 import * as q from './agent.queries.js';
+import { registerAgentBatched } from './agent.batcher.js';
 
 const capabilityTag = z.string().trim().min(1).max(200).transform((s) => s.toLowerCase());
 
@@ -53,7 +54,7 @@ export function agentRoutes({ db, admin, defaultMaxConcurrent }: AgentRouteDeps)
         throw new DispatchError('forbidden', `only agent ${name} itself (or an admin) may register it`);
       }
       const body = await readJsonBody(c, registrationSchema);
-      const agent = await q.registerAgent(db, {
+      const agent = await registerAgentBatched(db, {
         name,
         capabilities: [...new Set(body.capabilities)],
         status: body.status,

@@ -116,6 +116,30 @@ describe('capability matching and scoring through the whole flow', () => {
   });
 });
 
+describe('registration', () => {
+  it('answers each of many agents registering at once with its own row, capabilities and limit', async () => {
+    const scope = fresh('swarm');
+    const names = Array.from({ length: 30 }, (_, i) => fresh(`member${i}`));
+    const answers = await Promise.all(
+      names.map((name, i) =>
+        api('PUT', `/api/v1/agents/${name}`, { agent: name, body: { capabilities: [scope, `extra-${i}`], status: 'ready', max_concurrent: i + 1 } }),
+      ),
+    );
+    answers.forEach((answer, i) => {
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ name: names[i], capabilities: [scope, `extra-${i}`], max_concurrent: i + 1, status: 'ready' });
+    });
+    // The same agent twice at once: both answered, the row holds one of the two.
+    const twice = names[0]!;
+    const [a, b] = await Promise.all(
+      ['busy', 'sleeping'].map((status) => api('PUT', `/api/v1/agents/${twice}`, { agent: twice, body: { capabilities: [scope], status } })),
+    );
+    expect([a!.status, b!.status]).toEqual([200, 200]);
+    const listed = (await api('GET', '/api/v1/agents', { admin: true })).body.agents.find((x: any) => x.name === twice);
+    expect(['busy', 'sleeping']).toContain(listed.status);
+  });
+});
+
 describe('drain', () => {
   it('a drained agent keeps its tasks but gets no new ones on any replica, until undrained', async () => {
     const scope = fresh('drain');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Batcher } from '../../src/tasks/task.batcher.js';
+import { Batcher } from '../../src/db/batcher.js';
 
 /** A batch runner the test completes by hand, recording every batch it was given. */
 function manualRunner<T>() {

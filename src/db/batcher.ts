@@ -1,0 +1,79 @@
+import { isDatabaseUnavailable } from '../http/database-errors.js';
+
+/**
+ * Group commit: calls that arrive while earlier ones are still at the database go to it
+ * together, as one statement. Per-statement costs (a round trip, trigger calls, a WAL flush at
+ * commit) are then paid once per batch instead of once per call.
+ *
+ * With nothing in flight a call is sent at once, alone, so a lone call pays no extra latency;
+ * batches only form under load, where they replace a queue for pool connections. A batch the
+ * database refuses is retried item by item, so one bad row never fails its neighbours.
+ */
+export class Batcher<In, Out> {
+  private readonly queue: Array<{ item: In; resolve: (out: Out) => void; reject: (error: unknown) => void }> = [];
+  private inFlight = 0;
+
+  constructor(
+    /** Runs one batch; returns one output per input, in order. */
+    private readonly run: (items: In[]) => Promise<Out[]>,
+    /** Batches at the database at once; the rest of the pool stays free for other queries. */
+    private readonly maxInFlight = 2,
+    /** Upper bound on one statement's rows (and its parameter). */
+    private readonly maxBatch = 250,
+  ) {}
+
+  submit(item: In): Promise<Out> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight += 1;
+      void this.write(batch);
+    }
+  }
+
+  /** Frees the batch's slot and sends what queued meanwhile. */
+  private release(): void {
+    this.inFlight -= 1;
+    this.pump();
+  }
+
+  private async write(batch: Batcher<In, Out>['queue']): Promise<void> {
+    let outputs: Out[];
+    try {
+      outputs = await this.run(batch.map((entry) => entry.item));
+    } catch (error) {
+      await this.isolate(batch, error);
+      this.release();
+      return;
+    }
+    // Send the next batch before answering this one: answering runs every caller's continuation
+    // (serialising and writing each response), and the database would sit idle meanwhile.
+    this.release();
+    batch.forEach((entry, i) => entry.resolve(outputs[i]!));
+  }
+
+  /** A failed batch: find the rows the database refuses, so one bad row never fails the others. */
+  private async isolate(batch: Batcher<In, Out>['queue'], error: unknown): Promise<void> {
+    // With the database unreachable every retry would fail too (and wait for a connection first),
+    // so the whole batch fails at once.
+    if (batch.length === 1 || isDatabaseUnavailable(error)) {
+      for (const entry of batch) entry.reject(error);
+      return;
+    }
+    await Promise.all(
+      batch.map(async (entry) => {
+        try {
+          entry.resolve((await this.run([entry.item]))[0]!);
+        } catch (alone) {
+          entry.reject(alone);
+        }
+      }),
+    );
+  }
+}
