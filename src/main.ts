@@ -1,7 +1,7 @@
 import { startDispatch, type Dispatch } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
-import { isDatabaseUnavailable } from './http/database-errors.js';
+import { isDatabaseUnavailable } from './db/unavailable.js';
 import { createLogger } from './observability/logger.js';
 
 /** The `dispatch` process: config -> database (embedded unless one is configured) -> replica. */

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from '../http/database-errors.js';
+import { isDatabaseUnavailable } from './unavailable.js';
 
 /**
  * Group commit: calls that arrive while earlier ones are still at the database go to it

@@ -6,7 +6,7 @@ import type { TaskPolicy } from '../tasks/task.service.js';
 import { taskRoutes } from '../tasks/task.routes.js';
 import { readQueueStats } from '../tasks/stats.js';
 import type { ApiEnv } from './context.js';
-import { isDatabaseUnavailable } from './database-errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { DispatchError, renderError } from './errors.js';
 import { identifyCaller, limitBody, rateLimit, requestContext, requireAdmin } from './middleware.js';
 import { RateLimiter } from './rate-limit.js';

@@ -1,6 +1,7 @@
 /**
  * PostgreSQL being unreachable (restart, failover, pool exhausted) is not the caller's fault and
- * not a bug: answer 503 with Retry-After so clients back off and retry, instead of a 500.
+ * not a bug: the API answers 503 with Retry-After so clients back off and retry, instead of a
+ * 500; the group-commit batcher fails a whole batch at once rather than retrying row by row.
  */
 const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '57', '53'];
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
