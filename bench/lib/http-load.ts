@@ -3,7 +3,8 @@ import autocannon from 'autocannon';
 /**
  * Closed-loop HTTP load with autocannon, over one or several Dispatch replicas (127.0.0.1 only):
  * a warm-up, then the measured run. With several targets the connections are split between them
- * and all run at once, as a load balancer in front of the replicas would spread them.
+ * and all run at once, as a load balancer in front of the replicas would spread them; their
+ * latency histograms are merged, so the percentiles are those of every request together.
  */
 
 // autocannon ignores a top-level `path`: the path goes in the URL, or in `requests`.
@@ -13,18 +14,25 @@ export interface LoadOptions {
   connections: number;
   warmupS: number;
   durationS: number;
+  /** What the warm-up sends, when it must be told apart from the measured run (another x-agent-id). */
+  warmup?: RequestShape;
 }
 
 export interface LoadResult {
   requestsPerSecond: number;
+  /** Percentiles of the 2xx responses of all targets together (merged histograms), in ms. */
   p50: number;
-  /** With several targets: the highest of their p99s (autocannon gives percentiles, not histograms). */
   p99: number;
   max: number;
   total: number;
   non2xx: number;
   errors: number;
 }
+
+// Typed by hand: @types/autocannon leaves it out. Merges results run with skipAggregateResult,
+// whose latencies still travel as encoded HDR histograms.
+const aggregateResult = (autocannon as unknown as { aggregateResult(results: unknown[], opts: autocannon.Options): autocannon.Result })
+  .aggregateResult;
 
 function assertLoopback(url: string): void {
   const host = new URL(url).hostname;
@@ -36,27 +44,28 @@ function split(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
-async function once(urls: readonly string[], shape: RequestShape, connections: number, seconds: number): Promise<autocannon.Result[]> {
+async function once(urls: readonly string[], shape: RequestShape, connections: number, seconds: number): Promise<LoadResult> {
   const shares = split(connections, urls.length);
-  return await Promise.all(urls.map((url, i) => autocannon({ url, connections: shares[i]!, duration: seconds, ...shape })));
+  const raw = await Promise.all(
+    urls.map((url, i) => autocannon({ url, connections: shares[i]!, duration: seconds, skipAggregateResult: true, ...shape })),
+  );
+  // Each part's own duration: the parts start together but need not stop in the same millisecond.
+  const raws = raw as unknown as Array<{ totalCompletedRequests: number; duration: number }>;
+  const merged = aggregateResult(raw, { url: urls[0]! });
+  return {
+    requestsPerSecond: raws.reduce((sum, r) => sum + r.totalCompletedRequests / r.duration, 0),
+    p50: merged.latency.p50,
+    p99: merged.latency.p99,
+    max: merged.latency.max,
+    total: raws.reduce((sum, r) => sum + r.totalCompletedRequests, 0),
+    non2xx: merged.non2xx,
+    errors: merged.errors + merged.timeouts,
+  };
 }
 
 export async function loadPhase(urls: readonly string[], shape: RequestShape, options: LoadOptions): Promise<LoadResult> {
   urls.forEach(assertLoopback);
   if (urls.length === 0 || urls.length > options.connections) throw new Error(`need 1 to ${options.connections} targets, got ${urls.length}`);
-  await once(urls, shape, options.connections, options.warmupS);
-  const results = await once(urls, shape, options.connections, options.durationS);
-  const total = results.reduce((sum, r) => sum + r.requests.total, 0);
-  const requestsPerSecond = results.reduce((sum, r) => sum + r.requests.total / r.duration, 0);
-  // Weighted by requests: the median of the union lies between the parts' medians.
-  const p50 = results.reduce((sum, r) => sum + r.latency.p50 * r.requests.total, 0) / Math.max(1, total);
-  return {
-    requestsPerSecond,
-    p50,
-    p99: Math.max(...results.map((r) => r.latency.p99)),
-    max: Math.max(...results.map((r) => r.latency.max)),
-    total,
-    non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
-    errors: results.reduce((sum, r) => sum + r.errors + r.timeouts, 0),
-  };
+  await once(urls, options.warmup ?? shape, options.connections, options.warmupS);
+  return await once(urls, shape, options.connections, options.durationS);
 }

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { claimPendingTasks } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
-import { findTask, listTaskEvents, listTasks } from '../../src/tasks/task.queries.js';
+import { listTaskEvents, listTasks } from '../../src/tasks/task.queries.js';
+import { getTask } from '../../src/tasks/task.service.js';
 import { withBenchDatabase } from './database.js';
 import { openPlanCapture, type StatementPlan } from './query-plans.js';
 import { BENCH_SCOPE, insertFinished, insertPending } from './workload.js';
@@ -64,7 +65,9 @@ export async function scaleRun(rows: number): Promise<ScaleRun> {
       ['list, assignee=…', () => listTasks(db, { assignee: 'bench-agent-007', limit: 50 })],
       ['list, requester=…', () => listTasks(db, { requester: 'history', limit: 50 })],
       ['list, page in the middle (keyset)', () => listTasks(db, { limit: 50, after: cursor })],
-      ['get by id', () => findTask(db, taskId)],
+      // GET /:id reads through the route's batched lookup (one `id = ANY(...)` statement per batch).
+      ['get by id (getTask)', () => getTask(db, taskId)],
+      // GET /:id/events also runs getTask first (the row above); this is its own statement.
       ['events of a task', () => listTaskEvents(db, taskId)],
     ];
     try {
