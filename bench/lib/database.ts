@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import { runOnServer, scratchDatabase, type ScratchDatabase } from '../../test/helpers/scratch-database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
 
@@ -14,53 +13,26 @@ export function benchServerUrl(): string {
   return url;
 }
 
-export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
+export { withDatabase } from '../../test/helpers/scratch-database.js';
 
 /** Runs one statement (CREATE/DROP DATABASE) on the benchmark server's maintenance database. */
-export async function admin(sqlText: string): Promise<void> {
-  const client = new pg.Client({ connectionString: benchServerUrl() });
-  await client.connect();
-  try {
-    await client.query(sqlText);
-  } finally {
-    await client.end();
-  }
-}
+export const admin = (sqlText: string) => runOnServer(benchServerUrl(), sqlText);
 
-export interface BenchDatabase {
-  name: string;
-  url: string;
-  /** The benchmark's own pool (loads, measurements); replicas open their own. */
-  handle: DatabaseHandle;
-  drop(): Promise<void>;
-}
+/** A scenario's database; its pool is the benchmark's own (loads, measurements), replicas open theirs. */
+export type BenchDatabase = ScratchDatabase;
 
 /** A fresh, migrated database for one scenario; `drop()` removes it. */
 export async function createBenchDatabase(label: string, poolSize = 8): Promise<BenchDatabase> {
   const name = `dispatch_bench_${label}_${randomBytes(3).toString('hex')}`;
   await admin(`CREATE DATABASE ${name}`);
-  const url = withDatabase(benchServerUrl(), name);
-  const handle = openDatabase(url, poolSize, 'dispatch-bench');
+  const database = scratchDatabase(benchServerUrl(), name, poolSize, 'dispatch-bench');
   try {
-    await migrateToLatest(handle.db, handle.pool, workerLogger(createLogger({ level: 'warn' })));
+    await migrateToLatest(database.handle.db, database.handle.pool, workerLogger(createLogger({ level: 'warn' })));
   } catch (error) {
-    await handle.close();
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await database.drop();
     throw error;
   }
-  return {
-    name,
-    url,
-    handle,
-    async drop() {
-      await handle.close();
-      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    },
-  };
+  return database;
 }
 
 /** Runs `fn` on a fresh database and always drops it afterwards. */

@@ -15,6 +15,12 @@ export interface FaultSpec {
   downMs: number;
 }
 
+/** Every fault once, in FAULT_NAMES order: [start, duration] in ms for each. */
+function everyFault(timings: ReadonlyArray<readonly [atMs: number, downMs: number]>): FaultSpec[] {
+  if (timings.length !== FAULT_NAMES.length) throw new Error(`one timing per fault (${FAULT_NAMES.join(', ')})`);
+  return FAULT_NAMES.map((name, i) => ({ name, atMs: timings[i]![0], downMs: timings[i]![1] }));
+}
+
 /** One run's size and shape. Everything random in it is drawn from `seed`. */
 export interface ChaosProfile {
   name: string;
@@ -62,13 +68,13 @@ export function fullProfile(seed = 'dispatch-chaos'): ChaosProfile {
     agentStopMs: 3_000,
     maxConcurrent: 3,
     lowLimitEvery: 5,
-    faults: [
-      { name: 'sigkill', atMs: 20_000, downMs: 3_000 },
-      { name: 'sigterm', atMs: 55_000, downMs: 3_000 },
-      { name: 'nats', atMs: 90_000, downMs: 20_000 },
-      { name: 'postgres', atMs: 135_000, downMs: 3_000 },
-      { name: 'warren', atMs: 170_000, downMs: 10_000 },
-    ],
+    faults: everyFault([
+      [20_000, 3_000],
+      [55_000, 3_000],
+      [90_000, 20_000],
+      [135_000, 3_000],
+      [170_000, 10_000],
+    ]),
     deadlineMs: 20 * 60_000,
   };
 }
@@ -81,13 +87,13 @@ export function shortProfile(seed = 'dispatch-chaos'): ChaosProfile {
     agents: 30,
     tasks: 2_000,
     feedMs: 60_000,
-    faults: [
-      { name: 'sigkill', atMs: 6_000, downMs: 2_000 },
-      { name: 'sigterm', atMs: 16_000, downMs: 2_000 },
-      { name: 'nats', atMs: 26_000, downMs: 5_000 },
-      { name: 'postgres', atMs: 36_000, downMs: 2_000 },
-      { name: 'warren', atMs: 46_000, downMs: 10_000 },
-    ],
+    faults: everyFault([
+      [6_000, 2_000],
+      [16_000, 2_000],
+      [26_000, 5_000],
+      [36_000, 2_000],
+      [46_000, 10_000],
+    ]),
     deadlineMs: 4 * 60_000,
   };
 }

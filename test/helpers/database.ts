@@ -1,45 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { inject } from 'vitest';
-import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { runOnServer, scratchDatabase, withDatabase, type ScratchDatabase } from './scratch-database.js';
 
-export function databaseUrl(database: string): string {
-  const parsed = new URL(inject('serverUrl'));
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
+export const databaseUrl = (database: string) => withDatabase(inject('serverUrl'), database);
 
-async function adminQuery(sqlText: string): Promise<void> {
-  const client = new pg.Client({ connectionString: inject('serverUrl') });
-  await client.connect();
-  try {
-    await client.query(sqlText);
-  } finally {
-    await client.end();
-  }
-}
-
-export interface TestDatabase {
-  name: string;
-  url: string;
-  /** A small pool for the test's own queries and assertions. */
-  handle: DatabaseHandle;
-  drop(): Promise<void>;
-}
+export type TestDatabase = ScratchDatabase;
 
 /** A fresh database for one test file: migrated (from the template) unless `empty`. */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const name = `dispatch_t_${randomBytes(6).toString('hex')}`;
-  await adminQuery(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`);
-  const url = databaseUrl(name);
-  const handle = openDatabase(url, 4, 'dispatch-test');
-  return {
-    name,
-    url,
-    handle,
-    async drop() {
-      await handle.close();
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    },
-  };
+  const template = options.empty ? '' : ` TEMPLATE ${inject('templateDatabase')}`;
+  await runOnServer(inject('serverUrl'), `CREATE DATABASE ${name}${template}`);
+  return scratchDatabase(inject('serverUrl'), name, 4, 'dispatch-test');
+}
+
+/** A database of the calling test file's own, created before its tests and dropped after them. */
+export function useTestDatabase(options: { empty?: boolean } = {}): () => TestDatabase {
+  let database: TestDatabase | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase(options);
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+  return () => database!;
 }

@@ -1,9 +1,9 @@
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
+import { runOnServer, withDatabase } from './scratch-database.js';
 
 import { randomBytes } from 'node:crypto';
 
@@ -14,12 +14,6 @@ declare module 'vitest' {
     /** The migrated template this run's test databases are cloned from (one per run). */
     templateDatabase: string;
   }
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 /**
@@ -37,20 +31,14 @@ export default async function setup(project: TestProject) {
   }
   // A template per run, so two test runs sharing one server never drop each other's template.
   const templateDatabase = `dispatch_template_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${templateDatabase}`);
-  await admin.end();
+  await runOnServer(serverUrl, `CREATE DATABASE ${templateDatabase}`);
   const template = openDatabase(withDatabase(serverUrl, templateDatabase), 2);
   await migrateToLatest(template.db, template.pool, workerLogger(logger));
   await template.close();
   project.provide('serverUrl', serverUrl);
   project.provide('templateDatabase', templateDatabase);
   return async () => {
-    const cleanup = new pg.Client({ connectionString: serverUrl });
-    await cleanup.connect();
-    await cleanup.query(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
-    await cleanup.end();
+    await runOnServer(serverUrl!, `DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
     await embedded?.stop();
   };
 }

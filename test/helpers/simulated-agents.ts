@@ -68,6 +68,25 @@ export interface SimulatedAgentsOptions {
   until?: () => boolean;
 }
 
+/**
+ * The replica tests' swarm: agent i serves two of the three scopes, so agents compete for tasks
+ * in overlapping pools; each reports progress, works 0 to 3 ms a task, and heartbeats.
+ */
+export function overlappingSwarm(
+  scopes: readonly [string, string, string],
+  options: Pick<SimulatedAgentsOptions, 'urls' | 'count' | 'namePrefix' | 'until' | 'maxConcurrent'>,
+): SimulatedAgentsOptions {
+  return {
+    capabilities: (i) => [scopes[i % 3]!, scopes[(i + 1) % 3]!],
+    progress: true,
+    workMs: () => Math.floor(Math.random() * 4),
+    idlePollMs: 50,
+    heartbeatMs: 10_000,
+    deadlineMs: 170_000,
+    ...options,
+  };
+}
+
 export interface SimulatedAgentStats {
   polls: number;
   completed: number;

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { focusedProfile } from '../../chaos/lib/profile.js';
-import { formatReport } from '../../chaos/lib/report.js';
-import { runChaos } from '../../chaos/lib/run-chaos.js';
+import { runChaosChecked } from '../helpers/chaos.js';
 
 /**
  * PostgreSQL restarts mid-run (the swarm's own embedded server, stopped and started again on the
@@ -10,9 +9,7 @@ import { runChaos } from '../../chaos/lib/run-chaos.js';
  */
 describe('chaos: PostgreSQL restart', () => {
   it('replicas answer 503 meanwhile, recover, and finish every task correctly', async () => {
-    const report = await runChaos({ profile: focusedProfile('postgres', { atMs: 3_000, downMs: 2_500 }) });
-    if (!report.ok) console.log(formatReport(report));
-    expect(report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.violations.join('; ')}`)).toEqual([]);
+    const report = await runChaosChecked(focusedProfile('postgres', { atMs: 3_000, downMs: 2_500 }));
     const fault = report.faults.find((f) => f.name === 'postgres');
     expect(fault?.detail).toMatch(/every replica ready/);
     // Agents kept calling during the outage and were told to come back later, not given 500s.

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { focusedProfile } from '../../chaos/lib/profile.js';
-import { formatReport } from '../../chaos/lib/report.js';
-import { runChaos } from '../../chaos/lib/run-chaos.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runChaosChecked } from '../helpers/chaos.js';
+import { useTestDatabase } from '../helpers/database.js';
 
 /**
  * SIGKILL to a replica mid-run (calls in flight are cut; agents fail over and retry, and the
@@ -10,19 +9,11 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
  * the dead one's job locks are released after worker.dead_after_ms, and every task finishes
  * correctly soon after.
  */
-let database: TestDatabase;
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(async () => {
-  await database?.drop();
-});
+const database = useTestDatabase();
 
 describe('chaos: SIGKILL', () => {
   it('the other replicas finish every task correctly', async () => {
-    const report = await runChaos({ profile: focusedProfile('sigkill', { atMs: 3_000 }), databaseUrl: database.url });
-    if (!report.ok) console.log(formatReport(report));
-    expect(report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.violations.join('; ')}`)).toEqual([]);
+    const report = await runChaosChecked(focusedProfile('sigkill', { atMs: 3_000 }), database().url);
     expect(report.faults.find((f) => f.name === 'sigkill')?.detail).toMatch(/killed/);
     expect(report.timings.drainAfterLastFaultMs).toBeLessThan(30_000);
   }, 90_000);

@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { focusedProfile } from '../../chaos/lib/profile.js';
-import { formatReport } from '../../chaos/lib/report.js';
-import { runChaos } from '../../chaos/lib/run-chaos.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { runChaosChecked } from '../helpers/chaos.js';
+import { useTestDatabase } from '../helpers/database.js';
 
 /**
  * Warren answers 500 for 10 s. Replicas keep the last known statuses for a grace window
@@ -11,26 +10,15 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
  * wait instead of going to agents nobody can vouch for. When Warren answers again assignment
  * resumes by itself and every task finishes as its agents decided.
  */
-let database: TestDatabase;
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(async () => {
-  await database?.drop();
-});
+const database = useTestDatabase();
 
 const GRACE_MS = 4_000;
 
 describe('chaos: Warren failing', () => {
   it('tasks wait while Warren is down past the grace window, then resume', async () => {
-    const report = await runChaos({
-      profile: focusedProfile('warren', { atMs: 2_000, downMs: 10_000, feedMs: 12_000, tasks: 200 }),
-      databaseUrl: database.url,
-    });
-    if (!report.ok) console.log(formatReport(report));
-    expect(report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.violations.join('; ')}`)).toEqual([]);
+    const report = await runChaosChecked(focusedProfile('warren', { atMs: 2_000, downMs: 10_000, feedMs: 12_000, tasks: 200 }), database().url);
     const fault = report.faults.find((f) => f.name === 'warren')!;
-    const db = database.handle.db;
+    const db = database().handle.db;
     // Once the grace window has passed (plus a sync and a batch), nothing is assigned until Warren is back.
     const quietFrom = fault.wallStart + GRACE_MS + 1_500;
     const assignedIn = async (from: number, to: number) =>

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditAssignments } from '../helpers/assignment-audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
-import { createTasksOverHttp, SimulatedAgents } from '../helpers/simulated-agents.js';
+import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
 import { insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const LIMIT = 3;
 const AGENTS = 50;
-const SCOPES = ['alpha', 'beta', 'gamma'];
+const SCOPES = ['alpha', 'beta', 'gamma'] as const;
 const DEAD_AFTER_MS = 5_000;
 
 let database: TestDatabase;
@@ -36,18 +36,9 @@ beforeAll(async () => {
       server: { shutdown_grace_ms: 10_000 },
     },
   });
-  agents = await SimulatedAgents.start({
-    urls: replicas.map((r) => r.apiUrl),
-    count: AGENTS,
-    namePrefix: 'kill-agent',
-    capabilities: (i) => [SCOPES[i % 3]!, SCOPES[(i + 1) % 3]!],
-    progress: true,
-    workMs: () => Math.floor(Math.random() * 4),
-    idlePollMs: 50,
-    heartbeatMs: 10_000,
-    deadlineMs: 170_000,
-    until: () => finished,
-  });
+  agents = await SimulatedAgents.start(
+    overlappingSwarm(SCOPES, { urls: replicas.map((r) => r.apiUrl), count: AGENTS, namePrefix: 'kill-agent', until: () => finished }),
+  );
 }, 120_000);
 
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditAssignments } from '../helpers/assignment-audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
-import { createTasksOverHttp, SimulatedAgents } from '../helpers/simulated-agents.js';
+import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
 import { insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,7 +17,7 @@ const REPLICAS = 3;
 const AGENTS = 50;
 const TASKS = 5_000;
 const LIMIT = 3;
-const SCOPES = ['alpha', 'beta', 'gamma'];
+const SCOPES = ['alpha', 'beta', 'gamma'] as const;
 const HTTP_TASKS = 1_000;
 const BULK_BATCH = 200;
 
@@ -59,21 +59,16 @@ describe('assignment across replicas in separate processes', () => {
   it(`places ${TASKS} tasks on ${AGENTS} agents with no double assignment and no limit breach`, async () => {
     const urls = replicas.map((r) => r.apiUrl);
     let allDone = false;
-    agents = await SimulatedAgents.start({
-      urls,
-      count: AGENTS,
-      namePrefix: 'race-agent',
-      // Two of the three scopes each, so agents compete for tasks in overlapping pools.
-      capabilities: (i) => [SCOPES[i % 3]!, SCOPES[(i + 1) % 3]!],
-      // Every fifth agent brings its own, lower limit: the per-agent override must hold too.
-      maxConcurrent: (i) => (i % 5 === 0 ? 2 : undefined),
-      progress: true,
-      workMs: () => Math.floor(Math.random() * 4),
-      idlePollMs: 50,
-      heartbeatMs: 10_000,
-      deadlineMs: 170_000,
-      until: () => allDone,
-    });
+    agents = await SimulatedAgents.start(
+      overlappingSwarm(SCOPES, {
+        urls,
+        count: AGENTS,
+        namePrefix: 'race-agent',
+        // Every fifth agent brings its own, lower limit: the per-agent override must hold too.
+        maxConcurrent: (i) => (i % 5 === 0 ? 2 : undefined),
+        until: () => allDone,
+      }),
+    );
     const started = Date.now();
     // A fifth arrive over REST through every replica (each insert fires the wake-up path in its
     // own process); the rest land in bulk, faster than the agents finish, so the queue stays
