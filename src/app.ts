@@ -16,6 +16,7 @@ import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { uuidSchema } from './tasks/task.schemas.js';
 import { getTask, type TaskPolicy } from './tasks/task.service.js';
+import { TaskRetention } from './tasks/retention.js';
 import { DispatchError } from './http/errors.js';
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { EventsService } from './events/events.service.js';
@@ -90,6 +91,16 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
+  const retention = new TaskRetention(
+    pool,
+    {
+      keepFinishedMs: config.retention.keep_finished_ms,
+      intervalMs: config.retention.interval_ms,
+      batchSize: config.retention.batch_size,
+    },
+    log,
+    metrics,
+  );
   const events = new EventsService({
     url: config.hermes.url,
     statsIntervalMs: config.hermes.stats_interval_ms,
@@ -104,6 +115,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     // No new tasks from NATS either; the outbox batch in flight commits before the pool closes.
     await events.stop();
     assignment.beginShutdown();
+    await retention.stop();
     await lifecycle.stop();
     await directory?.sync.stop();
     await runner?.stop();
@@ -130,6 +142,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     directory?.sync.start();
     assignment.start();
     lifecycle.start();
+    retention.start();
     events.start();
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 

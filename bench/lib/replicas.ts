@@ -38,13 +38,17 @@ export async function withReplicas<T>(
   }
 }
 
-/** Sum of one counter (without labels filter) across the replicas' /metrics. */
-export async function scrapeSum(replicas: readonly ReplicaProcess[], metric: string): Promise<number> {
+/**
+ * Sum of one metric across the replicas' /metrics: every series, or only those whose labels
+ * include `label` (e.g. 'event="assigned"').
+ */
+export async function scrapeSum(replicas: readonly ReplicaProcess[], metric: string, label?: string): Promise<number> {
   let total = 0;
   for (const replica of replicas) {
     const text = await (await fetch(`${replica.opsUrl}/metrics`)).text();
     for (const line of text.split('\n')) {
-      if (line.startsWith(`${metric} `) || line.startsWith(`${metric}{`)) total += Number(line.split(' ').at(-1));
+      const series = line.startsWith(`${metric} `) || line.startsWith(`${metric}{`);
+      if (series && (label === undefined || line.slice(metric.length).split(' ')[0]!.includes(label))) total += Number(line.split(' ').at(-1));
     }
   }
   return total;

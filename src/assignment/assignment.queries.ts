@@ -118,15 +118,16 @@ export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promi
       UPDATE dispatch_tasks t
          SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),
              started_at = NULL, last_progress_at = NULL, unmatched_at = NULL, not_before = NULL,
-             placement = d.placement,
              deadline_at = dispatch_attempt_deadline(NULL, now(), now(), t.timeout_ms, t.heartbeat_timeout_ms)
         FROM decided d
        WHERE t.id = d.id AND t.status = 'pending'
-      RETURNING t.id, t.assignee, t.attempt, t.scope, t.deadline_at
+      RETURNING t.id, t.assignee, t.attempt, t.scope, t.deadline_at, d.placement
     ), e AS (
-      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+      -- The decision goes on the event, written once, not on the task row (migration 0007).
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload, placement)
       SELECT id, 'assigned', assignee, attempt,
-             jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope, 'attempt', attempt)
+             jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope, 'attempt', attempt),
+             placement
         FROM t
     ), a AS (
       UPDATE dispatch_agents SET last_assigned_at = now()
@@ -137,6 +138,19 @@ export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promi
     -- Naming j in the output keeps the planner from dropping it (and its side effect).
     SELECT t.id, t.assignee, t.attempt, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(tx);
   return rows;
+}
+
+/** The decision recorded with the task's latest `assigned` event, or null if it was never placed. */
+export async function lastPlacement(db: Db, taskId: string): Promise<unknown> {
+  const row = await db
+    .selectFrom('dispatch_task_events')
+    .select('placement')
+    .where('task_id', '=', taskId)
+    .where('event', '=', 'assigned')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.placement ?? null;
 }
 
 /**

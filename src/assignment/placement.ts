@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
-import { readAllAgents } from './assignment.queries.js';
+import { lastPlacement, readAllAgents } from './assignment.queries.js';
 import { decidePlacement } from './scoring.js';
 
 /**
@@ -8,8 +8,9 @@ import { decidePlacement } from './scoring.js';
  * pending one is evaluated now against the live directory and says why it is still waiting.
  */
 export async function explainPlacement(db: Db, task: TaskRow, defaultMaxConcurrent: number, now = new Date()) {
+  const lastDecision = await lastPlacement(db, task.id);
   if (task.status !== 'pending') {
-    return { task_id: task.id, status: task.status, assignee: task.assignee, attempt: task.attempt, decision: task.placement ?? null };
+    return { task_id: task.id, status: task.status, assignee: task.assignee, attempt: task.attempt, decision: lastDecision };
   }
   const agents = await readAllAgents(db, defaultMaxConcurrent);
   const capable = agents.filter((a) => a.capabilities.includes(task.scope));
@@ -26,6 +27,6 @@ export async function explainPlacement(db: Db, task: TaskRow, defaultMaxConcurre
     unmatched_at: task.unmatched_at?.toISOString() ?? null,
     candidates: decision.candidates,
     without_capability: agents.length - capable.length,
-    last_decision: task.placement ?? null,
+    last_decision: lastDecision,
   };
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { Periodic, whileHoldingLock } from '../db/periodic.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Advisory lock key: one replica at a time vacuums. */
@@ -30,30 +31,23 @@ export interface QueueMaintenanceOptions {
  * 59% (docs/BENCHMARKS.md, "Assignment"). Vacuuming at a threshold keeps all of it flat.
  */
 export class QueueMaintenance {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly periodic: Periodic;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: QueueMaintenanceOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.periodic = new Periodic('queue maintenance', options.intervalMs, () => this.runOnce(), logger);
+  }
 
   start(): void {
-    if (this.options.intervalMs <= 0) return;
-    this.timer = setInterval(() => {
-      this.running ??= this.runOnce()
-        .then(() => undefined)
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'queue maintenance failed; trying again next interval'))
-        .finally(() => (this.running = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
   /** Stops the timer and waits for a vacuum under way. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+    await this.periodic.stop();
   }
 
   /**
@@ -61,31 +55,23 @@ export class QueueMaintenance {
    * the tables vacuumed (empty when another replica holds the lock or nothing is needed).
    */
   async runOnce(): Promise<string[]> {
-    const conn = await this.pool.connect();
-    try {
-      const locked = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [QUEUE_MAINTENANCE_LOCK]);
-      if (!locked.rows[0]?.ok) return [];
-      try {
-        const { rows } = await conn.query<{ name: string; dead: number }>(
-          `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
-             FROM pg_stat_user_tables
-            WHERE format('%s.%s', schemaname, relname) = ANY ($1::text[]) AND n_dead_tup > $2`,
-          [HOT_TABLES, this.options.deadTuples],
-        );
-        const vacuumed: string[] = [];
-        for (const table of rows) {
-          const started = performance.now();
-          // SKIP_LOCKED: a table someone holds exclusively (a migration) is left for next time.
-          await conn.query(`VACUUM (SKIP_LOCKED) ${table.name}`);
-          vacuumed.push(table.name);
-          this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
-        }
-        return vacuumed;
-      } finally {
-        await conn.query('SELECT pg_advisory_unlock($1)', [QUEUE_MAINTENANCE_LOCK]);
+    const vacuumed = await whileHoldingLock(this.pool, QUEUE_MAINTENANCE_LOCK, async (conn) => {
+      const { rows } = await conn.query<{ name: string; dead: number }>(
+        `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
+           FROM pg_stat_user_tables
+          WHERE format('%s.%s', schemaname, relname) = ANY ($1::text[]) AND n_dead_tup > $2`,
+        [HOT_TABLES, this.options.deadTuples],
+      );
+      const done: string[] = [];
+      for (const table of rows) {
+        const started = performance.now();
+        // SKIP_LOCKED: a table someone holds exclusively (a migration) is left for next time.
+        await conn.query(`VACUUM (SKIP_LOCKED) ${table.name}`);
+        done.push(table.name);
+        this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
       }
-    } finally {
-      conn.release();
-    }
+      return done;
+    });
+    return vacuumed ?? [];
   }
 }

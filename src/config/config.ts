@@ -81,6 +81,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    retention: z
+      .object({
+        // Finished tasks (completed, failed, cancelled, timed out) are deleted with their events
+        // this long after they finished; 0 keeps every task forever. See src/tasks/retention.ts.
+        keep_finished_ms: z.number().int().min(0).default(7 * 24 * 3_600_000),
+        interval_ms: positiveMs.default(60_000),
+        batch_size: z.number().int().positive().max(50_000).default(2_000),
+      })
+      .strict()
+      .prefault({}),
     worker: z
       .object({
         concurrency: z.number().int().positive().max(64).default(4),

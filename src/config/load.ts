@@ -23,6 +23,7 @@ const ENV_BINDINGS: EnvBinding[] = [
   { env: 'DISPATCH_FORGE_URL', path: ['promptforge', 'url'], type: 'string' },
   { env: 'DISPATCH_FORGE_TOKEN', path: ['promptforge', 'token'], type: 'string' },
   { env: 'DISPATCH_TICK_INTERVAL_MS', path: ['assignment', 'tick_interval_ms'], type: 'int' },
+  { env: 'DISPATCH_KEEP_FINISHED_MS', path: ['retention', 'keep_finished_ms'], type: 'int' },
   { env: 'DISPATCH_LOG_LEVEL', path: ['logging', 'level'], type: 'string' },
   { env: 'DISPATCH_LOG_FORMAT', path: ['logging', 'format'], type: 'string' },
 ];

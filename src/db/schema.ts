@@ -40,7 +40,6 @@ export interface TasksTable {
   last_progress_at: Timestamp | null;
   unmatched_at: Timestamp | null;
   start_alarm_at: Timestamp | null;
-  placement: Json | null;
   created_at: DefaultedTimestamp;
   updated_at: DefaultedTimestamp;
   assigned_at: Timestamp | null;
@@ -56,6 +55,8 @@ export interface TaskEventsTable {
   agent_id: string | null;
   attempt: number | null;
   payload: Json;
+  /** Assigned events only: the placement decision (migration 0007). */
+  placement: Json | null;
   created_at: DefaultedTimestamp;
 }
 

@@ -57,6 +57,11 @@ export function createMetrics() {
     help: 'Age of the oldest task event not yet acknowledged by JetStream; 0 when none is owed.',
     registers: [registry],
   });
+  const tasksDeleted = new Counter({
+    name: 'dispatch_tasks_deleted_total',
+    help: 'Finished tasks (with their events) this replica deleted past retention.keep_finished_ms.',
+    registers: [registry],
+  });
   const eventsPublished = new Counter({
     name: 'dispatch_events_published_total',
     help: 'Task events this replica published to JetStream, by stored event name.',
@@ -83,6 +88,7 @@ export function createMetrics() {
     integrationErrors,
     integrationUp,
     waitingTooLong,
+    tasksDeleted,
     outboxBacklog,
     outboxLagSeconds,
     eventsPublished,
