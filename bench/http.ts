@@ -6,6 +6,8 @@
  * then drives it from this process with autocannon over 127.0.0.1:
  *   1. POST /api/v1/tasks        (create)
  *   2. GET  /api/v1/tasks/:id    (read, spread over ids created in phase 1)
+ *   3. the same create body against bench/reference/bare-insert-server.ts (a bare Hono route
+ *      doing one INSERT), the yardstick the create rate is compared with
  * Each phase warms up, then measures; the database is dropped at the end.
  *
  * Settings (environment):
@@ -15,6 +17,7 @@
  * The load generator, the server and PostgreSQL share this machine's cores, so the figures are
  * for the whole system on one box, not for the server alone.
  */
+import { spawn } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import pg from 'pg';
 import { spawnReplica, type ReplicaProcess } from '../test/helpers/replica-process.js';
@@ -40,6 +43,26 @@ interface PhaseResult extends LoadResult {
 }
 
 const LOAD = { connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S };
+const CREATE_BODY = JSON.stringify({ title: 'benchmark task', scope: 'bench', priority: 3, context: { source: 'bench/http.ts' } });
+
+/** Runs `fn` against bench/reference/bare-insert-server.ts in its own process, then stops it. */
+async function withBareInsertServer<T>(databaseUrl: string, poolSize: number, fn: (url: string) => Promise<T>): Promise<T> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/reference/bare-insert-server.ts', databaseUrl, String(poolSize)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`bare reference server exited with ${code}`)));
+      child.stdout.on('data', (chunk: Buffer) => {
+        const match = /listening (\d+)/.exec(chunk.toString());
+        if (match) resolve(Number(match[1]));
+      });
+    });
+    return await fn(`http://127.0.0.1:${port}`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
 
 async function phase(name: string, url: string, shape: RequestShape): Promise<PhaseResult> {
   return { name, ...(await loadPhase([url], shape, LOAD)) };
@@ -99,7 +122,7 @@ async function main(): Promise<void> {
       await phase('POST /api/v1/tasks', `${replica.apiUrl}/api/v1/tasks`, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ title: 'benchmark task', scope: 'bench', priority: 3, context: { source: 'bench/http.ts' } }),
+        body: CREATE_BODY,
       }),
     );
 
@@ -119,7 +142,16 @@ async function main(): Promise<void> {
       }),
     );
 
+    // The yardstick last, on the same database server (Dispatch sits idle meanwhile).
+    const bare = await withBareInsertServer(withDatabase(benchServerUrl(), DATABASE), POOL_SIZE, (url) =>
+      phase('reference: bare Hono route, one INSERT', `${url}/tasks`, { method: 'POST', headers, body: CREATE_BODY }),
+    );
+    results.push(bare);
+
     report(results, loadBefore);
+    console.log(
+      `\ncreates: ${((results[0]!.requestsPerSecond / bare.requestsPerSecond) * 100).toFixed(0)}% of the bare route's rate on this machine, this run`,
+    );
     const failed = results.filter((r) => r.non2xx > 0 || r.errors > 0);
     if (failed.length > 0) {
       console.error(`\nsome requests failed: ${failed.map((r) => r.name).join(', ')}`);

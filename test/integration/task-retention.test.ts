@@ -47,10 +47,15 @@ describe('task retention', () => {
     expect(orphanEvents.rows[0]!.n).toBe(0);
     expect((await metrics.registry.getSingleMetric('dispatch_tasks_deleted_total')!.get()).values[0]!.value).toBe(old.length);
 
-    // Once the child has finished long ago too, parent and child go; once published, the owed one goes.
-    await sql`UPDATE dispatch_tasks SET status = 'completed', completed_at = ${eightDaysAgo} WHERE id = ${child!}`.execute(db);
+    // Published at last, the owed task goes; a child finished just now still keeps its parent.
+    await sql`UPDATE dispatch_tasks SET status = 'completed', completed_at = now() WHERE id = ${child!}`.execute(db);
     await sql`DELETE FROM dispatch_event_outbox`.execute(db);
-    expect(await retention.runOnce()).toBe(3);
+    expect(await retention.runOnce()).toBe(1);
+    expect(await remaining()).toEqual([...recent, ...oldPending, parent!, child!].sort());
+
+    // Once the child is past the window too, both go.
+    await sql`UPDATE dispatch_tasks SET completed_at = ${eightDaysAgo} WHERE id = ${child!}`.execute(db);
+    expect(await retention.runOnce()).toBe(2);
     expect(await remaining()).toEqual([...recent, ...oldPending].sort());
   });
 
