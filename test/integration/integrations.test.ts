@@ -8,8 +8,11 @@ import { FakeWarren } from '../helpers/fake-warren.js';
 
 const WARREN_TOKEN = 'warren-token-9c2e';
 const FORGE_TOKEN = 'forge-token-41ab';
-// Short, so the timeout and retry tests stay quick; retries back off by only a few ms.
-const TIMEOUT_MS = 150;
+// Long enough for an answer from a loaded machine (a timeout there retries, and the tests count
+// calls); the tests of hanging services wait HANG_TIMEOUT_MS per attempt instead, to stay quick.
+// Retries back off by only a few ms.
+const TIMEOUT_MS = 2_000;
+const HANG_TIMEOUT_MS = 150;
 const RETRY = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
 
 let warren: FakeWarren;
@@ -45,11 +48,11 @@ afterEach(() => {
   forge.resetCalls();
 });
 
-function warrenClient(token = WARREN_TOKEN, metrics = createMetrics()) {
-  return createWarrenClient({ baseUrl: warren.url, token, timeoutMs: TIMEOUT_MS, retry: RETRY, metrics });
+function warrenClient(token = WARREN_TOKEN, metrics = createMetrics(), timeoutMs = TIMEOUT_MS) {
+  return createWarrenClient({ baseUrl: warren.url, token, timeoutMs, retry: RETRY, metrics });
 }
-function forgeClient(token = FORGE_TOKEN, metrics = createMetrics()) {
-  return createPromptForgeClient({ baseUrl: forge.url, token, timeoutMs: TIMEOUT_MS, retry: RETRY, metrics });
+function forgeClient(token = FORGE_TOKEN, metrics = createMetrics(), timeoutMs = TIMEOUT_MS) {
+  return createPromptForgeClient({ baseUrl: forge.url, token, timeoutMs, retry: RETRY, metrics });
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<IntegrationError> {
@@ -131,18 +134,18 @@ describe('Warren client', () => {
   it('times out a hanging Warren per attempt, retries, and fails within the bound', async () => {
     warren.failWith('hang');
     const started = performance.now();
-    const error = await failureOf(warrenClient().listAgents());
+    const error = await failureOf(warrenClient(WARREN_TOKEN, createMetrics(), HANG_TIMEOUT_MS).listAgents());
     const elapsed = performance.now() - started;
     expect(error.reason).toBe('timeout');
     expect(warren.calls).toHaveLength(3);
     // Three timeouts plus two short backoffs; generous upper bound for a loaded machine.
-    expect(elapsed).toBeGreaterThanOrEqual(3 * TIMEOUT_MS - 10);
-    expect(elapsed).toBeLessThan(3 * TIMEOUT_MS + 1_000);
+    expect(elapsed).toBeGreaterThanOrEqual(3 * HANG_TIMEOUT_MS - 10);
+    expect(elapsed).toBeLessThan(3 * HANG_TIMEOUT_MS + 1_000);
   });
 
   it('recovers after a hang once Warren answers again', async () => {
     warren.failWith('hang', 1);
-    await expect(warrenClient().listAgents()).resolves.toHaveLength(4);
+    await expect(warrenClient(WARREN_TOKEN, createMetrics(), 1_000).listAgents()).resolves.toHaveLength(4);
     expect(warren.calls).toHaveLength(2);
   });
 
@@ -199,7 +202,7 @@ describe('PromptForge client', () => {
 
   it('times out when PromptForge hangs', async () => {
     forge.failWith('hang');
-    const error = await failureOf(forgeClient().listPersonas());
+    const error = await failureOf(forgeClient(FORGE_TOKEN, createMetrics(), HANG_TIMEOUT_MS).listPersonas());
     expect(error.reason).toBe('timeout');
     expect(forge.calls).toHaveLength(3);
   });
