@@ -10,14 +10,19 @@ import * as q from './agent.queries.js';
 import { registerAgentBatched } from './agent.batcher.js';
 
 const capabilityTag = z.string().trim().min(1).max(200).transform((s) => s.toLowerCase());
+const capabilityList = z.array(capabilityTag).max(500);
 
 /** A standalone agent announcing itself; repeated as its heartbeat. */
 const registrationSchema = z
   .object({
     capabilities: z.union([
-      z.array(capabilityTag).max(500),
-      // v1 personas carry a comma-separated list; accept the same text here.
-      z.string().max(10_000).transform((s) => s.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)),
+      capabilityList,
+      // v1 personas carry a comma-separated list; accept the same text here, under the same rules.
+      z
+        .string()
+        .max(10_000)
+        .transform((s) => s.split(',').filter((t) => t.trim() !== ''))
+        .pipe(capabilityList),
     ]),
     status: z.enum(['ready', 'busy', 'sleeping', 'degraded', 'stopped']).default('ready'),
     max_concurrent: z.number().int().positive().max(100_000).nullable().optional(),

@@ -3,6 +3,9 @@ import type { z } from 'zod';
 import { findUnstorable, unstorableText } from '../db/storable.js';
 import { DispatchError, validationError } from './errors.js';
 
+/** application/json, or a structured `+json` type, with or without parameters such as charset. */
+const JSON_MEDIA_TYPE = /^\s*application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
 /**
  * Reads and validates a JSON body. An empty body counts as `{}` so endpoints whose fields are all
  * optional (progress, cancel-free PATCH) accept a bare POST.
@@ -11,6 +14,11 @@ export async function readJsonBody<S extends z.ZodType>(c: Context, schema: S): 
   const text = await c.req.text();
   let raw: unknown = {};
   if (text.trim() !== '') {
+    if (!JSON_MEDIA_TYPE.test(c.req.header('content-type') ?? '')) {
+      throw new DispatchError('unsupported_media_type', 'request body must be JSON, sent as Content-Type: application/json', [
+        { field: 'Content-Type', message: 'must be application/json' },
+      ]);
+    }
     try {
       raw = JSON.parse(text);
     } catch {

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'conflict'
   | 'stale_attempt'
   | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'rate_limited'
   | 'unavailable'
   | 'internal';
@@ -24,6 +25,7 @@ const STATUS_BY_CODE: Record<ErrorCode, ContentfulStatusCode> = {
   conflict: 409,
   stale_attempt: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,

@@ -250,16 +250,28 @@ export async function recordProgress(db: Db, call: WorkerCall, payload: unknown)
 }
 
 /** Cancels a task that is not finished yet; an assigned agent's slot is freed by the same update. */
-export async function cancelTask(db: Db, taskId: string, by: string): Promise<TaskRow | undefined> {
+/**
+ * Cancels an unfinished task and, when `context` is given, replaces its context in the same
+ * statement: a PATCH carrying both is all or nothing.
+ */
+export async function cancelTask(db: Db, taskId: string, by: string, context?: { value: unknown }): Promise<TaskRow | undefined> {
+  const replace = context !== undefined;
   const { rows } = await sql<TaskRow>`
     WITH t AS (
       UPDATE dispatch_tasks
-         SET status = 'cancelled', completed_at = now(), deadline_at = NULL
+         SET status = 'cancelled', completed_at = now(), deadline_at = NULL,
+             context = CASE WHEN ${replace}::boolean THEN ${json(context?.value ?? null)}::jsonb ELSE context END
        WHERE id = ${taskId} AND status IN ('pending', 'assigned', 'running')
       RETURNING *
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'cancelled', ${by}::text, attempt, jsonb_build_object('task_id', id, 'cancelled_by', ${by}::text, 'assignee', assignee) FROM t
+      SELECT t.id, ev.event, ${by}::text, t.attempt, ev.payload
+        FROM t CROSS JOIN LATERAL (VALUES
+               (1, 'context_updated', jsonb_build_object('task_id', t.id)),
+               (2, 'cancelled', jsonb_build_object('task_id', t.id, 'cancelled_by', ${by}::text, 'assignee', t.assignee))
+             ) AS ev(step, event, payload)
+       WHERE ev.step = 2 OR ${replace}::boolean
+       ORDER BY ev.step
     ), j AS (
       SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )

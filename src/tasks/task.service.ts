@@ -154,16 +154,13 @@ export async function updateTask(
   change: { status?: 'cancelled'; context?: unknown },
 ): Promise<TaskRow> {
   await requireOwner(db, id, caller, change.status ? 'cancel' : 'change');
-  let task: TaskRow | undefined;
-  if (change.context !== undefined) {
-    task = await q.replaceContext(db, id, caller.agent, change.context);
-    if (!task) return await rejectFinished(db, id, 'change the context of');
-  }
   if (change.status === 'cancelled') {
-    task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.agent));
-    if (!task) return await rejectFinished(db, id, 'cancel');
+    const context = change.context === undefined ? undefined : { value: change.context };
+    const task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.agent, context));
+    return task ?? (await rejectFinished(db, id, 'cancel'));
   }
-  return task ?? (await getTask(db, id));
+  const task = await q.replaceContext(db, id, caller.agent, change.context);
+  return task ?? (await rejectFinished(db, id, 'change the context of'));
 }
 
 async function rejectFinished(db: Db, id: string, action: string): Promise<never> {

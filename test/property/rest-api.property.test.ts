@@ -2,6 +2,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.js';
+import { MAX_JSON_DEPTH } from '../../src/db/storable.js';
 import { taskPolicy } from '../../src/app.js';
 import { createTaskFromRequest, rejectionBody } from '../../src/events/task-requests.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -438,7 +439,7 @@ describe('bad input the properties found', () => {
     expect(JSON.parse(ok.text)).toMatchObject({ title: '💥', context: { emoji: '💥' } });
   });
 
-  it('refuses JSON nested deeper than 100 levels, which JSON.stringify and PostgreSQL cannot take', async () => {
+  it(`refuses JSON nested deeper than ${MAX_JSON_DEPTH} levels, long before JSON.stringify and PostgreSQL give up`, async () => {
     const deep = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
     const create = (context: string) => ({ method: 'POST', path: '/api/v1/tasks', headers: as('fz-deep'), body: rawJson(`{"title":"t","scope":"s","context":${context}}`) });
     await expectRefused(create(deep(10_000)), 'context');
@@ -448,7 +449,7 @@ describe('bad input the properties found', () => {
     await expectRefused({ method: 'POST', path: `/api/v1/tasks/${id}/progress`, headers: as('fz-deep'), body: rawJson(`{"p":${deep(10_000)}}`) }, 'p');
     await expectRefused({ method: 'POST', path: `/api/v1/tasks/${id}/progress`, headers: as('fz-deep'), body: rawJson(deep(10_000)) }, '0');
     // Up to the limit, nesting is stored and reads back.
-    const ok = await expectWellFormed(create(deep(99)));
+    const ok = await expectWellFormed(create(deep(MAX_JSON_DEPTH - 1)));
     expect(ok.status).toBe(201);
     const task = JSON.parse(ok.text) as { id: string };
     expect((await send({ method: 'GET', path: `/api/v1/tasks/${task.id}`, headers: as('fz-deep') })).status).toBe(200);
