@@ -16,6 +16,7 @@ export interface UnstorableValue {
   message: string;
 }
 
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for.
 const SUSPECT = /[\u0000\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
