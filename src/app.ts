@@ -20,6 +20,7 @@ import { TaskRetention } from './tasks/retention.js';
 import { DispatchError } from './http/errors.js';
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { EventsService } from './events/events.service.js';
+import { loginSettings, natsConnectOptions } from './events/nats-auth.js';
 
 export interface Dispatch {
   replicaId: string;
@@ -109,6 +110,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     logger: log,
     metrics,
     clientName: `dispatch ${replicaId}`,
+    connection: { login: { options: natsConnectOptions(config.hermes), settings: loginSettings(config.hermes) } },
   });
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.close()));

@@ -34,8 +34,26 @@ export const configSchema = z
       .object({
         url: z.string().default('nats://localhost:4222'),
         stats_interval_ms: positiveMs.default(10_000),
+        // One way to log in, or none (an open server): see src/events/nats-auth.ts.
+        user: z.string().default(''),
+        password: z.string().default(''),
+        token: z.string().default(''),
+        nkey_seed: z.string().default(''),
+        creds_file: z.string().default(''),
+        tls_ca_file: z.string().default(''),
+        tls_cert_file: z.string().default(''),
+        tls_key_file: z.string().default(''),
       })
       .strict()
+      .superRefine((hermes, ctx) => {
+        const ways = [hermes.user || hermes.password ? 'user' : '', hermes.token ? 'token' : '', hermes.nkey_seed ? 'nkey_seed' : '', hermes.creds_file ? 'creds_file' : ''];
+        const chosen = ways.filter(Boolean);
+        if (chosen.length > 1) ctx.addIssue({ code: 'custom', path: [chosen[1]!], message: `give one way to log in to NATS, not ${chosen.join(' and ')}` });
+        if ((hermes.user === '') !== (hermes.password === '')) ctx.addIssue({ code: 'custom', path: [hermes.user ? 'password' : 'user'], message: 'user and password go together' });
+        if ((hermes.tls_cert_file === '') !== (hermes.tls_key_file === '')) {
+          ctx.addIssue({ code: 'custom', path: [hermes.tls_cert_file ? 'tls_key_file' : 'tls_cert_file'], message: 'a client certificate needs its key, and the other way round' });
+        }
+      })
       .prefault({}),
     warren: z
       .object({

@@ -25,7 +25,7 @@ export interface EventsOptions {
   /** Shown as the client name in NATS monitoring. */
   clientName: string;
   outbox?: Pick<OutboxPublisherOptions, 'pollIntervalMs' | 'batchSize' | 'backlogSampleMs'>;
-  connection?: Pick<NatsLinkOptions, 'retryInitialMs' | 'retryMaxMs' | 'reconnectTimeWaitMs' | 'connectTimeoutMs'>;
+  connection?: Pick<NatsLinkOptions, 'login' | 'retryInitialMs' | 'retryMaxMs' | 'reconnectTimeWaitMs' | 'connectTimeoutMs'>;
   /** How long a JetStream publish waits for its acknowledgement. */
   publishTimeoutMs?: number;
   /** Without NATS: owed events older than this are dropped (see discardStaleOwedEvents). */
@@ -183,6 +183,8 @@ export class EventsService {
     await this.ensureStreamAndConsumer(nc);
     if (this.running && this.requestsFor !== nc) {
       await this.requests.stop();
+      // stop() may have run meanwhile: a pull loop started now would outlive it and hold the drain.
+      if (!this.running) return;
       this.requestsFor = nc;
       this.requests.start(this.jetstream(nc));
     }

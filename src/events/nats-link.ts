@@ -1,5 +1,6 @@
 import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
 import { redactUrl, type Logger } from '../observability/logger.js';
+import { isLoginRefused } from './nats-auth.js';
 import { Sleeper } from './sleeper.js';
 
 export interface NatsLinkOptions {
@@ -7,6 +8,8 @@ export interface NatsLinkOptions {
   url: string;
   /** Client name shown in the server's monitoring (the replica id). */
   name: string;
+  /** Credentials and TLS (from natsConnectOptions), and the settings that hold them, for errors. */
+  login?: { options: Partial<ConnectionOptions>; settings: string };
   logger: Logger;
   /** Called when the connection is up: first connect (`first`) and every reconnect. */
   onUp: (nc: NatsConnection, first: boolean) => void;
@@ -102,6 +105,7 @@ export class NatsLink {
     while (this.running) {
       try {
         const nc = await connectFn({
+          ...this.options.login?.options,
           servers: this.servers,
           name: this.options.name,
           maxReconnectAttempts: -1,
@@ -122,7 +126,17 @@ export class NatsLink {
         this.options.onUp(nc, true);
         return;
       } catch (error) {
-        if (!warned) {
+        if (isLoginRefused(error)) {
+          // Retrying soon cannot help; it can once someone fixes the setting or the server's users.
+          if (!warned) {
+            this.options.logger.error(
+              { url: this.safeUrl, code: (error as { code?: string }).code, settings: this.options.login?.settings ?? 'none' },
+              `NATS refused Dispatch's login: check ${this.options.login?.settings ?? 'the hermes credentials'}; events wait in the outbox meanwhile`,
+            );
+          }
+          warned = true;
+          delay = this.options.retryMaxMs ?? 5_000;
+        } else if (!warned) {
           warned = true;
           this.options.logger.warn(
             { url: this.safeUrl, err: error },

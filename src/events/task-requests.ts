@@ -152,6 +152,8 @@ export class TaskRequestConsumer {
         const consumer = await js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
         const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
         this.stopCurrent = () => messages.stop();
+        // A stop() while the pull was being set up found nothing to stop: it would wait forever.
+        if (!this.running) messages.stop();
         // The library retries a missing consumer for ever; recreate it instead.
         void (async () => {
           for await (const status of await messages.status()) {

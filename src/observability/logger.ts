@@ -13,11 +13,17 @@ const REDACT_PATHS = [
   'config.promptforge.token',
   'config.database.url',
   'config.hermes.url',
+  'config.hermes.user',
+  'config.hermes.password',
+  'config.hermes.token',
+  'config.hermes.nkey_seed',
   'headers.authorization',
   'req.headers.authorization',
   '*.admin_token',
   '*.token',
   '*.password',
+  '*.pass',
+  '*.nkey_seed',
   'authorization',
 ];
 
@@ -34,10 +40,14 @@ export function createLogger(options: { level: string }, destination?: NodeJS.Wr
   );
 }
 
-/** Removes the password (and any query parameters such as sslpassword) from a connection URL. */
+/**
+ * Removes the user name, the password and any query parameters (sslpassword...) from a
+ * connection URL. The user name goes too: in `nats://<token>@host` it is the secret.
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
+    if (parsed.username) parsed.username = 'redacted';
     if (parsed.password) parsed.password = 'redacted';
     parsed.search = '';
     return parsed.toString();

@@ -63,7 +63,8 @@ async function accepts(port: number): Promise<boolean> {
   });
 }
 
-export async function startNatsServer(): Promise<TestNatsServer> {
+/** `args` go to nats-server after the usual ones (e.g. `-c <config file>` for users and TLS). */
+export async function startNatsServer(options: { args?: string[] } = {}): Promise<TestNatsServer> {
   const binary = natsServerBinary();
   const storeDir = await mkdtemp(path.join(tmpdir(), 'dispatch-nats-'));
   const port = await freePort();
@@ -73,7 +74,7 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   const start = async () => {
     if (child) return;
     output = '';
-    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
+    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
