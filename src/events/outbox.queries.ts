@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { ADVISORY_LOCK } from '../db/contract.js';
 import type { Db } from '../db/database.js';
-import type { Database } from '../db/schema.js';
+import type { DB } from '../db/generated/database.js';
 import type { StoredTaskEvent } from './subjects.js';
 
 /**
@@ -21,7 +21,7 @@ import type { StoredTaskEvent } from './subjects.js';
  */
 const PUBLISHER_IDLE_LIMIT = '30s';
 
-export type Tx = Transaction<Database>;
+export type Tx = Transaction<DB>;
 
 export interface OwedEvent extends StoredTaskEvent {
   id: number;

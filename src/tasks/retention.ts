@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ADVISORY_LOCK } from '../db/contract.js';
 import { Periodic, whileHoldingLock } from '../db/periodic.js';
-import { TERMINAL_STATUSES } from '../db/schema.js';
+import { TERMINAL_STATUSES } from '../db/columns.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
