@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { AGENT_SOURCES, AGENT_STATUSES, TASK_STATUSES } from '../../src/db/columns.js';
 import { ADVISORY_LOCK, JOB, JOB_KEY } from '../../src/db/contract.js';
 import { useTestDatabase } from '../helpers/database.js';
 
 /**
  * The SQL functions of a migrated database use the job names, job-key prefixes and advisory lock
- * keys of src/db/contract.ts. They are read back from the catalogue, as the last migration left
+ * keys of src/db/contract.ts, and its CHECK constraints allow the values of src/db/columns.ts. They are read back from the catalogue, as the last migration left
  * them, so a value changed on one side only (TS, or a migration replacing a function) fails here.
  */
 
@@ -55,5 +56,19 @@ describe('the database and src/db/contract.ts', () => {
   it('has no two protocols sharing an advisory lock key', () => {
     const keys = Object.values(ADVISORY_LOCK).map(String);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('allow in text columns the values src/db/columns.ts types them with', async () => {
+    const { rows } = await sql<{ name: string; definition: string }>`
+      SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+       WHERE conname IN ('dispatch_tasks_status_check', 'dispatch_agents_status_check', 'dispatch_agents_source_check')`.execute(
+      database().handle.db,
+    );
+    const allowed = Object.fromEntries(rows.map((r) => [r.name, [...r.definition.matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1])]));
+    expect(allowed).toEqual({
+      dispatch_tasks_status_check: [...TASK_STATUSES],
+      dispatch_agents_status_check: [...AGENT_STATUSES],
+      dispatch_agents_source_check: [...AGENT_SOURCES],
+    });
   });
 });
