@@ -11,7 +11,7 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['bench/**', 'test/**', 'src/main.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
+  { files: ['bench/**', 'test/**', 'scripts/**', 'src/main.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
   // Tests read JSON response bodies whose shape is what they assert.
   { files: ['test/**', 'bench/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.js';
+import { JOB_KEY } from '../../src/db/contract.js';
 import { insertTask } from '../../src/tasks/task.queries.js';
 import { ReplicaClient } from '../../test/helpers/simulated-agents.js';
 import { summarize, type LatencySummary } from './stats.js';
@@ -155,7 +156,7 @@ export async function completeAssigned(db: Db, agent: string, limit: number): Pr
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', '{"ok": true}'::jsonb) FROM t
     ), j AS (
-      DELETE FROM graphile_worker._private_jobs WHERE key IN (SELECT 'timeout:' || id::text FROM t) AND locked_at IS NULL
+      DELETE FROM graphile_worker._private_jobs WHERE key IN (SELECT ${JOB_KEY.timeout}::text || id::text FROM t) AND locked_at IS NULL
     )
     SELECT count(*)::int AS n FROM t`.execute(db);
   return rows[0]?.n ?? 0;

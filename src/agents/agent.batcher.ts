@@ -1,6 +1,6 @@
 import { Batcher } from '../db/batcher.js';
 import type { Db } from '../db/database.js';
-import type { AgentRow } from '../db/schema.js';
+import type { AgentRow } from '../db/database.js';
 import { registerAgents, type Registration } from './agent.queries.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { AgentRow } from '../db/schema.js';
+import type { AgentRow } from '../db/database.js';
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
 

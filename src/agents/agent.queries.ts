@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
-import type { AgentRow, AgentStatus } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
+import type { AgentRow } from '../db/database.js';
 
 export interface Registration {
   name: string;

@@ -1,6 +1,6 @@
 import type { DispatchConfig } from '../config/config.js';
 import type { Db } from '../db/database.js';
-import type { AgentStatus } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
 import { IntegrationError, type IntegrationService } from '../integrations/http-client.js';
 import { createPromptForgeClient, type Persona, type PromptForgeClient } from '../integrations/promptforge/promptforge.client.js';
 import { createWarrenClient, type WarrenClient } from '../integrations/warren/warren.client.js';

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { AgentStatus, Database } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
+import type { DB } from '../db/generated/database.js';
 
-type Executor = Kysely<Database> | Transaction<Database>;
+type Executor = Kysely<DB> | Transaction<DB>;
 
 /** What the directory sync wants one Warren-sourced agent row to say. */
 export interface DesiredAgent {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type pg from 'pg';
+import { ADVISORY_LOCK, JOB } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -13,10 +14,6 @@ import {
   type Assignment,
 } from './assignment.queries.js';
 import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './scoring.js';
-
-/** Advisory lock keys; see db/migrations/0002_assignment_wakeups.ts for the protocol. */
-export const ASSIGNER_ACTIVE_LOCK = 72142501;
-export const ASSIGNER_BARRIER_LOCK = 72142502;
 
 export interface AssignerOptions {
   batchSize: number;
@@ -176,16 +173,16 @@ export class Assigner {
             if (batch.assigned === 0) break;
           }
         } finally {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_ACTIVE_LOCK]);
+          await conn.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
         }
         if (shouldStop()) {
           // Hand the rest to another replica rather than leave it for the next tick.
-          await sql`SELECT graphile_worker.add_job('assignment:run', max_attempts := 3)`.execute(this.db);
+          await sql`SELECT graphile_worker.add_job(${JOB.assignmentRun}::text, max_attempts := 3)`.execute(this.db);
           return;
         }
         // Every writer that saw us active holds BARRIER (shared) until it commits: wait them out.
-        if (await this.lockWithin(conn, ASSIGNER_BARRIER_LOCK)) {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
+        if (await this.lockWithin(conn, ADVISORY_LOCK.assignerBarrier)) {
+          await conn.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerBarrier]);
         }
         const last = await this.assignBatch();
         if (last.assigned === 0) return;
@@ -200,16 +197,16 @@ export class Assigner {
    * writer is probing it at this instant (then we wait the moment it takes).
    */
   private async becomeActive(conn: pg.PoolClient): Promise<boolean> {
-    const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ASSIGNER_ACTIVE_LOCK]);
+    const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ADVISORY_LOCK.assignerActive]);
     if (tried.rows[0]?.ok) return true;
     const holder = await conn.query(
       `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1 AND objsubid = 1
           AND mode = 'ExclusiveLock' AND granted
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      [ASSIGNER_ACTIVE_LOCK],
+      [ADVISORY_LOCK.assignerActive],
     );
     if (holder.rowCount) return false;
-    return await this.lockWithin(conn, ASSIGNER_ACTIVE_LOCK);
+    return await this.lockWithin(conn, ADVISORY_LOCK.assignerActive);
   }
 
   /**

@@ -1,9 +1,10 @@
 import { sql, type Transaction } from 'kysely';
-import type { Database, AgentStatus } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
+import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
 import type { AgentSnapshot } from './scoring.js';
 
-type Tx = Transaction<Database>;
+type Tx = Transaction<DB>;
 
 interface AgentRowForPlacement {
   name: string;

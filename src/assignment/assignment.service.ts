@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type pg from 'pg';
+import { JOB } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -36,7 +37,7 @@ export class AssignmentService {
 
   jobs(): Record<string, JobHandler> {
     return {
-      'assignment:run': async () => {
+      [JOB.assignmentRun]: async () => {
         await this.assigner.drain(() => this.stopping);
       },
     };

@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import type { TaskRow } from '../db/schema.js';
+import type { TaskRow } from '../db/database.js';
 import { lastPlacement, readAllAgents } from './assignment.queries.js';
 import { decidePlacement } from './scoring.js';
 

@@ -1,9 +1,7 @@
 import type pg from 'pg';
+import { ADVISORY_LOCK } from '../db/contract.js';
 import { Periodic, whileHoldingLock } from '../db/periodic.js';
 import type { Logger } from '../observability/logger.js';
-
-/** Advisory lock key: one replica at a time vacuums. */
-export const QUEUE_MAINTENANCE_LOCK = 72142503;
 
 /**
  * The tables whose rows churn with every task: a task row is rewritten at each transition, a
@@ -55,7 +53,7 @@ export class QueueMaintenance {
    * the tables vacuumed (empty when another replica holds the lock or nothing is needed).
    */
   async runOnce(): Promise<string[]> {
-    const vacuumed = await whileHoldingLock(this.pool, QUEUE_MAINTENANCE_LOCK, async (conn) => {
+    const vacuumed = await whileHoldingLock(this.pool, ADVISORY_LOCK.queueMaintenance, async (conn) => {
       const { rows } = await conn.query<{ name: string; dead: number }>(
         `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
            FROM pg_stat_user_tables

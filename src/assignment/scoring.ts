@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
 
 /** What placement needs to know about an agent at the moment of the decision. */
 export interface AgentSnapshot {

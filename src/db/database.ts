@@ -1,12 +1,16 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type Selectable } from 'kysely';
 import pg from 'pg';
-import type { Database } from './schema.js';
+import type { DB, DispatchAgents, DispatchTaskEvents, DispatchTasks } from './generated/database.js';
 
 // Return int8 (count(*), bigint ids) as JS numbers where they fit; every bigint we read is a
 // count or an event sequence far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
-export type Db = Kysely<Database>;
+export type Db = Kysely<DB>;
+
+export type TaskRow = Selectable<DispatchTasks>;
+export type TaskEventRow = Selectable<DispatchTaskEvents>;
+export type AgentRow = Selectable<DispatchAgents>;
 
 export interface DatabaseHandle {
   pool: pg.Pool;
@@ -38,7 +42,7 @@ export function openDatabase(
   // drops it and the next query opens a fresh connection.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return {
     pool,
     db,

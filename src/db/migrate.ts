@@ -2,10 +2,8 @@ import { Migrator, sql } from 'kysely';
 import { runMigrations as runWorkerMigrations, type Logger as WorkerLogger } from 'graphile-worker';
 import type pg from 'pg';
 import { migrationProvider } from '../../db/migrations.js';
+import { ADVISORY_LOCK } from './contract.js';
 import type { Db } from './database.js';
-
-/** Arbitrary constant: the advisory lock every replica takes while it migrates. */
-const MIGRATION_LOCK_KEY = 0x4d5f_4449_5350n; // "M_DISP"
 
 export function createMigrator(db: Db): Migrator {
   return new Migrator({
@@ -24,14 +22,14 @@ export interface MigrationReport {
  */
 export async function migrateToLatest(db: Db, pool: pg.Pool, workerLogger: WorkerLogger): Promise<MigrationReport> {
   return await db.connection().execute(async (conn) => {
-    await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY.toString()}::bigint)`.execute(conn);
+    await sql`SELECT pg_advisory_lock(${ADVISORY_LOCK.migration.toString()}::bigint)`.execute(conn);
     try {
       await runWorkerMigrations({ pgPool: pool, logger: workerLogger });
       const { error, results } = await createMigrator(db).migrateToLatest();
       if (error) throw error instanceof Error ? error : new Error(String(error));
       return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
     } finally {
-      await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY.toString()}::bigint)`.execute(conn);
+      await sql`SELECT pg_advisory_unlock(${ADVISORY_LOCK.migration.toString()}::bigint)`.execute(conn);
     }
   });
 }

@@ -1,7 +1,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { applyAgentStatus } from '../agents/directory-sync.js';
 import type { Db } from '../db/database.js';
-import type { AgentStatus } from '../db/schema.js';
+import type { AgentStatus } from '../db/columns.js';
 import type { Logger } from '../observability/logger.js';
 import { AGENT_EVENTS_SUBJECT, parseAgentSubject, type AgentLifecycle } from './subjects.js';
 

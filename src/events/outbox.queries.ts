@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
+import { ADVISORY_LOCK } from '../db/contract.js';
 import type { Db } from '../db/database.js';
-import type { Database } from '../db/schema.js';
+import type { DB } from '../db/generated/database.js';
 import type { StoredTaskEvent } from './subjects.js';
 
 /**
@@ -12,9 +13,6 @@ import type { StoredTaskEvent } from './subjects.js';
  * order across batches, crashes and takeovers.
  */
 
-/** Arbitrary constant: held (per transaction) by the replica publishing a batch. */
-const PUBLISHER_LOCK_KEY = 72142510;
-
 /**
  * A replica that dies or hangs mid-batch (partitioned from the database, stuck in GC) must not
  * block the others for the minutes TCP keepalive would take: Postgres ends its idle transaction
@@ -23,7 +21,7 @@ const PUBLISHER_LOCK_KEY = 72142510;
  */
 const PUBLISHER_IDLE_LIMIT = '30s';
 
-export type Tx = Transaction<Database>;
+export type Tx = Transaction<DB>;
 
 export interface OwedEvent extends StoredTaskEvent {
   id: number;
@@ -41,7 +39,7 @@ export async function hasOwedEvents(db: Db): Promise<boolean> {
  */
 export async function asOnlyPublisher<T>(db: Db, work: (tx: Tx) => Promise<T>): Promise<T | null> {
   return await db.transaction().execute(async (tx) => {
-    const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${PUBLISHER_LOCK_KEY}) AS locked`.execute(tx);
+    const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${ADVISORY_LOCK.outboxPublisher}) AS locked`.execute(tx);
     if (!rows[0]?.locked) return null;
     await sql.raw(`SET LOCAL idle_in_transaction_session_timeout = '${PUBLISHER_IDLE_LIMIT}'`).execute(tx);
     return await work(tx);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
+import { JOB, JOB_KEY } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { JobHandler } from '../jobs/runner.js';
 import type { Logger } from '../observability/logger.js';
@@ -43,14 +44,14 @@ export class LifecycleService {
 
   jobs(): Record<string, JobHandler> {
     return {
-      'timeouts:check': async (payload) => {
+      [JOB.timeoutsCheck]: async (payload) => {
         const { task_id, attempt } = timeoutPayload.parse(payload);
         await this.checkTimeout(task_id, attempt);
       },
-      'wake:agent': async (payload) => {
+      [JOB.wakeAgent]: async (payload) => {
         await this.wake(agentPayload.parse(payload).agent);
       },
-      'wake:check': async (payload) => {
+      [JOB.wakeCheck]: async (payload) => {
         await this.checkWake(agentPayload.parse(payload).agent);
       },
     };
@@ -72,7 +73,7 @@ export class LifecycleService {
   /** Called after an assignment batch commits, with the sleeping agents that won tasks. */
   async requestWakes(agents: string[]): Promise<void> {
     await sql`
-      SELECT graphile_worker.add_job('wake:agent', json_build_object('agent', a), job_key := 'wake:' || a,
+      SELECT graphile_worker.add_job(${JOB.wakeAgent}::text, json_build_object('agent', a), job_key := ${JOB_KEY.wake}::text || a,
                                      job_key_mode := 'preserve_run_at', max_attempts := 5)
         FROM unnest(${agents}::text[]) AS a`.execute(this.db);
   }
@@ -81,9 +82,9 @@ export class LifecycleService {
   async wake(agent: string): Promise<void> {
     if (!(await q.markWakeRequested(this.db, agent))) return;
     await sql`
-      SELECT graphile_worker.add_job('wake:check', json_build_object('agent', ${agent}::text),
+      SELECT graphile_worker.add_job(${JOB.wakeCheck}::text, json_build_object('agent', ${agent}::text),
                                      run_at := now() + make_interval(secs => ${this.options.wakeTimeoutMs / 1000}),
-                                     job_key := 'wake-check:' || ${agent}::text, max_attempts := 5)`.execute(this.db);
+                                     job_key := ${JOB_KEY.wakeCheck + agent}, max_attempts := 5)`.execute(this.db);
     if (this.wakeAgent) {
       await this.wakeAgent(agent);
       this.logger.info({ agent }, 'woke sleeping agent for assigned work');

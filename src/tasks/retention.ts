@@ -1,11 +1,9 @@
 import type pg from 'pg';
+import { ADVISORY_LOCK } from '../db/contract.js';
 import { Periodic, whileHoldingLock } from '../db/periodic.js';
-import { TERMINAL_STATUSES } from '../db/schema.js';
+import { TERMINAL_STATUSES } from '../db/columns.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-
-/** Advisory lock key: one replica at a time deletes old tasks. */
-export const TASK_RETENTION_LOCK = 72142504;
 
 export interface TaskRetentionOptions {
   /** Finished tasks older than this (by completed_at) are deleted with their events; 0 keeps them forever. */
@@ -80,7 +78,7 @@ export class TaskRetention {
     const { keepFinishedMs, batchSize, intervalMs } = this.options;
     if (keepFinishedMs <= 0) return 0;
     const started = performance.now();
-    const deleted = await whileHoldingLock(this.pool, TASK_RETENTION_LOCK, async (conn) => {
+    const deleted = await whileHoldingLock(this.pool, ADVISORY_LOCK.taskRetention, async (conn) => {
       let total = 0;
       for (;;) {
         const n = await deleteFinishedTasks(conn, keepFinishedMs, batchSize);

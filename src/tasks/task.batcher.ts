@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.js';
 import { newId } from '../db/ids.js';
-import type { TaskRow } from '../db/schema.js';
+import type { TaskRow } from '../db/database.js';
 import { Batcher } from '../db/batcher.js';
 import { findTasks, insertTasks, type NewTask } from './task.queries.js';
 

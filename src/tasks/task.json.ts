@@ -1,4 +1,4 @@
-import type { TaskEventRow, TaskRow } from '../db/schema.js';
+import type { TaskEventRow, TaskRow } from '../db/database.js';
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
 

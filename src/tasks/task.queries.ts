@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/database.js';
+import type { Db, TaskEventRow, TaskRow } from '../db/database.js';
 import { newId } from '../db/ids.js';
-import type { TaskEventRow, TaskRow, TaskStatus } from '../db/schema.js';
+import type { TaskStatus } from '../db/columns.js';
 
 /**
  * The task state machine in SQL. Every transition is one statement that names the states it

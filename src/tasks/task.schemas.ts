@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TASK_STATUSES } from '../db/schema.js';
+import { TASK_STATUSES } from '../db/columns.js';
 
 const MAX_INT4 = 2_147_483_647;
 const positiveInt4 = z.number().int().positive().max(MAX_INT4);

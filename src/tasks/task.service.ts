@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import type { TaskRow } from '../db/schema.js';
+import type { TaskRow } from '../db/database.js';
 import { DispatchError } from '../http/errors.js';
 import { uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
 import { findTaskBatched, insertTaskBatched } from './task.batcher.js';

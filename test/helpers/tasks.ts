@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { expect } from 'vitest';
 import type { Db } from '../../src/db/database.js';
-import type { TaskRow, TaskStatus } from '../../src/db/schema.js';
+import type { TaskStatus } from '../../src/db/columns.js';
+import type { TaskRow } from '../../src/db/database.js';
 import type { ApiClient, ApiResponse } from './http.js';
 
 /**

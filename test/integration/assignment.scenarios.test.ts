@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOB } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
@@ -47,7 +48,7 @@ async function settledPending(id: string) {
   await waitFor(async () => {
     const { rows } = await sql<{ idle: boolean }>`
       SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-                          WHERE t.identifier = 'assignment:run') AS idle`.execute(database.handle.db);
+                          WHERE t.identifier = ${JOB.assignmentRun}) AS idle`.execute(database.handle.db);
     return rows[0]!.idle;
   }, { what: 'assigner idle' });
   expect((await getTask(id)).status).toBe('pending');
@@ -185,7 +186,7 @@ describe('unmatched', () => {
     expect(events).toEqual(['created', 'unmatched']);
     const { rows } = await sql<{ queued: number }>`
       SELECT count(*)::int AS queued FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-       WHERE t.identifier = 'assignment:run'`.execute(database.handle.db);
+       WHERE t.identifier = ${JOB.assignmentRun}`.execute(database.handle.db);
     expect(rows[0]!.queued).toBe(0);
   });
 

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { applyAgentStatus, createDirectorySync, DirectorySync, type DirectorySyncOptions } from '../../src/agents/directory-sync.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { AgentRow } from '../../src/db/schema.js';
+import type { AgentRow } from '../../src/db/database.js';
 import { createPromptForgeClient } from '../../src/integrations/promptforge/promptforge.client.js';
 import { createWarrenClient } from '../../src/integrations/warren/warren.client.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOB_KEY } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
@@ -229,7 +230,7 @@ describe('deadlines live in the database', () => {
     await register(agent, scope);
     const id = await createTask({ scope, timeout_ms: 60_000 });
     await untilTask(id, (t) => t.status === 'assigned', 'assignment');
-    const jobKey = `timeout:${id}`;
+    const jobKey = JOB_KEY.timeout + id;
     const jobs = () => sql<{ key: string }>`SELECT key FROM graphile_worker._private_jobs WHERE key = ${jobKey}`.execute(database.handle.db);
     expect((await jobs()).rows).toHaveLength(1);
     await api('POST', `/api/v1/tasks/${id}/complete`, { agent, body: { result: 1 } });

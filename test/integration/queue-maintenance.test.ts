@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUE_MAINTENANCE_LOCK, QueueMaintenance } from '../../src/assignment/queue-maintenance.js';
+import { ADVISORY_LOCK } from '../../src/db/contract.js';
+import { QueueMaintenance } from '../../src/assignment/queue-maintenance.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertTasks } from '../helpers/tasks.js';
@@ -34,9 +35,9 @@ describe('queue maintenance', () => {
     // Another replica at it: this one leaves it alone.
     const other = await database.handle.pool.connect();
     try {
-      await other.query('SELECT pg_advisory_lock($1)', [QUEUE_MAINTENANCE_LOCK]);
+      await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK.queueMaintenance]);
       expect(await maintenance.runOnce()).toEqual([]);
-      await other.query('SELECT pg_advisory_unlock($1)', [QUEUE_MAINTENANCE_LOCK]);
+      await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.queueMaintenance]);
     } finally {
       other.release();
     }

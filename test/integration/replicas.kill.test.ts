@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOB } from '../../src/db/contract.js';
 import { auditAssignments } from '../helpers/assignment-audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
@@ -82,7 +83,7 @@ async function activeAssigner(): Promise<ReplicaProcess | undefined> {
     SELECT j.locked_by, r.id AS replica FROM graphile_worker._private_jobs j
       JOIN graphile_worker._private_tasks t ON t.id = j.task_id
       LEFT JOIN dispatch_replicas r ON j.locked_by = ANY (r.worker_ids)
-     WHERE t.identifier = 'assignment:run' AND j.locked_at IS NOT NULL`.execute(db());
+     WHERE t.identifier = ${JOB.assignmentRun} AND j.locked_at IS NOT NULL`.execute(db());
   const row = rows[0];
   if (!row) return undefined;
   if (row.replica === null) throw new Error(`assignment job locked by ${row.locked_by}, an id no replica registered`);

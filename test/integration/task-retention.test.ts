@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { TASK_RETENTION_LOCK, TaskRetention } from '../../src/tasks/retention.js';
+import { ADVISORY_LOCK } from '../../src/db/contract.js';
+import { TaskRetention } from '../../src/tasks/retention.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { insertTasks } from '../helpers/tasks.js';
 
@@ -70,9 +71,9 @@ describe('task retention', () => {
 
     const other = await pool.connect();
     try {
-      await other.query('SELECT pg_advisory_lock($1)', [TASK_RETENTION_LOCK]);
+      await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK.taskRetention]);
       expect(await retention.runOnce()).toBe(0);
-      await other.query('SELECT pg_advisory_unlock($1)', [TASK_RETENTION_LOCK]);
+      await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.taskRetention]);
     } finally {
       other.release();
     }

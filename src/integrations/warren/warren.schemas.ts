@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AGENT_STATUSES, type AgentStatus } from '../../db/schema.js';
+import { AGENT_STATUSES, type AgentStatus } from '../../db/columns.js';
 
 /** One agent as Warren reports it, its status already mapped onto Dispatch's statuses. */
 export interface WarrenAgent {

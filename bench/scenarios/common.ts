@@ -1,0 +1,136 @@
+import { sql } from 'kysely';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { DispatchConfigInput } from '../../src/config/config.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { Db } from '../../src/db/database.js';
+import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
+import type { BenchDatabase } from '../lib/database.js';
+import { scrapeSum } from '../lib/replicas.js';
+import { V1Poller } from '../lib/v1-poller.js';
+import { disableInstantWake, registerAgents } from '../lib/workload.js';
+
+/** What every scenario shares: the command line, the profile's sizes, the scheduler modes, the swarm. */
+
+export const { values: args } = parseArgs({
+  options: {
+    profile: { type: 'string', default: process.env.BENCH_PROFILE ?? 'short' },
+    only: { type: 'string' },
+    'sustained-s': { type: 'string' },
+    'batch-size': { type: 'string' },
+    'vacuum-interval-ms': { type: 'string' },
+    'sustained-history': { type: 'string' },
+  },
+});
+
+const FULL = args.profile === 'full';
+// smoke: a quick check that every scenario runs (numbers too small to quote).
+const SMOKE = args.profile === 'smoke';
+export const PROFILE = {
+  idleTasks: FULL ? 1_000 : SMOKE ? 40 : 300,
+  idleGapMs: 50,
+  rate: 1_000,
+  rateSeconds: FULL ? 30 : SMOKE ? 2 : 10,
+  backlog: SMOKE ? 5_000 : 100_000,
+  historySmall: SMOKE ? 1_000 : 10_000,
+  historyLarge: SMOKE ? 20_000 : 1_000_000,
+  historyBacklog: SMOKE ? 2_000 : 20_000,
+  sustainedSeconds: Number(args['sustained-s'] ?? (FULL ? 600 : SMOKE ? 20 : 60)),
+  agents: 50,
+  agentLimit: 2_000,
+  httpWarmupS: SMOKE ? 1 : 2,
+  httpSeconds: FULL ? 30 : SMOKE ? 2 : 10,
+  scaleRows: SMOKE ? [1_000, 5_000, 20_000] : [10_000, 100_000, 1_000_000],
+};
+/** assignment.vacuum_interval_ms for the replicas: the shipped default unless given (0 turns it off). */
+export const VACUUM_INTERVAL_MS = Number(args['vacuum-interval-ms'] ?? parseConfig({}).assignment.vacuum_interval_ms);
+/** assignment.batch_size: the shipped default unless --batch-size says otherwise. */
+export const BATCH_SIZE = Number(args['batch-size'] ?? parseConfig({}).assignment.batch_size);
+
+export type Mode = 'instant' | 'tick';
+export const MODE_LABEL: Record<Mode, string> = { instant: 'Dispatch (instant wake)', tick: 'v1-style 5 s tick' };
+
+export function log(message: string): void {
+  // The load average says how busy the machine was (other work skews every figure).
+  const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`[${new Date().toISOString().slice(11, 19)} load ${load}] ${message}`);
+}
+
+const V1_TICK_MS = 5_000;
+
+/** Replica config for a mode: in v1 mode the replicas never assign by themselves. */
+export function schedulerConfig(mode: Mode): DispatchConfigInput {
+  return {
+    assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, ...(mode === 'tick' ? { tick_interval_ms: 3_600_000 } : {}) },
+  };
+}
+
+/**
+ * Runs `fn` with the scheduler of `mode` in place: Dispatch's own, or the v1 emulation. `fn` gets
+ * the mean assignment transaction time of whichever did the assigning.
+ */
+export async function withScheduler<T>(
+  database: BenchDatabase,
+  mode: Mode,
+  replicas: readonly ReplicaProcess[],
+  fn: (meanBatch: () => Promise<number>) => Promise<T>,
+): Promise<T> {
+  if (mode === 'instant') return await fn(() => meanBatchMs(replicas));
+  await disableInstantWake(database.handle.db);
+  const poller = new V1Poller(database.handle, { intervalMs: V1_TICK_MS, batchSize: BATCH_SIZE, defaultMaxConcurrent: 3 });
+  poller.start();
+  try {
+    return await fn(() => poller.meanBatchMs());
+  } finally {
+    await poller.stop();
+  }
+}
+
+/** Mean duration of one assignment transaction, from the replicas' own histogram. */
+export async function meanBatchMs(replicas: readonly ReplicaProcess[]): Promise<number> {
+  const sum = await scrapeSum(replicas, 'dispatch_assignment_batch_seconds_sum');
+  const count = await scrapeSum(replicas, 'dispatch_assignment_batch_seconds_count');
+  return count > 0 ? (sum / count) * 1_000 : Number.NaN;
+}
+
+/** The simulated agents (registered over REST, heartbeating) for the length of `fn`. */
+export async function withSwarm<T>(
+  replicas: readonly ReplicaProcess[],
+  fn: (swarm: { names: string[] }) => Promise<T>,
+  agentLimit = PROFILE.agentLimit,
+): Promise<T> {
+  const swarm = await registerAgents(
+    replicas.map((r) => r.apiUrl),
+    PROFILE.agents,
+    agentLimit,
+  );
+  try {
+    return await fn(swarm);
+  } finally {
+    await swarm.stop();
+  }
+}
+
+/** EXPLAIN ANALYZE of the claim as the assigner issues it, in a transaction rolled back after. */
+export async function explainClaim(db: Db, limit: number): Promise<{ ms: number; buffers: number; plan: string }> {
+  return await db
+    .transaction()
+    .execute(async (tx) => {
+      // The same planner settings as claimPendingTasks.
+      await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(tx);
+      const { rows } = await sql<{ 'QUERY PLAN': string }>`
+        EXPLAIN (ANALYZE, BUFFERS)
+        SELECT id, scope, priority, avoid_agent FROM dispatch_tasks
+         WHERE status = 'pending' AND scope = ANY (${['bench']}::text[]) AND (not_before IS NULL OR not_before <= now())
+         ORDER BY priority, created_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      const ms = Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN);
+      const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Number.NaN);
+      throw Object.assign(new Error('rollback'), { result: { ms, buffers, plan } });
+    })
+    .catch((error: unknown) => {
+      const result = (error as { result?: { ms: number; buffers: number; plan: string } }).result;
+      if (!result) throw error;
+      return result;
+    });
+}

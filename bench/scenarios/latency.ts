@@ -1,0 +1,79 @@
+import { sql } from 'kysely';
+import { withBenchDatabase } from '../lib/database.js';
+import { withReplicas } from '../lib/replicas.js';
+import { fmtMs, fmtRate, ratio, table, type LatencySummary } from '../lib/stats.js';
+import { createPaced, createToAssigned, waitAssigned } from '../lib/workload.js';
+import { MODE_LABEL, PROFILE, log, schedulerConfig, withScheduler, withSwarm, type Mode } from './common.js';
+
+type Load = 'idle' | 'rate-rest' | 'rate-sql';
+
+interface LatencyRun {
+  mode: Mode;
+  load: Load;
+  summary: LatencySummary;
+  achievedRate: number;
+  late: number;
+}
+
+async function latencyRun(mode: Mode, load: Load): Promise<LatencyRun> {
+  return await withBenchDatabase(`lat_${mode}`, async (database) => {
+    const db = database.handle.db;
+    return await withReplicas(database.url, { count: 1, config: schedulerConfig(mode) }, (replicas) =>
+      withSwarm(replicas, async () => {
+        const rest = { via: 'rest', urls: replicas.map((r) => r.apiUrl) } as const;
+        // Warm-up (connections, plans, JIT of the replica's code); not measured.
+        await createPaced(rest, { rate: 200, count: 200, maxInFlight: 4 });
+        await waitAssigned(db, 30_000);
+        await sql`DELETE FROM dispatch_tasks`.execute(db);
+        const paced = await withScheduler(database, mode, replicas, async () => {
+          const count = PROFILE.rate * PROFILE.rateSeconds;
+          const requester = 'bench-measured';
+          const result =
+            load === 'idle'
+              ? await createPaced(rest, { rate: 1_000 / PROFILE.idleGapMs, count: PROFILE.idleTasks, maxInFlight: 1, requester })
+              : load === 'rate-rest'
+                ? await createPaced(rest, { rate: PROFILE.rate, count, maxInFlight: 128, requester })
+                : await createPaced({ via: 'sql', db }, { rate: PROFILE.rate, count, maxInFlight: 8, requester });
+          await waitAssigned(db, 60_000);
+          return result;
+        });
+        const summary = await createToAssigned(db, 'bench-measured');
+        return { mode, load, summary, achievedRate: (paced.created * 1_000) / paced.elapsedMs, late: paced.late };
+      }),
+    );
+  });
+}
+
+/** Create-to-assigned latency, idle and at a steady rate, Dispatch against the v1-style tick. */
+export async function latency(report: string[]): Promise<void> {
+  const runs: LatencyRun[] = [];
+  const LOAD_LABEL: Record<Load, string> = {
+    idle: `idle: one task every ${PROFILE.idleGapMs} ms, over REST`,
+    'rate-rest': `${PROFILE.rate} creates/s asked, over REST`,
+    'rate-sql': `${PROFILE.rate} creates/s asked, the REST handler's INSERT run directly`,
+  };
+  for (const load of ['idle', 'rate-rest', 'rate-sql'] as const) {
+    for (const mode of ['instant', 'tick'] as const) {
+      log(`latency: ${LOAD_LABEL[load]}; ${MODE_LABEL[mode]}`);
+      const run = await latencyRun(mode, load);
+      log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)})`);
+      runs.push(run);
+    }
+  }
+  const rows = runs.map((r) => {
+    const base = runs.find((b) => b.load === r.load && b.mode === 'tick')!;
+    return [
+      r.load === 'idle' ? `idle, 1 task / ${PROFILE.idleGapMs} ms (REST)` : `${fmtRate(r.achievedRate)} creates (${r.load === 'rate-rest' ? 'REST' : 'direct INSERT'})`,
+      MODE_LABEL[r.mode],
+      String(r.summary.n),
+      fmtMs(r.summary.p50),
+      fmtMs(r.summary.p99),
+      fmtMs(r.summary.max),
+      r.mode === 'tick' ? '1x' : `${ratio(r.summary.p50, base.summary.p50, 'lower')} / ${ratio(r.summary.p99, base.summary.p99, 'lower')}`,
+    ];
+  });
+  report.push(
+    '### Create-to-assigned latency (assigned_at - created_at), 1 replica',
+    table(['load', 'scheduler', 'tasks', 'p50', 'p99', 'max', 'faster (p50 / p99)'], rows),
+  );
+}

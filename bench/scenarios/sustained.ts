@@ -1,0 +1,143 @@
+import { sql } from 'kysely';
+import { withBenchDatabase } from '../lib/database.js';
+import { scrapeSum, withReplicas } from '../lib/replicas.js';
+import { fmtMs, fmtRate, table } from '../lib/stats.js';
+import { completeAssigned, insertFinished, insertPending, registerAgents } from '../lib/workload.js';
+import { BATCH_SIZE, PROFILE, VACUUM_INTERVAL_MS, args, explainClaim, log, schedulerConfig } from './common.js';
+
+interface SustainedWindow {
+  startS: number;
+  assigned: number;
+  completed: number;
+  /** EXPLAIN ANALYZE of one claim at the end of the window: time and index/heap pages touched. */
+  claimMs: number;
+  claimBuffers: number;
+  pendingIndexKb: number;
+  deadTuples: number;
+  vacuums: number;
+  /** WAL written in the window, and the size of the tasks table (heap and indexes). */
+  walMb: number;
+  tasksMb: number;
+}
+
+interface SustainedRun {
+  seconds: number;
+  windows: SustainedWindow[];
+}
+
+/** Sustained runs give the agents limits so large that held work never caps assignment. */
+const SUSTAINED_AGENT_LIMIT = 100_000;
+
+async function sustainedRun(seconds: number, history: number): Promise<SustainedRun> {
+  return await withBenchDatabase('sustained', async (database) => {
+    const db = database.handle.db;
+    if (history > 0) {
+      log(`  inserting ${history.toLocaleString('en-US')} finished tasks first`);
+      await insertFinished(db, history);
+    }
+    return await withReplicas(database.url, { count: 3, config: schedulerConfig('instant') }, async (replicas) => {
+      const swarm = await registerAgents(
+        replicas.map((r) => r.apiUrl),
+        PROFILE.agents,
+        SUSTAINED_AGENT_LIMIT,
+      );
+      try {
+        const endAt = Date.now() + seconds * 1_000;
+        // Feeder: keeps 10-30 k tasks pending (arrivals in chunks of 10 k), so the assigner, not
+        // the arrivals, sets the pace.
+        const feeder = (async () => {
+          while (Date.now() < endAt) {
+            const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'pending'`.execute(db);
+            if (rows[0]!.n < 20_000) await insertPending(db, 10_000);
+            else await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        // Completer: the agents finishing their work (one agent per statement).
+        let completed = 0;
+        const completer = (async () => {
+          while (Date.now() < endAt) {
+            let round = 0;
+            for (const agent of swarm.names) round += await completeAssigned(db, agent, 1_000);
+            completed += round;
+            if (round < 1_000) await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        const windows: SustainedWindow[] = [];
+        // From the replicas' counters and the completer's own count: counting rows in the table
+        // would read all of it every window, a load that grows with the table it measures.
+        const counts = async () => ({
+          assigned: await scrapeSum(replicas, 'dispatch_task_transitions_total', 'event="assigned"'),
+          completed,
+        });
+        let previous = await counts();
+        let lastLsn = (await sql<{ lsn: string }>`SELECT pg_current_wal_lsn()::text AS lsn`.execute(db)).rows[0]!.lsn;
+        for (let startS = 0; startS + 10 <= seconds; startS += 10) {
+          await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
+          const now = await counts();
+          const claim = await explainClaim(db, BATCH_SIZE);
+          const table = await sql<{ kb: number; dead: number; vacuums: number }>`
+            SELECT pg_relation_size('dispatch_tasks_pending_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
+              FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
+          const t = table.rows[0]!;
+          const io = await sql<{ lsn: string; mb: number }>`
+            SELECT pg_current_wal_lsn()::text AS lsn, pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db);
+          const walMb = Number((await sql<{ mb: number }>`SELECT pg_wal_lsn_diff(${io.rows[0]!.lsn}::pg_lsn, ${lastLsn}::pg_lsn) / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
+          lastLsn = io.rows[0]!.lsn;
+          windows.push({
+            startS,
+            assigned: now.assigned - previous.assigned,
+            completed: now.completed - previous.completed,
+            claimMs: claim.ms,
+            claimBuffers: claim.buffers,
+            pendingIndexKb: Number(t.kb),
+            deadTuples: t.dead,
+            vacuums: t.vacuums,
+            walMb,
+            tasksMb: Number(io.rows[0]!.mb),
+          });
+          previous = now;
+          const w = windows.at(-1)!;
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB, tasks table ${w.tasksMb.toFixed(0)} MB`);
+        }
+        await Promise.all([feeder, completer]);
+        return { seconds, windows };
+      } finally {
+        await swarm.stop();
+      }
+    });
+  });
+}
+
+/** Sustained assignment while work keeps arriving and being completed, per 10 s window. */
+export async function sustained(report: string[]): Promise<void> {
+  log(`sustained: ${PROFILE.sustainedSeconds} s, 3 replicas, 10-30 k tasks kept pending, agents completing in bulk`);
+  const run = await sustainedRun(PROFILE.sustainedSeconds, Number(args['sustained-history'] ?? 0));
+  // The first 30 s are warm-up: agents start empty, so nothing competes with assignment until
+  // completions ramp up. Decay is judged on the steady state after it.
+  const steady = run.windows.filter((w) => w.startS >= 30).map((w) => w.assigned / 10);
+  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const span = Math.max(1, Math.min(6, Math.floor(steady.length / 2)));
+  const first = avg(steady.slice(0, span));
+  const last = avg(steady.slice(-span));
+  report.push(
+    `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window`,
+    table(
+      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'tasks table'],
+      run.windows.map((w) => [
+        `${w.startS}-${w.startS + 10} s`,
+        fmtRate(w.assigned / 10),
+        fmtRate(w.completed / 10),
+        fmtMs(w.claimMs),
+        String(w.claimBuffers),
+        `${w.pendingIndexKb} kB`,
+        w.deadTuples.toLocaleString('en-US'),
+        String(w.vacuums),
+        `${w.walMb.toFixed(0)} MB`,
+        `${w.tasksMb.toFixed(0)} MB`,
+      ]),
+    ),
+    `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +
+      `lowest window ${fmtRate(Math.min(...steady))}; ` +
+      (VACUUM_INTERVAL_MS > 0 ? `queue maintenance every ${VACUUM_INTERVAL_MS} ms` : 'queue maintenance off (and autovacuum off on this server: no VACUUM at all)'),
+  );
+}

@@ -1,0 +1,50 @@
+/**
+ * Names and numbers that TypeScript and the database's SQL must agree on. The SQL functions in
+ * db/migrations cannot import these, so they spell some of them out again; the test
+ * test/integration/contract.test.ts reads the functions back from a migrated database and fails
+ * when either side changes alone. Change a value here only together with a migration that
+ * replaces the functions using it.
+ */
+
+/** graphile-worker task identifiers: the handlers' names, and what SQL and TS enqueue. */
+export const JOB = {
+  /** Drain the pending queue (src/assignment/assigner.ts); enqueued by dispatch_request_assignment(). */
+  assignmentRun: 'assignment:run',
+  /** Time out one attempt when its deadline passes; one per active attempt, see JOB_KEY.timeout. */
+  timeoutsCheck: 'timeouts:check',
+  /** Ask Warren to wake a sleeping agent that won work. */
+  wakeAgent: 'wake:agent',
+  /** Give a woken agent's tasks back if it has not woken by wake_timeout_ms. */
+  wakeCheck: 'wake:check',
+} as const;
+
+/** Prefixes of graphile-worker job keys; the key is the prefix followed by an id. */
+export const JOB_KEY = {
+  /** + task id: the attempt's timeout job (SQL: dispatch_schedule_timeouts, dispatch_unschedule_timeout). */
+  timeout: 'timeout:',
+  /** + epoch second: one delayed assignment pass per second of backoff (SQL: dispatch_request_assignment_at). */
+  assignmentAt: 'assignment:at:',
+  /** + agent name: at most one pending wake per agent. */
+  wake: 'wake:',
+  /** + agent name: at most one pending wake check per agent. */
+  wakeCheck: 'wake-check:',
+} as const;
+
+/**
+ * PostgreSQL advisory lock keys (one bigint each, in the default class), distinct so that two
+ * protocols never wait for each other. docs/ARCHITECTURE.md describes who holds each and how.
+ */
+export const ADVISORY_LOCK = {
+  /** Session lock of the one assigner draining the queue; writers probe it (migration 0002). */
+  assignerActive: 72142501,
+  /** Held shared by every writer that makes work until it commits; the assigner waits them out. */
+  assignerBarrier: 72142502,
+  /** One replica at a time vacuums the hot tables (src/assignment/queue-maintenance.ts). */
+  queueMaintenance: 72142503,
+  /** One replica at a time deletes finished tasks (src/tasks/retention.ts). */
+  taskRetention: 72142504,
+  /** Transaction lock of the replica publishing an outbox batch (src/events/outbox.queries.ts). */
+  outboxPublisher: 72142510,
+  /** Held while a replica migrates ("M_DISP"); above 2^31, so it is passed as text and cast. */
+  migration: 0x4d5f_4449_5350n,
+} as const;
