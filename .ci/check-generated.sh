@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: db/schema.sql and src/db/generated/database.ts are what a freshly migrated database gives
-# (scripts/schema.ts creates and drops a throwaway database on the server at 127.0.0.1:5432).
+# (db/dump-schema.ts creates and drops a throwaway database on the server at 127.0.0.1:5432).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent schema:check

@@ -1,6 +1,6 @@
 /**
  * The values the CHECK constraints of db/migrations allow in text columns, as TypeScript types.
- * The generated table types (src/db/generated/database.ts, via scripts/schema.ts) use them, since
+ * The generated table types (src/db/generated/database.ts, via db/dump-schema.ts) use them, since
  * the database reports these columns only as text. test/integration/contract.test.ts checks them
  * against the constraints.
  */
