@@ -621,6 +621,12 @@ COMMENT ON COLUMN public.dispatch_credentials.scopes IS 'Empty: any scope. Other
 COMMENT ON COLUMN public.dispatch_credentials.token_sha256 IS 'SHA-256 of the bearer token; the lookup key for every authenticated call.';
 
 --
+-- Name: COLUMN dispatch_credentials.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.created_at IS 'When it was issued.';
+
+--
 -- Name: COLUMN dispatch_credentials.created_by; Type: COMMENT; Schema: public; Owner: -
 --
 

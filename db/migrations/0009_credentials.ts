@@ -35,6 +35,7 @@ COMMENT ON COLUMN dispatch_credentials.agent_id IS 'The agent name a call with t
 COMMENT ON COLUMN dispatch_credentials.role IS 'worker: registers and heartbeats itself, works on its own attempts. requester: creates tasks, reads and cancels its own. observer: reads everything, changes nothing. admin: everything.';
 COMMENT ON COLUMN dispatch_credentials.scopes IS 'Empty: any scope. Otherwise a worker registers only these capabilities (and is given only tasks of these scopes), and a requester creates tasks only in these scopes.';
 COMMENT ON COLUMN dispatch_credentials.token_sha256 IS 'SHA-256 of the bearer token; the lookup key for every authenticated call.';
+COMMENT ON COLUMN dispatch_credentials.created_at IS 'When it was issued.';
 COMMENT ON COLUMN dispatch_credentials.created_by IS 'Who issued it: a credential id, or "bootstrap" for the DISPATCH_ADMIN_TOKEN admin.';
 COMMENT ON COLUMN dispatch_credentials.expires_at IS 'Refused from this time on; NULL never expires.';
 COMMENT ON COLUMN dispatch_credentials.revoked_at IS 'Refused from this time on (DELETE .../credentials/:id); the row stays as the record.';

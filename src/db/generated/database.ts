@@ -110,6 +110,9 @@ export interface DispatchCredentials {
    * The agent name a call with this token acts as; an X-Agent-ID sent with it must be this name.
    */
   agent_id: string;
+  /**
+   * When it was issued.
+   */
   created_at: Generated<Timestamp>;
   /**
    * Who issued it: a credential id, or "bootstrap" for the DISPATCH_ADMIN_TOKEN admin.
