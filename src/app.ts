@@ -1,7 +1,5 @@
 import { sql } from 'kysely';
 import { AssignmentService } from './assignment/assignment.service.js';
-import { explainPlacement } from './assignment/placement.js';
-import { agentRoutes } from './agents/agent.routes.js';
 import { createDirectorySync } from './agents/directory-sync.js';
 import type { DispatchConfig } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
@@ -14,10 +12,9 @@ import { ReplicaMonitor } from './jobs/replica-monitor.js';
 import { startJobRunner, type JobRunner } from './jobs/runner.js';
 import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import { uuidSchema } from './tasks/task.schemas.js';
-import { getTask, type TaskPolicy } from './tasks/task.service.js';
+import type { TaskPolicy } from './tasks/task.service.js';
+import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
-import { DispatchError } from './http/errors.js';
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { EventsService } from './events/events.service.js';
 
@@ -147,23 +144,12 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
     const api = createApi({
-      db,
       logger: log,
       metrics,
-      policy,
       adminToken: config.server.admin_token,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       bodyLimitBytes: config.server.body_limit_bytes,
-      mount: (app, { admin }) => {
-        app.route('/api/v1/agents', agentRoutes({ db, admin, defaultMaxConcurrent: maxConcurrent }));
-        app.get('/api/v1/tasks/:id/placement', async (c) => {
-          const id = c.req.param('id');
-          if (!uuidSchema.safeParse(id).success) {
-            throw new DispatchError('validation_failed', 'invalid task id', [{ field: 'id', message: 'must be a UUID' }]);
-          }
-          return c.json(await explainPlacement(db, await getTask(db, id.toLowerCase()), maxConcurrent));
-        });
-      },
+      routers: apiRouters({ db, metrics, policy, adminToken: config.server.admin_token, defaultMaxConcurrent: maxConcurrent }),
     });
     const ops = createOpsApp({
       registry: metrics.registry,

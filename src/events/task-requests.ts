@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JsMsg } from 'nats';
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
-import { DispatchError, validationError } from '../http/errors.js';
+import { DispatchError, validationError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { findUnstorable } from '../db/storable.js';

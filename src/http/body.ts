@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { findUnstorable, unstorableText } from '../db/storable.js';
-import { DispatchError, validationError } from './errors.js';
+import { DispatchError, validationError } from '../domain/errors.js';
 
 /**
  * Reads and validates a JSON body. An empty body counts as `{}` so endpoints whose fields are all

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { Db } from '../db/database.js';
 import { readJsonBody, readQuery } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
-import { DispatchError } from '../http/errors.js';
+import { DispatchError } from '../domain/errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { taskEventToJson, taskToJson } from './task.json.js';
 import { listTaskEvents } from './task.queries.js';
@@ -12,8 +12,8 @@ import {
   failTaskSchema,
   listTasksQuerySchema,
   patchTaskSchema,
+  parseTaskId as taskId,
   progressSchema,
-  uuidSchema,
 } from './task.schemas.js';
 import * as service from './task.service.js';
 
@@ -21,13 +21,6 @@ export interface TaskRouteDeps {
   db: Db;
   policy: service.TaskPolicy;
   metrics: Metrics;
-}
-
-function taskId(raw: string): string {
-  if (!uuidSchema.safeParse(raw).success) {
-    throw new DispatchError('validation_failed', `invalid task id "${raw.slice(0, 64)}"`, [{ field: 'id', message: 'must be a UUID' }]);
-  }
-  return raw.toLowerCase();
 }
 
 function idempotencyKey(header: string | undefined): string | null {

@@ -1,6 +1,7 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
-import { DispatchError } from '../http/errors.js';
+import type { Caller } from '../domain/caller.js';
+import { DispatchError } from '../domain/errors.js';
 import { uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
 import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
@@ -10,12 +11,6 @@ export interface TaskPolicy {
   defaultTimeoutMs: number;
   defaultStartTimeoutMs: number | null;
   retry: q.RetryPolicy;
-}
-
-/** Who is calling: the X-Agent-ID, and whether the admin token was presented. */
-export interface Caller {
-  agent: string;
-  admin: boolean;
 }
 
 export interface CreateOutcome {
