@@ -111,7 +111,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await Promise.all(servers.map((s) => s.close()));
     // No new tasks from NATS either; the outbox batch in flight commits before the pool closes.
     await events.stop();
-    assignment.beginShutdown();
+    await assignment.stop();
     await retention.stop();
     await lifecycle.stop();
     await directory?.sync.stop();

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { Periodic, whileHoldingLock } from '../db/periodic.js';
+import { BackgroundService } from '../background/service.js';
+import { whileHoldingLock } from '../db/advisory-lock.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Advisory lock key: one replica at a time vacuums. */
@@ -30,24 +31,13 @@ export interface QueueMaintenanceOptions {
  * grew from 8 kB to 82 MB, a claim of 500 went from ~10 ms to ~100 ms, and assignments/s fell to
  * 59% (docs/BENCHMARKS.md, "Assignment"). Vacuuming at a threshold keeps all of it flat.
  */
-export class QueueMaintenance {
-  private readonly periodic: Periodic;
-
+export class QueueMaintenance extends BackgroundService<string[]> {
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: QueueMaintenanceOptions,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
-    this.periodic = new Periodic('queue maintenance', options.intervalMs, () => this.runOnce(), logger);
-  }
-
-  start(): void {
-    this.periodic.start();
-  }
-
-  /** Stops the timer and waits for a vacuum under way. */
-  async stop(): Promise<void> {
-    await this.periodic.stop();
+    super('queue maintenance', options, logger);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
 import { redactUrl, type Logger } from '../observability/logger.js';
-import { Sleeper } from './sleeper.js';
+import { Sleeper } from '../background/sleeper.js';
 
 export interface NatsLinkOptions {
   /** hermes.url: one server URL, or several separated by commas. */

@@ -1,9 +1,9 @@
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { OutageLog } from './outage.js';
+import { OutageLog } from '../background/outage-log.js';
 import * as q from './outbox.queries.js';
-import { Sleeper } from './sleeper.js';
+import { Sleeper } from '../background/sleeper.js';
 import { taskEventMessage, type OutgoingMessage } from './subjects.js';
 
 /** Publishes one message to JetStream and resolves with its acknowledgement; throws if not stored. */

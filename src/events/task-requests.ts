@@ -9,7 +9,7 @@ import { findUnstorable } from '../db/storable.js';
 import { createTaskSchema } from '../tasks/task.schemas.js';
 import { createTask, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
-import { Sleeper } from './sleeper.js';
+import { Sleeper } from '../background/sleeper.js';
 import { EVENT_STREAM, TASK_REJECTED_SUBJECT, TASK_REQUEST_CONSUMER } from './subjects.js';
 
 /** One stored `swarm.task.request`, as much of it as creating the task needs. */

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { JobHandler } from '../jobs/runner.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,17 +30,16 @@ const SWEEP_GRACE_MS = 2_000;
  * What happens to tasks after placement: per-attempt timeout jobs, the safety-net sweep
  * (missed timeouts, silent standalone agents, waiting-too-long alarms) and waking sleeping agents.
  */
-export class LifecycleService {
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> = Promise.resolve();
-
+export class LifecycleService extends BackgroundService<void> {
   constructor(
     private readonly db: Db,
     private readonly options: LifecycleOptions,
     private readonly wakeAgent: WakeAgent | null,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    super('lifecycle sweep', { intervalMs: options.sweepIntervalMs }, logger);
+  }
 
   jobs(): Record<string, JobHandler> {
     return {
@@ -99,7 +99,7 @@ export class LifecycleService {
   }
 
   /** One sweep: rescue missed timeouts, expire silent agents, raise waiting alarms. */
-  async sweepOnce(): Promise<void> {
+  async runOnce(): Promise<void> {
     for (const overdue of await q.findOverdueAttempts(this.db, SWEEP_GRACE_MS, 500)) {
       await this.checkTimeout(overdue.id, overdue.attempt);
     }
@@ -110,17 +110,5 @@ export class LifecycleService {
       this.metrics.waitingTooLong.inc(alarms);
       this.logger.warn({ tasks: alarms }, 'tasks waited pending past their start timeout');
     }
-  }
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.sweeping = this.sweepOnce().catch((error: unknown) => this.logger.warn({ err: error }, 'lifecycle sweep failed'));
-    }, this.options.sweepIntervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.sweeping;
   }
 }

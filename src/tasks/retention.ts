@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { Periodic, whileHoldingLock } from '../db/periodic.js';
+import { BackgroundService } from '../background/service.js';
+import { whileHoldingLock } from '../db/advisory-lock.js';
 import { TERMINAL_STATUSES } from '../db/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -51,25 +52,14 @@ export async function deleteFinishedTasks(conn: pg.ClientBase, keepMs: number, l
  * retention window. Without it the table (and every index on it, and every vacuum of it) grows
  * with all the work ever done: ~700 MB a minute at 4,000 tasks a second.
  */
-export class TaskRetention {
-  private readonly periodic: Periodic;
-
+export class TaskRetention extends BackgroundService<number> {
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: TaskRetentionOptions,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly metrics: Metrics,
   ) {
-    const interval = options.keepFinishedMs > 0 ? options.intervalMs : 0;
-    this.periodic = new Periodic('task retention', interval, () => this.runOnce(), logger);
-  }
-
-  start(): void {
-    this.periodic.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.periodic.stop();
+    super('task retention', { intervalMs: options.keepFinishedMs > 0 ? options.intervalMs : 0 }, logger);
   }
 
   /**
