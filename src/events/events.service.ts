@@ -1,4 +1,5 @@
 import type { JetStreamClient, NatsConnection } from 'nats';
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -64,7 +65,7 @@ export class EventsService {
   private provisioning: Promise<void> | null = null;
   private requestsFor: NatsConnection | null = null;
   private running = false;
-  private discardTimer: NodeJS.Timeout | null = null;
+  private readonly owedEventsTrimmer: OwedEventsTrimmer;
 
   constructor(private readonly options: EventsOptions) {
     this.log = options.logger.child({ component: 'events' });
@@ -87,6 +88,7 @@ export class EventsService {
     });
     this.agentEvents = new AgentEventsSubscriber({ db: options.db, logger: this.log });
     this.jetstreamOutage = new OutageLog(this.log, 'jetstream');
+    this.owedEventsTrimmer = new OwedEventsTrimmer(options.db, options.discardOwedAfterMs ?? 24 * 3_600_000, this.log);
     this.link = options.url.trim()
       ? new NatsLink({
           url: options.url,
@@ -115,8 +117,7 @@ export class EventsService {
     this.options.metrics.natsConnected.set(0);
     if (!this.link) {
       this.log.info('hermes.url is empty: NATS events are disabled');
-      this.discardTimer = setInterval(() => void this.discardStale(), DISCARD_CHECK_MS);
-      this.discardTimer.unref();
+      this.owedEventsTrimmer.start();
       return;
     }
     this.link.start();
@@ -131,7 +132,7 @@ export class EventsService {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    if (this.discardTimer) clearInterval(this.discardTimer);
+    await this.owedEventsTrimmer.stop();
     this.provisionSleeper.wake();
     await this.requests.stop();
     await this.agentEvents.stop();
@@ -216,13 +217,21 @@ export class EventsService {
       throw error;
     }
   }
+}
 
-  private async discardStale(): Promise<void> {
-    try {
-      const dropped = await discardStaleOwedEvents(this.options.db, this.options.discardOwedAfterMs ?? 24 * 3_600_000);
-      if (dropped > 0) this.log.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
-    } catch (error) {
-      this.log.debug({ err: error }, 'could not trim the event outbox');
-    }
+/** Without NATS, events owed to it pile up in the outbox: drops those older than `maxAgeMs`. */
+class OwedEventsTrimmer extends BackgroundService<number> {
+  constructor(
+    private readonly db: Db,
+    private readonly maxAgeMs: number,
+    logger: Logger,
+  ) {
+    super('outbox trimmer', { intervalMs: DISCARD_CHECK_MS, failureMessage: 'could not trim the event outbox' }, logger);
+  }
+
+  async runOnce(): Promise<number> {
+    const dropped = await discardStaleOwedEvents(this.db, this.maxAgeMs);
+    if (dropped > 0) this.logger.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
+    return dropped;
   }
 }
