@@ -1,9 +1,9 @@
-import { sql } from 'kysely';
 import { AssignmentService } from './assignment/assignment.service.js';
 import { createDirectorySync } from './agents/directory-sync.js';
 import type { DispatchConfig } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
-import { isMigrated, migrateToLatest } from './db/migrate.js';
+import { migrateToLatest } from './db/migrate.js';
+import { isDatabaseReady } from './db/readiness.queries.js';
 import { createApi } from './http/api.js';
 import { createOpsApp } from './http/ops.js';
 import { listen, type RunningServer } from './http/server.js';
@@ -153,10 +153,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     });
     const ops = createOpsApp({
       registry: metrics.registry,
-      isReady: async () => {
-        await sql`SELECT 1`.execute(db);
-        return await isMigrated(db);
-      },
+      isReady: () => isDatabaseReady(db),
     });
     servers.push(await listen(api, config.server.host, config.server.port));
     servers.push(await listen(ops, config.server.host, config.server.metrics_port));

@@ -1,11 +1,12 @@
-import { sql } from 'kysely';
 import type pg from 'pg';
+import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
   applyAssignments,
   claimPendingTasks,
+  enqueueAssignmentRun,
   lockAssignableAgents,
   markUnmatched,
   readAllAgents,
@@ -176,16 +177,16 @@ export class Assigner {
             if (batch.assigned === 0) break;
           }
         } finally {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_ACTIVE_LOCK]);
+          await advisoryUnlock(conn, ASSIGNER_ACTIVE_LOCK);
         }
         if (shouldStop()) {
           // Hand the rest to another replica rather than leave it for the next tick.
-          await sql`SELECT graphile_worker.add_job('assignment:run', max_attempts := 3)`.execute(this.db);
+          await enqueueAssignmentRun(this.db);
           return;
         }
         // Every writer that saw us active holds BARRIER (shared) until it commits: wait them out.
         if (await this.lockWithin(conn, ASSIGNER_BARRIER_LOCK)) {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ASSIGNER_BARRIER_LOCK]);
+          await advisoryUnlock(conn, ASSIGNER_BARRIER_LOCK);
         }
         const last = await this.assignBatch();
         if (last.assigned === 0) return;
@@ -200,15 +201,8 @@ export class Assigner {
    * writer is probing it at this instant (then we wait the moment it takes).
    */
   private async becomeActive(conn: pg.PoolClient): Promise<boolean> {
-    const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ASSIGNER_ACTIVE_LOCK]);
-    if (tried.rows[0]?.ok) return true;
-    const holder = await conn.query(
-      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1 AND objsubid = 1
-          AND mode = 'ExclusiveLock' AND granted
-          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      [ASSIGNER_ACTIVE_LOCK],
-    );
-    if (holder.rowCount) return false;
+    if (await tryAdvisoryLock(conn, ASSIGNER_ACTIVE_LOCK)) return true;
+    if (await advisoryLockHeldExclusively(conn, ASSIGNER_ACTIVE_LOCK)) return false;
     return await this.lockWithin(conn, ASSIGNER_ACTIVE_LOCK);
   }
 
@@ -218,16 +212,8 @@ export class Assigner {
    * assignment (or, queued behind us, every other writer): give up, and the tick comes back.
    */
   private async lockWithin(conn: pg.PoolClient, key: number): Promise<boolean> {
-    await conn.query(`SET lock_timeout = ${LOCK_WAIT_MS}`);
-    try {
-      await conn.query('SELECT pg_advisory_lock($1)', [key]);
-      return true;
-    } catch (error) {
-      if ((error as { code?: string }).code !== '55P03') throw error;
-      this.logger.warn({ lock: key }, 'a long transaction holds the assignment wake-up lock; the next tick will catch up');
-      return false;
-    } finally {
-      await conn.query('RESET lock_timeout');
-    }
+    const locked = await advisoryLockWithin(conn, key, LOCK_WAIT_MS);
+    if (!locked) this.logger.warn({ lock: key }, 'a long transaction holds the assignment wake-up lock; the next tick will catch up');
+    return locked;
   }
 }

@@ -196,3 +196,13 @@ export async function readCapableScopes(db: Db): Promise<string[]> {
   const { rows } = await sql<{ scope: string }>`SELECT scope FROM dispatch_capable_scopes`.execute(db);
   return rows.map((r) => r.scope);
 }
+
+/** Asks for an assignment pass the way the triggers do (see migration 0002). */
+export async function requestAssignment(db: Db): Promise<void> {
+  await sql`SELECT dispatch_request_assignment()`.execute(db);
+}
+
+/** Queues one more assignment pass unconditionally: a stopping assigner hands its work over. */
+export async function enqueueAssignmentRun(db: Db): Promise<void> {
+  await sql`SELECT graphile_worker.add_job('assignment:run', max_attempts := 3)`.execute(db);
+}

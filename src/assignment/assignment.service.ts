@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type pg from 'pg';
 import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
@@ -6,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobHandler } from '../jobs/runner.js';
 import { Assigner, type AssignerOptions } from './assigner.js';
+import { requestAssignment } from './assignment.queries.js';
 import { QueueMaintenance, type QueueMaintenanceOptions } from './queue-maintenance.js';
 
 export interface AssignmentServiceOptions extends AssignerOptions {
@@ -57,7 +57,7 @@ export class AssignmentService extends BackgroundService<void> {
   /** Asks for an assignment pass through the same path the triggers use. */
   async requestPass(): Promise<void> {
     try {
-      await sql`SELECT dispatch_request_assignment()`.execute(this.db);
+      await requestAssignment(this.db);
     } catch (error) {
       this.logger.warn({ err: error }, 'assignment tick failed; retrying next tick');
     }

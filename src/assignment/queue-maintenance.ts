@@ -1,7 +1,9 @@
 import type pg from 'pg';
 import { BackgroundService } from '../background/service.js';
-import { whileHoldingLock } from '../db/advisory-lock.js';
+import { whileHoldingLock } from '../db/advisory-lock.queries.js';
+import { GRAPHILE_JOBS_TABLE } from '../jobs/graphile-worker.queries.js';
 import type { Logger } from '../observability/logger.js';
+import { findTablesWithDeadTuples, vacuumTable } from './queue-maintenance.queries.js';
 
 /** Advisory lock key: one replica at a time vacuums. */
 export const QUEUE_MAINTENANCE_LOCK = 72142503;
@@ -11,7 +13,7 @@ export const QUEUE_MAINTENANCE_LOCK = 72142503;
  * timeout job is inserted at assignment and deleted at completion, an outbox row lives until
  * published, an agent row changes with its load.
  */
-export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', 'graphile_worker._private_jobs'];
+export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', GRAPHILE_JOBS_TABLE];
 
 export interface QueueMaintenanceOptions {
   /** How often to look at dead tuples; 0 turns the maintenance off. */
@@ -46,17 +48,10 @@ export class QueueMaintenance extends BackgroundService<string[]> {
    */
   async runOnce(): Promise<string[]> {
     const vacuumed = await whileHoldingLock(this.pool, QUEUE_MAINTENANCE_LOCK, async (conn) => {
-      const { rows } = await conn.query<{ name: string; dead: number }>(
-        `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
-           FROM pg_stat_user_tables
-          WHERE format('%s.%s', schemaname, relname) = ANY ($1::text[]) AND n_dead_tup > $2`,
-        [HOT_TABLES, this.options.deadTuples],
-      );
       const done: string[] = [];
-      for (const table of rows) {
+      for (const table of await findTablesWithDeadTuples(conn, HOT_TABLES, this.options.deadTuples)) {
         const started = performance.now();
-        // SKIP_LOCKED: a table someone holds exclusively (a migration) is left for next time.
-        await conn.query(`VACUUM (SKIP_LOCKED) ${table.name}`);
+        await vacuumTable(conn, table.name);
         done.push(table.name);
         this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
       }

@@ -4,7 +4,8 @@ import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import { workerLogger } from '../observability/logger.js';
-import { forgetReplica, heartbeat, releaseDeadReplicaLocks } from './replicas.js';
+import { releaseDeadReplicaLocks } from './replicas.js';
+import { forgetReplica, heartbeat } from './replicas.queries.js';
 
 /**
  * graphile-worker leaves a dead process's jobs locked for 4 hours. Each replica heartbeats, and

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
@@ -71,19 +70,13 @@ export class LifecycleService extends BackgroundService<void> {
 
   /** Called after an assignment batch commits, with the sleeping agents that won tasks. */
   async requestWakes(agents: string[]): Promise<void> {
-    await sql`
-      SELECT graphile_worker.add_job('wake:agent', json_build_object('agent', a), job_key := 'wake:' || a,
-                                     job_key_mode := 'preserve_run_at', max_attempts := 5)
-        FROM unnest(${agents}::text[]) AS a`.execute(this.db);
+    await q.enqueueWakes(this.db, agents);
   }
 
   /** Wakes through Warren without blocking anyone, and checks back after wake_timeout_ms. */
   async wake(agent: string): Promise<void> {
     if (!(await q.markWakeRequested(this.db, agent))) return;
-    await sql`
-      SELECT graphile_worker.add_job('wake:check', json_build_object('agent', ${agent}::text),
-                                     run_at := now() + make_interval(secs => ${this.options.wakeTimeoutMs / 1000}),
-                                     job_key := 'wake-check:' || ${agent}::text, max_attempts := 5)`.execute(this.db);
+    await q.scheduleWakeCheck(this.db, agent, this.options.wakeTimeoutMs);
     if (this.wakeAgent) {
       await this.wakeAgent(agent);
       this.logger.info({ agent }, 'woke sleeping agent for assigned work');
