@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
-import { readQueueStats } from '../tasks/stats.js';
+import { readQueueStats } from '../tasks/stats.queries.js';
 import { claimPeriodicSlot } from './outbox.queries.js';
 import type { PublishFn } from './outbox-publisher.js';
 import { STATS_SUBJECT } from './subjects.js';

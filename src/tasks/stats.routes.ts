@@ -1,7 +1,7 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { Db } from '../db/database.js';
 import type { ApiEnv } from '../http/context.js';
-import { readQueueStats } from './stats.js';
+import { readQueueStats } from './stats.queries.js';
 
 /** /api/v1/stats: the queue at a glance, for admins. */
 export function statsRoutes({ db, admin }: { db: Db; admin: MiddlewareHandler<ApiEnv> }) {
