@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JsMsg } from 'nats';
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/schema.js';
-import { DispatchError, validationError } from '../domain/errors.js';
+import { DispatchError } from '../domain/errors.js';
+import { findUnstorable } from '../domain/storable.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { findUnstorable } from '../db/storable.js';
-import { createTaskSchema } from '../tasks/task.schemas.js';
-import { createTask, type TaskPolicy } from '../tasks/task.service.js';
+import { submitTask, type TaskIntake, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
 import { Sleeper } from '../background/sleeper.js';
 import { EVENT_STREAM, TASK_REJECTED_SUBJECT, TASK_REQUEST_CONSUMER } from './subjects.js';
@@ -34,54 +33,32 @@ export function requestIdempotencyKey(message: Pick<TaskRequestMessage, 'streamS
   return `nats:${EVENT_STREAM}:${message.streamSeq}:${message.timestampNanos}`;
 }
 
-function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+/**
+ * What a rejection echoes back: the request as parsed JSON, or as text when it is not JSON or
+ * holds what cannot be stored (whose JSON.stringify may throw: deep nesting).
+ */
+function originalOf(text: string): unknown {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    const value: unknown = JSON.parse(text);
+    return findUnstorable(value) ? text : value;
   } catch {
-    return { ok: false };
+    return text;
   }
 }
 
 /**
- * Validates a request exactly as POST /api/v1/tasks does (same schema, same service, same error
- * details) and creates the task. The requester, which REST takes from X-Agent-ID, must be in the
- * message. A DispatchError is a rejection of this request; any other error is ours (database
- * down) and is thrown so the message is redelivered.
+ * Creates the task a request asks for, through the same way in as POST /api/v1/tasks
+ * (submitTask: same schema, same checks, same error details), except that the requester, which
+ * REST takes from X-Agent-ID, must be in the message. A DispatchError is a rejection of this
+ * request; any other error is ours (database down) and is thrown so the message is redelivered.
  */
-export async function createTaskFromRequest(db: Db, policy: TaskPolicy, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
+export async function createTaskFromRequest(intake: TaskIntake, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
   const text = new TextDecoder().decode(message.data);
-  const json = parseJson(text);
-  if (!json.ok) {
-    return {
-      kind: 'rejected',
-      error: new DispatchError('invalid_json', 'request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]),
-      original: text,
-    };
-  }
-  // As readJsonBody: NUL, unpaired surrogates and deep nesting would fail the INSERT, and a
-  // database error is redelivered, so such a message would come back forever.
-  const unstorable = findUnstorable(json.value);
-  if (unstorable) {
-    const error = new DispatchError('validation_failed', `invalid request body: ${unstorable.field}`, [unstorable]);
-    return { kind: 'rejected', error, original: text };
-  }
-  const parsed = createTaskSchema.safeParse(json.value);
-  if (!parsed.success) return { kind: 'rejected', error: validationError(parsed.error, 'request body'), original: json.value };
-  const requester = parsed.data.requester;
-  if (requester === undefined) {
-    return {
-      kind: 'rejected',
-      error: new DispatchError('validation_failed', 'invalid request body: requester', [
-        { field: 'requester', message: 'required: the agent asking for the task' },
-      ]),
-      original: json.value,
-    };
-  }
   try {
-    const outcome = await createTask(db, policy, requester, parsed.data, requestIdempotencyKey(message));
+    const outcome = await submitTask(intake, text, undefined, requestIdempotencyKey(message));
     return { kind: outcome.replayed ? 'replayed' : 'created', task: outcome.task };
   } catch (error) {
-    if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: json.value };
+    if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: originalOf(text) };
     throw error;
   }
 }
@@ -185,7 +162,7 @@ export class TaskRequestConsumer {
     const { db, policy, logger, metrics } = this.options;
     const request: TaskRequestMessage = { data: message.data, streamSeq: message.seq, timestampNanos: message.info.timestampNanos };
     try {
-      const outcome = await createTaskFromRequest(db, policy, request);
+      const outcome = await createTaskFromRequest({ db, policy, metrics }, request);
       if (outcome.kind === 'rejected') {
         logger.warn(
           { seq: message.seq, reason: outcome.error.message, details: outcome.error.details },
@@ -197,10 +174,6 @@ export class TaskRequestConsumer {
           body: rejectionBody(outcome.error, outcome.original),
         });
       } else {
-        if (outcome.kind === 'created') {
-          metrics.taskTransitions.inc({ event: 'created' });
-          if (outcome.task.unmatched_at) metrics.taskTransitions.inc({ event: 'unmatched' });
-        }
         logger.debug({ seq: message.seq, task: outcome.task.id, outcome: outcome.kind }, 'task created from swarm.task.request');
       }
       metrics.taskRequests.inc({ outcome: outcome.kind });
