@@ -57,6 +57,11 @@ export abstract class BackgroundService<Result = unknown> {
     this.sleeper.wake();
   }
 
+  /** True from stop() on, until the next start(). */
+  protected get stopped(): boolean {
+    return this.stopping;
+  }
+
   /** The wait before the next pass; `result` is undefined before the first pass and after a failed one. */
   protected delayAfter(_result: Result | undefined): number {
     return this.serviceOptions.intervalMs;

@@ -185,7 +185,7 @@ export class EventsService {
     if (this.running && this.requestsFor !== nc) {
       await this.requests.stop();
       this.requestsFor = nc;
-      this.requests.start(this.jetstream(nc));
+      this.requests.consumeFrom(this.jetstream(nc));
     }
     this.publisher.nudge();
   }

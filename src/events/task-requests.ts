@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { submitTask, type TaskIntake, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
-import { Sleeper } from '../background/sleeper.js';
+import { BackgroundService } from '../background/service.js';
 import { EVENT_STREAM, TASK_REJECTED_SUBJECT, TASK_REQUEST_CONSUMER } from './subjects.js';
 
 /** One stored `swarm.task.request`, as much of it as creating the task needs. */
@@ -94,68 +94,72 @@ export interface TaskRequestConsumerOptions {
  * message to one replica, and takes it back (redelivers) if it is not acknowledged in time. A
  * message is acknowledged only after the task's commit (or after its rejection is published).
  */
-export class TaskRequestConsumer {
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
+export class TaskRequestConsumer extends BackgroundService<void> {
+  private js: JetStreamClient | null = null;
   private stopCurrent: (() => void) | null = null;
-  private readonly sleeper = new Sleeper();
   private consuming = false;
+  private failedSessions = 0;
 
-  constructor(private readonly options: TaskRequestConsumerOptions) {}
+  constructor(private readonly options: TaskRequestConsumerOptions) {
+    // A pass is one consume session: it lasts until stopped or until the consumer goes away.
+    super('task request consumer', { intervalMs: 5_000, runAtStart: true }, options.logger);
+  }
 
   /** True while a pull loop is attached to the consumer. */
   get active(): boolean {
     return this.consuming;
   }
 
-  start(js: JetStreamClient): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopDone = this.loop(js);
+  /** Starts consuming on this JetStream connection. */
+  consumeFrom(js: JetStreamClient): void {
+    this.js = js;
+    this.start();
   }
 
   /** Stops pulling and finishes the message in hand; pulled-ahead messages are redelivered elsewhere. */
-  async stop(): Promise<void> {
-    this.running = false;
+  override async stop(): Promise<void> {
+    const stopped = super.stop();
     this.stopCurrent?.();
-    this.sleeper.wake();
-    await this.loopDone;
+    await stopped;
   }
 
-  private async loop(js: JetStreamClient): Promise<void> {
-    let attempt = 0;
-    while (this.running) {
-      try {
-        const consumer = await js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
-        const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
-        this.stopCurrent = () => messages.stop();
-        // The library retries a missing consumer for ever; recreate it instead.
-        void (async () => {
-          for await (const status of await messages.status()) {
-            if (['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type)) {
-              messages.stop();
-              return;
-            }
-          }
-        })().catch(() => undefined);
-        this.consuming = true;
-        attempt = 0;
-        for await (const message of messages) {
-          await this.handle(message);
-          if (!this.running) break;
-        }
-      } catch (error) {
-        this.options.logger.debug({ err: error }, 'task request consumer interrupted');
-      } finally {
-        this.consuming = false;
-        this.stopCurrent = null;
-      }
-      if (!this.running) return;
-      attempt += 1;
-      await this.sleeper.sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)));
-      if (!this.running) return;
+  async runOnce(): Promise<void> {
+    if (!this.js) return;
+    if (this.failedSessions > 0) {
       await this.options.provision().catch((error: unknown) => this.options.logger.debug({ err: error }, 'could not re-provision'));
+      if (this.stopped) return;
     }
+    try {
+      const consumer = await this.js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
+      const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
+      this.stopCurrent = () => messages.stop();
+      // The library retries a missing consumer for ever; recreate it instead.
+      void (async () => {
+        for await (const status of await messages.status()) {
+          if (['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type)) {
+            messages.stop();
+            return;
+          }
+        }
+      })().catch(() => undefined);
+      this.consuming = true;
+      this.failedSessions = 0;
+      for await (const message of messages) {
+        await this.handle(message);
+        if (this.stopped) break;
+      }
+    } catch (error) {
+      this.options.logger.debug({ err: error }, 'task request consumer interrupted');
+    } finally {
+      this.consuming = false;
+      this.stopCurrent = null;
+    }
+    this.failedSessions += 1;
+  }
+
+  /** Before the next session: a backoff from 500 ms doubling up to 5 s. */
+  protected override delayAfter(): number {
+    return Math.min(5_000, 250 * 2 ** Math.min(this.failedSessions, 5));
   }
 
   private async handle(message: JsMsg): Promise<void> {
