@@ -11,6 +11,8 @@ export interface ServiceOptions {
   dependency?: string;
   /** Logged once when passes start failing. Default: "<name> failed; retrying every interval". */
   failureMessage?: string;
+  /** Logged once when a pass succeeds after failures. Default: "<name> working again". */
+  recoveryMessage?: string;
 }
 
 /**
@@ -71,7 +73,7 @@ export abstract class BackgroundService<Result = unknown> {
   protected async runLogged(): Promise<Result | undefined> {
     try {
       const result = await this.runOnce();
-      this.outage.recovered(`${this.name} working again`);
+      this.outage.recovered(this.serviceOptions.recoveryMessage ?? `${this.name} working again`);
       return result;
     } catch (error) {
       if (!this.stopping) this.outage.failed(error, this.serviceOptions.failureMessage ?? `${this.name} failed; retrying every interval`);
