@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { applyAgentStatus, createDirectorySync, DirectorySync, type DirectorySyncOptions } from '../../src/agents/directory-sync.js';
@@ -6,7 +5,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { AgentRow } from '../../src/db/schema.js';
 import { createPromptForgeClient } from '../../src/integrations/promptforge/promptforge.client.js';
 import { createWarrenClient } from '../../src/integrations/warren/warren.client.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { captureLogs } from '../helpers/logs.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.js';
@@ -57,26 +56,6 @@ afterEach(async () => {
   await sql`DELETE FROM dispatch_tasks`.execute(database.handle.db);
   await sql`DELETE FROM dispatch_agents`.execute(database.handle.db);
 });
-
-/** Log lines as parsed objects, plus the raw text to search for secrets. */
-function captureLogs() {
-  const lines: Record<string, unknown>[] = [];
-  let raw = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      const text = chunk.toString();
-      raw += text;
-      for (const line of text.split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return {
-    logger: createLogger({ level: 'trace' }, stream),
-    lines,
-    raw: () => raw,
-    at: (level: string) => lines.filter((line) => line.level === level),
-  };
-}
 
 interface Harness {
   sync: DirectorySync;
