@@ -116,8 +116,9 @@ export class EventsService {
       this.owedEventsTrimmer.start();
       return;
     }
-    this.link.start();
+    // Ready before the link can report a connection and ask it for provisioning.
     this.provisioner.start();
+    this.link.start();
     this.publisher.start();
     this.stats.start();
   }

@@ -85,7 +85,11 @@ export class OutboxPublisher extends BackgroundService<BatchResult> {
 
   constructor(private readonly options: OutboxPublisherOptions) {
     const pollIntervalMs = options.pollIntervalMs ?? 50;
-    super('outbox publisher', { intervalMs: pollIntervalMs, dependency: 'outbox-database', failureMessage: 'could not read or update the event outbox; retrying' }, options.logger);
+    super(
+      'outbox publisher',
+      { intervalMs: pollIntervalMs, runAtStart: true, dependency: 'outbox-database', failureMessage: 'could not read or update the event outbox; retrying' },
+      options.logger,
+    );
     this.pollIntervalMs = pollIntervalMs;
     this.batchSize = options.batchSize ?? 500;
     this.natsOutage = new OutageLog(options.logger, 'nats-publish');
