@@ -21,7 +21,7 @@ export interface CreateOutcome {
   replayed: boolean;
 }
 
-export async function createTask(
+async function createTask(
   db: Db,
   policy: TaskPolicy,
   requester: string,
