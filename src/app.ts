@@ -5,6 +5,8 @@ import { openDatabase, type DatabaseHandle } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { isDatabaseReady } from './db/readiness.queries.js';
 import { createApi } from './http/api.js';
+import { bootstrapAdmin, resolveAuthMode } from './auth/auth-mode.js';
+import { CredentialVerifier } from './auth/credentials.service.js';
 import { createOpsApp } from './http/ops.js';
 import { listen, type RunningServer } from './http/server.js';
 import { newReplicaId } from './jobs/replicas.js';
@@ -145,13 +147,23 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     events.start();
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
+    const authMode = resolveAuthMode(config, log);
+    if (authMode === 'token') await bootstrapAdmin(db, config, log);
+    const credentials = new CredentialVerifier(db);
     const api = createApi({
       logger: log,
       metrics,
-      adminToken: config.server.admin_token,
+      auth: { mode: authMode, adminToken: config.server.admin_token, verify: (token) => credentials.verify(token) },
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       bodyLimitBytes: config.server.body_limit_bytes,
-      routers: apiRouters({ db, metrics, policy, adminToken: config.server.admin_token, defaultMaxConcurrent: maxConcurrent }),
+      routers: apiRouters({
+        db,
+        metrics,
+        policy,
+        adminToken: config.server.admin_token,
+        defaultMaxConcurrent: maxConcurrent,
+        agentsFromWarren: directory !== undefined,
+      }),
     });
     const ops = createOpsApp({
       registry: metrics.registry,

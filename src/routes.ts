@@ -1,8 +1,9 @@
 import type { Db } from './db/database.js';
 import type { MountedRouter } from './http/api.js';
-import { requireAdmin } from './http/middleware.js';
+import { requireRole } from './http/middleware.js';
 import type { Metrics } from './observability/metrics.js';
 import { agentRoutes } from './agents/agent.routes.js';
+import { credentialRoutes } from './auth/credentials.routes.js';
 import { placementRoutes } from './assignment/placement.routes.js';
 import { statsRoutes } from './tasks/stats.routes.js';
 import { taskRoutes } from './tasks/task.routes.js';
@@ -14,15 +15,19 @@ export interface RouterDeps {
   policy: TaskPolicy;
   adminToken: string;
   defaultMaxConcurrent: number;
+  /** Warren mode: agents come from Warren, so none registers over REST. */
+  agentsFromWarren: boolean;
 }
 
 /** Every router of the agents' API and where it is mounted: the one place routes are wired. */
 export function apiRouters(deps: RouterDeps): MountedRouter[] {
-  const admin = requireAdmin(deps.adminToken);
+  const admin = requireRole(['admin'], deps.adminToken);
+  const reader = requireRole(['observer'], deps.adminToken);
   return [
     { path: '/api/v1/tasks', router: taskRoutes(deps) },
     { path: '/api/v1/tasks', router: placementRoutes(deps) },
-    { path: '/api/v1/stats', router: statsRoutes({ db: deps.db, admin }) },
-    { path: '/api/v1/agents', router: agentRoutes({ ...deps, admin }) },
+    { path: '/api/v1/stats', router: statsRoutes({ db: deps.db, reader }) },
+    { path: '/api/v1/agents', router: credentialRoutes({ db: deps.db, admin }) },
+    { path: '/api/v1/agents', router: agentRoutes({ ...deps, admin, reader }) },
   ];
 }

@@ -30,3 +30,28 @@ export async function explainPlacement(db: Db, task: TaskRow, defaultMaxConcurre
     last_decision: lastDecision,
   };
 }
+
+type Explanation = Awaited<ReturnType<typeof explainPlacement>>;
+
+/** Keeps only `agent`'s own entry in a list of candidates; the rest are counted, not named. */
+function ownCandidates<T extends { agent: string }>(candidates: T[], agent: string) {
+  return { candidates: candidates.filter((c) => c.agent === agent), other_candidates: candidates.filter((c) => c.agent !== agent).length };
+}
+
+/**
+ * The explanation as a caller who is not an observer or admin may see it: other agents' names,
+ * states and loads are the swarm's business, not a requester's or a worker's.
+ */
+export function redactPlacement(explanation: Explanation, agent: string): Record<string, unknown> {
+  const hideDecision = (decision: unknown) => {
+    const recorded = decision as { candidates?: { agent: string }[] } | null;
+    return recorded?.candidates ? { ...recorded, ...ownCandidates(recorded.candidates, agent) } : recorded;
+  };
+  if (!('candidates' in explanation) || !explanation.candidates) return { ...explanation, decision: hideDecision(explanation.decision) };
+  return {
+    ...explanation,
+    ...ownCandidates(explanation.candidates, agent),
+    waiting_because: (explanation.waiting_because ?? []).map((reason) => reason.replace(/^eligible now: \S+ would win/, 'eligible now: an agent would win')),
+    last_decision: hideDecision(explanation.last_decision),
+  };
+}

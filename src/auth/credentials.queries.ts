@@ -79,3 +79,16 @@ export async function touchCredentials(db: Db, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await db.updateTable('dispatch_credentials').set({ last_used_at: sql<Date>`now()` }).where('id', 'in', ids).execute();
 }
+
+/** Whether any admin credential still works (the bootstrap makes one only when none does). */
+export async function hasUsableAdminCredential(db: Db): Promise<boolean> {
+  const row = await db
+    .selectFrom('dispatch_credentials')
+    .select('id')
+    .where('role', '=', 'admin')
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -21,6 +21,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        // token: every /api/v1 call carries a credential. header: X-Agent-ID is taken at its word
+        // (v1, a trusted network). Unset: header when the API listens on loopback only, else token.
+        mode: z.enum(['token', 'header']).optional(),
+        // Token mode with no admin token and no admin credential: an admin credential is made and
+        // its token written here (mode 0600), so a first user can issue the others.
+        bootstrap_token_file: z.string().default('.dispatch/admin-token'),
+      })
+      .strict()
+      .prefault({}),
     database: z
       .object({
         url: z.string().default(''),

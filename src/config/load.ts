@@ -14,6 +14,7 @@ const ENV_BINDINGS: EnvBinding[] = [
   { env: 'DISPATCH_METRICS_PORT', path: ['server', 'metrics_port'], type: 'int' },
   { env: 'DISPATCH_ADMIN_TOKEN', path: ['server', 'admin_token'], type: 'string' },
   { env: 'DISPATCH_RATE_LIMIT_PER_MINUTE', path: ['server', 'rate_limit_per_minute'], type: 'int' },
+  { env: 'DISPATCH_AUTH_MODE', path: ['auth', 'mode'], type: 'string' },
   { env: 'DISPATCH_DATABASE_URL', path: ['database', 'url'], type: 'string' },
   { env: 'DISPATCH_DATA_DIR', path: ['database', 'embedded_dir'], type: 'string' },
   { env: 'DISPATCH_EMBEDDED_PORT', path: ['database', 'embedded_port'], type: 'int' },

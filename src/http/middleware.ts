@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { agentIdSchema } from '../domain/caller.js';
+import { agentIdSchema, hasRole, type Caller, type Role } from '../domain/caller.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ApiEnv } from './context.js';
@@ -70,35 +70,88 @@ function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** Every /api/v1 call names its agent; an admin additionally presents the admin token. */
-export function identifyCaller(adminToken: string): MiddlewareHandler<ApiEnv> {
+export type AuthMode = 'token' | 'header';
+
+export interface CallerIdentification {
+  mode: AuthMode;
+  /** server.admin_token: the bootstrap admin; empty, none. */
+  adminToken: string;
+  /** Looks a bearer token up among the issued credentials (src/auth). */
+  verify: (token: string) => Promise<VerifiedCredential | undefined>;
+}
+
+/** What the API needs of a credential (a row of dispatch_credentials). */
+export interface VerifiedCredential {
+  id: string;
+  agent_id: string;
+  role: Role;
+  scopes: string[];
+}
+
+function validAgentHeader(agent: string): string {
+  if (!agentIdSchema.safeParse(agent).success) {
+    throw new DispatchError('unauthorized', 'X-Agent-ID is not a valid agent id', [
+      { field: 'X-Agent-ID', message: 'printable ASCII without spaces, at most 200 characters' },
+    ]);
+  }
+  return agent;
+}
+
+const HEADER_MODE_ROLES: ReadonlySet<Role> = new Set(['worker', 'requester']);
+
+/**
+ * Who the caller is. A credential's bearer token names its agent, role and scopes; an X-Agent-ID
+ * sent with it must be that agent (403 otherwise). The admin token (server.admin_token) is the
+ * bootstrap admin. In header mode a call without a credential is taken at its X-Agent-ID word,
+ * as v1 did; in token mode it is refused.
+ */
+export function identifyCaller(options: CallerIdentification): MiddlewareHandler<ApiEnv> {
+  const unauthorized = (message: string) => new DispatchError('unauthorized', message, [{ field: 'Authorization', message }]);
   return async (c, next) => {
-    const agent = c.req.header('x-agent-id');
-    if (agent === undefined || agent === '') {
-      throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
-    }
-    if (!agentIdSchema.safeParse(agent).success) {
-      throw new DispatchError('unauthorized', 'X-Agent-ID is not a valid agent id', [
-        { field: 'X-Agent-ID', message: 'printable ASCII without spaces, at most 200 characters' },
-      ]);
-    }
+    const header = c.req.header('x-agent-id');
+    const claimed = header === undefined || header === '' ? undefined : validAgentHeader(header);
     const token = bearerToken(c.req.header('authorization'));
-    const admin = adminToken !== '' && token !== undefined && tokenMatches(token, adminToken);
-    c.set('caller', { agent, admin });
+    let caller: Caller;
+    if (token !== undefined && options.adminToken !== '' && tokenMatches(token, options.adminToken)) {
+      caller = { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), scopes: [], actor: 'bootstrap' };
+    } else if (token !== undefined && (options.mode === 'token' || token.startsWith('dsp_'))) {
+      const credential = await options.verify(token);
+      if (!credential) throw unauthorized('the bearer token is not a valid credential (unknown, revoked or expired)');
+      if (claimed !== undefined && claimed !== credential.agent_id) {
+        throw new DispatchError('forbidden', `X-Agent-ID ${claimed} is not the agent this credential belongs to`, [
+          { field: 'X-Agent-ID', message: 'must name the credential\'s agent, or be left out' },
+        ]);
+      }
+      const admin = credential.role === 'admin';
+      caller = { agent: credential.agent_id, admin, roles: new Set([credential.role]), scopes: credential.scopes, actor: credential.id };
+    } else if (options.mode === 'token') {
+      throw unauthorized('a credential is required: Authorization: Bearer <token>');
+    } else {
+      if (claimed === undefined) {
+        throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
+      }
+      caller = { agent: claimed, admin: false, roles: HEADER_MODE_ROLES, scopes: [], actor: claimed };
+    }
+    c.set('caller', caller);
     await next();
   };
 }
 
-/** Admin routes fail closed: with no admin token configured nobody is an admin. */
-export function requireAdmin(adminToken: string): MiddlewareHandler<ApiEnv> {
+/**
+ * Routes for some roles only; admins pass every such check. Fails closed: in header mode with no
+ * admin token configured, nobody is an admin.
+ */
+export function requireRole(roles: Role[], adminToken: string): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    if (adminToken === '') {
-      throw new DispatchError('forbidden', 'admin API is disabled: no admin token is configured (server.admin_token)');
-    }
-    if (!c.get('caller').admin) {
-      throw new DispatchError('unauthorized', 'admin token required: Authorization: Bearer <token>', [
-        { field: 'Authorization', message: 'missing or wrong admin token' },
-      ]);
+    const caller = c.get('caller');
+    if (!hasRole(caller, ...roles)) {
+      if (caller.roles === HEADER_MODE_ROLES) {
+        if (adminToken === '') throw new DispatchError('forbidden', 'admin API is disabled: no admin token is configured (server.admin_token)');
+        throw new DispatchError('unauthorized', 'admin token required: Authorization: Bearer <token>', [
+          { field: 'Authorization', message: 'missing or wrong admin token' },
+        ]);
+      }
+      throw new DispatchError('forbidden', `this needs a credential with the role ${roles.join(' or ')}`);
     }
     await next();
   };

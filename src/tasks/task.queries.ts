@@ -119,6 +119,8 @@ export interface TaskListFilter {
   assignee?: string;
   scope?: string;
   parent_id?: string;
+  /** Only tasks this agent requested or holds now. */
+  involving?: string;
   limit: number;
   /** The last row of the previous page; created_at as returned in `cursor_created_at`. */
   after?: { created_at: string; id: string };
@@ -142,9 +144,20 @@ export async function listTasks(db: Db, filter: TaskListFilter): Promise<ListedT
   if (filter.assignee) query = query.where('assignee', '=', filter.assignee);
   if (filter.scope) query = query.where('scope', '=', filter.scope);
   if (filter.parent_id) query = query.where('parent_id', '=', filter.parent_id);
+  // A bitmap OR of the requester and assignee indexes, for callers who see only their own tasks.
+  const involving = filter.involving;
+  if (involving !== undefined) query = query.where((eb) => eb.or([eb('requester', '=', involving), eb('assignee', '=', involving)]));
   const after = filter.after;
   if (after) query = query.where(sql<boolean>`(created_at, id) < (${after.created_at}::timestamptz, ${after.id}::uuid)`);
   return await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+}
+
+/** Whether `agent` held an attempt of the task, or requested its parent. */
+export async function isHeldOrParentRequestedBy(db: Db, task: Pick<TaskRow, 'id' | 'parent_id'>, agent: string): Promise<boolean> {
+  const { rows } = await sql<{ yes: boolean }>`
+    SELECT EXISTS (SELECT 1 FROM dispatch_task_events WHERE task_id = ${task.id} AND event = 'assigned' AND agent_id = ${agent})
+        OR EXISTS (SELECT 1 FROM dispatch_tasks WHERE id = ${task.parent_id} AND requester = ${agent}) AS yes`.execute(db);
+  return rows[0]?.yes === true;
 }
 
 export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventRow[]> {

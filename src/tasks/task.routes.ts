@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { Db } from '../db/database.js';
 import { readBodyText, readJsonBody, readQuery } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
+import { hasRole, type Caller } from '../domain/caller.js';
 import { DispatchError } from '../domain/errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { taskEventToJson, taskToJson } from './task.json.js';
@@ -35,10 +36,17 @@ function idempotencyKey(header: string | undefined): string | null {
 /** /api/v1/tasks: create, read, list, and the worker calls (progress, complete, fail). */
 export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
   const transition = (event: string) => metrics.taskTransitions.inc({ event });
+  const worker = (caller: Caller) => {
+    if (!hasRole(caller, 'worker')) throw new DispatchError('forbidden', 'working on tasks needs a worker credential');
+    return caller.agent;
+  };
   return new Hono<ApiEnv>()
     .post('/', async (c) => {
+      const caller = c.get('caller');
+      if (!hasRole(caller, 'requester')) throw new DispatchError('forbidden', 'creating tasks needs a requester credential');
       const text = await readBodyText(c);
-      const outcome = await service.submitTask({ db, policy, metrics }, text, c.get('caller').agent, idempotencyKey(c.req.header('idempotency-key')));
+      const key = idempotencyKey(c.req.header('idempotency-key'));
+      const outcome = await service.submitTask({ db, policy, metrics }, text, caller.agent, key, caller.scopes);
       if (outcome.replayed) {
         c.header('Idempotent-Replayed', 'true');
         return c.json(taskToJson(outcome.task), 200);
@@ -48,15 +56,15 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
     })
     .get('/', async (c) => {
       const query = readQuery(c, listTasksQuerySchema);
-      const page = await service.listTasks(db, query);
+      const page = await service.listTasks(db, query, c.get('caller'));
       return c.json({ tasks: page.tasks.map(taskToJson), next_cursor: page.nextCursor });
     })
     .get('/:id', async (c) => {
-      return c.json(taskToJson(await service.getTask(db, taskId(c.req.param('id')))));
+      return c.json(taskToJson(await service.getVisibleTask(db, taskId(c.req.param('id')), c.get('caller'))));
     })
     .get('/:id/events', async (c) => {
       const id = taskId(c.req.param('id'));
-      await service.getTask(db, id);
+      await service.getVisibleTask(db, id, c.get('caller'));
       return c.json({ events: (await listTaskEvents(db, id)).map(taskEventToJson) });
     })
     .patch('/:id', async (c) => {
@@ -70,21 +78,21 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
       const id = taskId(c.req.param('id'));
       const payload = await readJsonBody(c, progressSchema);
       const attempt = payload.attempt as number | undefined;
-      const task = await service.reportProgress(db, { taskId: id, agent: c.get('caller').agent, attempt }, payload);
+      const task = await service.reportProgress(db, { taskId: id, agent: worker(c.get('caller')), attempt }, payload);
       transition('progress');
       return c.json(taskToJson(task));
     })
     .post('/:id/complete', async (c) => {
       const id = taskId(c.req.param('id'));
       const body = await readJsonBody(c, completeTaskSchema);
-      const task = await service.completeTask(db, { taskId: id, agent: c.get('caller').agent, attempt: body.attempt }, body.result);
+      const task = await service.completeTask(db, { taskId: id, agent: worker(c.get('caller')), attempt: body.attempt }, body.result);
       transition('completed');
       return c.json(taskToJson(task));
     })
     .post('/:id/fail', async (c) => {
       const id = taskId(c.req.param('id'));
       const body = await readJsonBody(c, failTaskSchema);
-      const call = { taskId: id, agent: c.get('caller').agent, attempt: body.attempt };
+      const call = { taskId: id, agent: worker(c.get('caller')), attempt: body.attempt };
       const task = await service.failTask(db, policy, call, body.error, body.retryable);
       transition(task.status === 'pending' ? 'fail_retry' : 'failed');
       return c.json(taskToJson(task));

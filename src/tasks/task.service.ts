@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/database.js';
-import type { Caller } from '../domain/caller.js';
+import { hasRole, readsEverything, type Caller } from '../domain/caller.js';
 import { DispatchError } from '../domain/errors.js';
 import { parseJsonInput } from '../domain/json-input.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -69,8 +69,19 @@ export interface TaskIntake {
  * made) and counts it. `caller` is the agent REST authenticated (X-Agent-ID); a NATS request has
  * none and names its requester in the body. A DispatchError means the request is at fault.
  */
-export async function submitTask(intake: TaskIntake, text: string, caller: string | undefined, idempotencyKey: string | null): Promise<CreateOutcome> {
+export async function submitTask(
+  intake: TaskIntake,
+  text: string,
+  caller: string | undefined,
+  idempotencyKey: string | null,
+  scopes: readonly string[] = [],
+): Promise<CreateOutcome> {
   const input = parseJsonInput(text, createTaskSchema);
+  if (scopes.length > 0 && !scopes.includes(input.scope)) {
+    throw new DispatchError('forbidden', `this credential may create tasks only in the scopes ${scopes.join(', ')}`, [
+      { field: 'scope', message: `not one of this credential's scopes: ${scopes.join(', ')}` },
+    ]);
+  }
   if (caller !== undefined && input.requester !== undefined && input.requester !== caller) {
     throw new DispatchError('validation_failed', 'invalid request body: requester', [
       { field: 'requester', message: 'must equal X-Agent-ID (or be left out)' },
@@ -94,6 +105,18 @@ export async function getTask(db: Db, id: string): Promise<TaskRow> {
   const task = db.isTransaction ? await q.findTask(db, id) : await findTaskBatched(db, id);
   if (!task) throw new DispatchError('not_found', `task ${id} not found`);
   return task;
+}
+
+/**
+ * A task as `caller` may see it: observers and admins see every task; anyone else only a task it
+ * requested, holds or held (any attempt), or whose parent it requested. To anyone else it does
+ * not exist (404, the same answer as for an unknown id).
+ */
+export async function getVisibleTask(db: Db, id: string, caller: Caller): Promise<TaskRow> {
+  const task = await getTask(db, id);
+  if (readsEverything(caller) || task.requester === caller.agent || task.assignee === caller.agent) return task;
+  if (await q.isHeldOrParentRequestedBy(db, task, caller.agent)) return task;
+  throw new DispatchError('not_found', `task ${id} not found`);
 }
 
 interface Cursor {
@@ -125,9 +148,11 @@ function decodeCursor(cursor: string): Cursor {
   }
 }
 
-export async function listTasks(db: Db, query: ListTasksQuery): Promise<{ tasks: q.ListedTask[]; nextCursor: string | null }> {
+/** Observers and admins list every task; anyone else the tasks it requested or holds now. */
+export async function listTasks(db: Db, query: ListTasksQuery, caller: Caller): Promise<{ tasks: q.ListedTask[]; nextCursor: string | null }> {
   const tasks = await q.listTasks(db, {
     ...query,
+    involving: readsEverything(caller) ? undefined : caller.agent,
     after: query.cursor ? decodeCursor(query.cursor) : undefined,
   });
   const last = tasks.at(-1);
@@ -172,7 +197,7 @@ export async function reportProgress(db: Db, call: q.WorkerCall, payload: unknow
 /** Only the requester or an admin may cancel or change a task's context. */
 async function requireOwner(db: Db, id: string, caller: Caller, action: string): Promise<TaskRow> {
   const task = await getTask(db, id);
-  if (!caller.admin && task.requester !== caller.agent) {
+  if (!caller.admin && (task.requester !== caller.agent || !hasRole(caller, 'requester'))) {
     throw new DispatchError('forbidden', `only the requester of task ${id} or an admin may ${action} it`);
   }
   return task;
@@ -187,7 +212,7 @@ export async function updateTask(
   await requireOwner(db, id, caller, change.status ? 'cancel' : 'change');
   if (change.status === 'cancelled') {
     const context = change.context === undefined ? undefined : { value: change.context };
-    const task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.agent, context));
+    const task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.actor, context));
     return task ?? (await rejectFinished(db, id, 'cancel'));
   }
   const task = await q.replaceContext(db, id, caller.agent, change.context);
