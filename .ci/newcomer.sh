@@ -57,11 +57,19 @@ stop() {
 
 npm install --no-audit --no-fund
 start
-id=$(curl -fs -X POST http://127.0.0.1:8600/api/v1/tasks -H 'X-Agent-ID: newcomer' \
+# Listening beyond loopback, Dispatch runs in token mode; the README's first step reads the
+# bootstrap admin's token from this file and issues credentials with it.
+[ "$(stat -c %a .dispatch/admin-token)" = "600" ] || { echo "newcomer: .dispatch/admin-token missing or readable by others"; exit 1; }
+admin="Authorization: Bearer $(cat .dispatch/admin-token)"
+planner=$(curl -fs -X POST http://127.0.0.1:8600/api/v1/agents/planner/credentials -H "$admin" \
+  -H 'Content-Type: application/json' -d '{"role":"requester"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')
+id=$(curl -fs -X POST http://127.0.0.1:8600/api/v1/tasks -H "Authorization: Bearer $planner" \
   -H 'Content-Type: application/json' -d '{"title":"first task","scope":"smoke"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).id')
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8600/api/v1/tasks/$id -H 'X-Agent-ID: planner')" = "401" ] \
+  || { echo "newcomer: a call without a credential was not refused"; exit 1; }
 stop
 start
-title=$(curl -fs "http://127.0.0.1:8600/api/v1/tasks/$id" -H 'X-Agent-ID: newcomer' | node -pe 'JSON.parse(require("fs").readFileSync(0)).title')
+title=$(curl -fs "http://127.0.0.1:8600/api/v1/tasks/$id" -H "Authorization: Bearer $planner" | node -pe 'JSON.parse(require("fs").readFileSync(0)).title')
 stop
 [ "$title" = "first task" ] || { echo "newcomer: task $id not read back after a restart (got: $title)"; exit 1; }
 grep -q 'using the embedded PostgreSQL' "$log" || { echo "newcomer: no log line says where the embedded database lives"; exit 1; }

@@ -162,7 +162,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
         policy,
         adminToken: config.server.admin_token,
         defaultMaxConcurrent: maxConcurrent,
-        agentsFromWarren: directory !== undefined,
+        agentsFromWarren: Boolean(directory),
       }),
     });
     const ops = createOpsApp({

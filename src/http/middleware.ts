@@ -112,6 +112,10 @@ export function identifyCaller(options: CallerIdentification): MiddlewareHandler
     const claimed = header === undefined || header === '' ? undefined : validAgentHeader(header);
     const token = bearerToken(c.req.header('authorization'));
     let caller: Caller;
+    if (options.mode === 'header' && claimed === undefined) {
+      // v1: every call names its agent, an admin's too.
+      throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
+    }
     if (token !== undefined && options.adminToken !== '' && tokenMatches(token, options.adminToken)) {
       caller = { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), scopes: [], actor: 'bootstrap' };
     } else if (token !== undefined && (options.mode === 'token' || token.startsWith('dsp_'))) {
@@ -127,10 +131,7 @@ export function identifyCaller(options: CallerIdentification): MiddlewareHandler
     } else if (options.mode === 'token') {
       throw unauthorized('a credential is required: Authorization: Bearer <token>');
     } else {
-      if (claimed === undefined) {
-        throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
-      }
-      caller = { agent: claimed, admin: false, roles: HEADER_MODE_ROLES, scopes: [], actor: claimed };
+      caller = { agent: claimed!, admin: false, roles: HEADER_MODE_ROLES, scopes: [], actor: claimed! };
     }
     c.set('caller', caller);
     await next();

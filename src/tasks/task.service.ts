@@ -196,7 +196,7 @@ export async function reportProgress(db: Db, call: q.WorkerCall, payload: unknow
 
 /** Only the requester or an admin may cancel or change a task's context. */
 async function requireOwner(db: Db, id: string, caller: Caller, action: string): Promise<TaskRow> {
-  const task = await getTask(db, id);
+  const task = await getVisibleTask(db, id, caller);
   if (!caller.admin && (task.requester !== caller.agent || !hasRole(caller, 'requester'))) {
     throw new DispatchError('forbidden', `only the requester of task ${id} or an admin may ${action} it`);
   }
