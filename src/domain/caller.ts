@@ -21,6 +21,8 @@ export interface Caller {
   admin: boolean;
   /** Token mode: the credential's one role. Header mode (a trusted network): worker and requester, plus admin with the admin token. */
   roles: ReadonlySet<Role>;
+  /** Observers, admins, and every caller in header mode (v1: any agent reads any task). */
+  readsAllTasks: boolean;
   /** The scopes a credential is limited to; empty means any scope. */
   scopes: readonly string[];
   /** Recorded in audit fields (cancelled_by, drained_by): the credential id, "bootstrap" for the admin token, or the agent in header mode. */
@@ -29,8 +31,8 @@ export interface Caller {
 
 export const hasRole = (caller: Caller, ...roles: Role[]): boolean => caller.admin || roles.some((role) => caller.roles.has(role));
 
-/** Observers and admins read every task and agent; everyone else only what concerns them. */
-export const readsEverything = (caller: Caller): boolean => hasRole(caller, 'observer');
+/** Whether the caller reads every task, or only the tasks that concern it. */
+export const readsEverything = (caller: Caller): boolean => caller.readsAllTasks;
 
 /** Whether a credential limited to some scopes covers this one. */
 export const coversScope = (caller: Caller, scope: string): boolean => caller.scopes.length === 0 || caller.scopes.includes(scope);

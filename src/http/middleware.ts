@@ -117,7 +117,9 @@ export function identifyCaller(options: CallerIdentification): MiddlewareHandler
       throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
     }
     if (token !== undefined && options.adminToken !== '' && tokenMatches(token, options.adminToken)) {
-      caller = { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), scopes: [], actor: 'bootstrap' };
+      // Header mode records the admin's X-Agent-ID, as v1 did; token mode the bootstrap credential.
+      const actor = options.mode === 'header' ? claimed! : 'bootstrap';
+      caller = { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), readsAllTasks: true, scopes: [], actor };
     } else if (token !== undefined && (options.mode === 'token' || token.startsWith('dsp_'))) {
       const credential = await options.verify(token);
       if (!credential) throw unauthorized('the bearer token is not a valid credential (unknown, revoked or expired)');
@@ -127,11 +129,12 @@ export function identifyCaller(options: CallerIdentification): MiddlewareHandler
         ]);
       }
       const admin = credential.role === 'admin';
-      caller = { agent: credential.agent_id, admin, roles: new Set([credential.role]), scopes: credential.scopes, actor: credential.id };
+      const readsAllTasks = admin || credential.role === 'observer' || options.mode === 'header';
+      caller = { agent: credential.agent_id, admin, roles: new Set([credential.role]), readsAllTasks, scopes: credential.scopes, actor: credential.id };
     } else if (options.mode === 'token') {
       throw unauthorized('a credential is required: Authorization: Bearer <token>');
     } else {
-      caller = { agent: claimed!, admin: false, roles: HEADER_MODE_ROLES, scopes: [], actor: claimed! };
+      caller = { agent: claimed!, admin: false, roles: HEADER_MODE_ROLES, readsAllTasks: true, scopes: [], actor: claimed! };
     }
     c.set('caller', caller);
     await next();
