@@ -165,6 +165,31 @@ END $$;
 COMMENT ON FUNCTION public.dispatch_queue_events_for_publication() IS 'Statement trigger: every new task event is owed to NATS, in the same transaction as the event.';
 
 --
+-- Name: dispatch_record_observations(text[], text[], text[], double precision[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) RETURNS integer
+    LANGUAGE sql
+    AS $$
+  WITH added AS (
+  INSERT INTO dispatch_scope_observations AS h (scope, kind, outcome, le, observations, seconds)
+  SELECT s, k, o, dispatch_latency_bucket(greatest(x, 0)), count(*), sum(greatest(x, 0))
+    FROM unnest(scopes, kinds, outcomes, secs) AS u(s, k, o, x)
+   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (scope, kind, outcome, le) DO UPDATE
+    SET observations = h.observations + EXCLUDED.observations, seconds = h.seconds + EXCLUDED.seconds
+  )
+  -- A data-modifying WITH runs to completion whether or not the outer query reads it.
+  SELECT cardinality(scopes)
+$$;
+
+--
+-- Name: FUNCTION dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Adds observations (parallel arrays: scope, kind, outcome, seconds) to their buckets in dispatch_scope_observations, in key order so concurrent statements lock rows alike; returns how many observations.';
+
+--
 -- Name: dispatch_request_assignment(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -311,13 +336,10 @@ BEGIN
    GROUP BY scope, status ORDER BY scope, status
   ON CONFLICT (scope, status) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
   -- The service never inserts a finished task; a DBA's import may, and it still counts as finished.
-  INSERT INTO dispatch_scope_observations AS h (scope, kind, outcome, le, observations, seconds)
-  SELECT scope, 'finished', status, dispatch_latency_bucket(s), count(*), sum(s)
-    FROM (SELECT scope, status, greatest(extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8, 0) AS s
-            FROM new_rows WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')) f
-   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-  ON CONFLICT (scope, kind, outcome, le) DO UPDATE
-    SET observations = h.observations + EXCLUDED.observations, seconds = h.seconds + EXCLUDED.seconds;
+  PERFORM dispatch_record_observations(array_agg(scope), array_agg('finished'::text), array_agg(status),
+                                       array_agg(extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8))
+     FROM new_rows WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')
+   HAVING count(*) > 0;
   RETURN NULL;
 END $$;
 
@@ -334,6 +356,8 @@ COMMENT ON FUNCTION public.dispatch_scope_counts_on_insert() IS 'Statement trigg
 CREATE FUNCTION public.dispatch_scope_counts_on_update() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+  observed_count integer;
 BEGIN
   -- CHECK constraints apply to the row an upsert proposes, before the conflict is found, so a
   -- negative change cannot travel in EXCLUDED: the proposed row carries max(change, 0) (a first
@@ -361,7 +385,7 @@ BEGIN
            coalesce(o.started_at, o.assigned_at) AS ran_from
       FROM new_rows n JOIN old_rows o USING (id)
   ), observed AS (
-    SELECT scope, 'finished' AS kind, status AS outcome,
+    SELECT scope, 'finished'::text AS kind, status AS outcome,
            extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8 AS s
       FROM pair
      WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')
@@ -377,12 +401,9 @@ BEGIN
      WHERE was IN ('assigned', 'running') AND ran_from IS NOT NULL
        AND (status NOT IN ('assigned', 'running') OR attempt <> was_attempt)
   )
-  INSERT INTO dispatch_scope_observations AS h (scope, kind, outcome, le, observations, seconds)
-  SELECT scope, kind, outcome, dispatch_latency_bucket(greatest(s, 0)), count(*), sum(greatest(s, 0))
-    FROM observed
-   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-  ON CONFLICT (scope, kind, outcome, le) DO UPDATE
-    SET observations = h.observations + EXCLUDED.observations, seconds = h.seconds + EXCLUDED.seconds;
+  SELECT dispatch_record_observations(array_agg(scope), array_agg(kind), array_agg(outcome), array_agg(s))
+    INTO observed_count
+    FROM observed HAVING count(*) > 0;
   RETURN NULL;
 END $$;
 

@@ -160,27 +160,22 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     }),
   );
 
-  new Gauge({
-    name: 'dispatch_agent_load',
-    help: 'Tasks assigned or running on each agent that is not stopped.',
-    labelNames: ['agent'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const a of (await snapshot())?.agents ?? []) this.set({ agent: a.name }, a.load);
-    },
-  });
-
-  new Gauge({
-    name: 'dispatch_agent_limit',
-    help: 'Most tasks each agent that is not stopped may hold (its max_concurrent, or the default).',
-    labelNames: ['agent'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const a of (await snapshot())?.agents ?? []) this.set({ agent: a.name }, a.limit);
-    },
-  });
+  const agentGauges = [
+    ['dispatch_agent_load', 'Tasks assigned or running on each agent that is not stopped.', 'load'],
+    ['dispatch_agent_limit', 'Most tasks each agent that is not stopped may hold (its max_concurrent, or the default).', 'limit'],
+  ] as const;
+  for (const [name, help, field] of agentGauges) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['agent'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const a of (await snapshot())?.agents ?? []) this.set({ agent: a.name }, a[field]);
+      },
+    });
+  }
 }
 
 interface StoredBuckets {
