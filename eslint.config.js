@@ -1,6 +1,43 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The folders of src/, lowest first. A folder may import itself and the folders before it, never
+ * one after it, so no two folders can depend on each other (nor any longer cycle form). The
+ * files directly in src/ (main, app, routes) wire everything and may import any folder.
+ */
+const LAYERS = [
+  'observability',
+  'config',
+  'domain',
+  'db',
+  'background',
+  'integrations',
+  'jobs',
+  'http',
+  'auth',
+  'tasks',
+  'assignment',
+  'lifecycle',
+  'agents',
+  'events',
+];
+/** The wiring in src/ itself, which no folder imports back. */
+const ROOT_MODULES = ['**/main.js', '**/app.js', '**/routes.js'];
+/** Domain folders: their logic never imports the HTTP layer; only their `*.routes.ts` do. */
+const DOMAINS = LAYERS.slice(LAYERS.indexOf('http') + 1);
+
+function importBoundaries(folder, { routes }) {
+  const later = LAYERS.slice(LAYERS.indexOf(folder) + 1);
+  const patterns = [
+    { group: [...later.map((f) => `**/${f}/*`), ...ROOT_MODULES], message: `src/${folder}/ may import only folders listed before it in LAYERS (eslint.config.js).` },
+  ];
+  if (DOMAINS.includes(folder) && !routes) {
+    patterns.push({ group: ['**/http/*'], message: 'Domain code does not import the HTTP layer; only *.routes.ts files do.' });
+  }
+  return { 'no-restricted-imports': ['error', { patterns }] };
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.dispatch/**'] },
   js.configs.recommended,
@@ -11,7 +48,9 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['bench/**', 'test/**', 'scripts/**', 'src/main.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
+  ...LAYERS.map((folder) => ({ files: [`src/${folder}/**/*.ts`], rules: importBoundaries(folder, { routes: false }) })),
+  ...DOMAINS.map((folder) => ({ files: [`src/${folder}/**/*.routes.ts`], rules: importBoundaries(folder, { routes: true }) })),
+  { files: ['bench/**', 'test/**', 'db/dump-schema.ts', 'src/main.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
   // Tests read JSON response bodies whose shape is what they assert.
   { files: ['test/**', 'bench/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

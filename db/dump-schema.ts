@@ -51,13 +51,14 @@ async function generateTypes(url: string): Promise<string> {
     logLevel: 'error',
     outFile: null,
     typeMapping: { int8: 'number' },
-    customImports: { TaskStatus: '../columns.js', AgentStatus: '../columns.js', AgentSource: '../columns.js' },
+    customImports: { TaskStatus: '../columns.js', AgentStatus: '../columns.js', AgentSource: '../columns.js', CredentialRole: '../columns.js' },
     overrides: {
       columns: {
         'dispatch_tasks.status': 'Generated<TaskStatus>',
         'dispatch_agents.status': 'Generated<AgentStatus>',
         'dispatch_agents.source': 'Generated<AgentSource>',
         'dispatch_agents.active_tasks': 'ColumnType<number, never, never>',
+        'dispatch_credentials.role': 'CredentialRole',
       },
     },
   });

@@ -738,6 +738,97 @@ CREATE VIEW public.dispatch_capable_scopes AS
 COMMENT ON VIEW public.dispatch_capable_scopes IS 'Scopes some agent could serve once it has a free slot: it has the tag and is not drained, stopped, degraded or unknown. A pending task of any other scope is unmatched.';
 
 --
+-- Name: dispatch_credentials; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_credentials (
+    id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
+    agent_id text NOT NULL,
+    role text NOT NULL,
+    scopes text[] DEFAULT '{}'::text[] NOT NULL,
+    token_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    revoked_by text,
+    last_used_at timestamp with time zone,
+    CONSTRAINT dispatch_credentials_role_check CHECK ((role = ANY (ARRAY['worker'::text, 'requester'::text, 'observer'::text, 'admin'::text])))
+);
+
+--
+-- Name: TABLE dispatch_credentials; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_credentials IS 'Bearer credentials issued by an admin (POST /api/v1/agents/:id/credentials). Only the token''s SHA-256 is stored; the token itself was shown once, to whoever issued it.';
+
+--
+-- Name: COLUMN dispatch_credentials.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.id IS 'Credential id (UUID v7): names the credential in audit fields such as cancelled_by and drained_by, and in DELETE .../credentials/:id.';
+
+--
+-- Name: COLUMN dispatch_credentials.agent_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.agent_id IS 'The agent name a call with this token acts as; an X-Agent-ID sent with it must be this name.';
+
+--
+-- Name: COLUMN dispatch_credentials.role; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.role IS 'worker: registers and heartbeats itself, works on its own attempts. requester: creates tasks, reads and cancels its own. observer: reads everything, changes nothing. admin: everything.';
+
+--
+-- Name: COLUMN dispatch_credentials.scopes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.scopes IS 'Empty: any scope. Otherwise a worker registers only these capabilities (and is given only tasks of these scopes), and a requester creates tasks only in these scopes.';
+
+--
+-- Name: COLUMN dispatch_credentials.token_sha256; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.token_sha256 IS 'SHA-256 of the bearer token; the lookup key for every authenticated call.';
+
+--
+-- Name: COLUMN dispatch_credentials.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.created_at IS 'When it was issued.';
+
+--
+-- Name: COLUMN dispatch_credentials.created_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.created_by IS 'Who issued it: a credential id, or "bootstrap" for the DISPATCH_ADMIN_TOKEN admin.';
+
+--
+-- Name: COLUMN dispatch_credentials.expires_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.expires_at IS 'Refused from this time on; NULL never expires.';
+
+--
+-- Name: COLUMN dispatch_credentials.revoked_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.revoked_at IS 'Refused from this time on (DELETE .../credentials/:id); the row stays as the record.';
+
+--
+-- Name: COLUMN dispatch_credentials.revoked_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.revoked_by IS 'Who revoked it: a credential id, or "bootstrap".';
+
+--
+-- Name: COLUMN dispatch_credentials.last_used_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_credentials.last_used_at IS 'Last call made with it, to the minute (written at most once a minute per replica, not on every call).';
+
+--
 -- Name: dispatch_event_outbox; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1314,6 +1405,20 @@ ALTER TABLE ONLY public.dispatch_agents
     ADD CONSTRAINT dispatch_agents_pkey PRIMARY KEY (name);
 
 --
+-- Name: dispatch_credentials dispatch_credentials_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_credentials
+    ADD CONSTRAINT dispatch_credentials_pkey PRIMARY KEY (id);
+
+--
+-- Name: dispatch_credentials dispatch_credentials_token_unique; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_credentials
+    ADD CONSTRAINT dispatch_credentials_token_unique UNIQUE (token_sha256);
+
+--
 -- Name: dispatch_event_outbox dispatch_event_outbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1368,6 +1473,12 @@ ALTER TABLE ONLY public.dispatch_task_events
 
 ALTER TABLE ONLY public.dispatch_tasks
     ADD CONSTRAINT dispatch_tasks_pkey PRIMARY KEY (id);
+
+--
+-- Name: dispatch_credentials_agent; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_credentials_agent ON public.dispatch_credentials USING btree (agent_id, created_at);
 
 --
 -- Name: dispatch_task_events_task_idx; Type: INDEX; Schema: public; Owner: -

@@ -1,11 +1,9 @@
-import { sql } from 'kysely';
 import { AssignmentService } from './assignment/assignment.service.js';
-import { explainPlacement } from './assignment/placement.js';
-import { agentRoutes } from './agents/agent.routes.js';
 import { createDirectorySync } from './agents/directory-sync.js';
 import type { DispatchConfig } from './config/config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
-import { isMigrated, migrateToLatest } from './db/migrate.js';
+import { migrateToLatest } from './db/migrate.js';
+import { isDatabaseReady } from './db/readiness.queries.js';
 import { createApi } from './http/api.js';
 import { createOpsApp } from './http/ops.js';
 import { listen, type RunningServer } from './http/server.js';
@@ -14,11 +12,10 @@ import { ReplicaMonitor } from './jobs/replica-monitor.js';
 import { startJobRunner, type JobRunner } from './jobs/runner.js';
 import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import { registerQueueMetrics } from './observability/queue-metrics.js';
-import { uuidSchema } from './tasks/task.schemas.js';
-import { getTask, type TaskPolicy } from './tasks/task.service.js';
+import { registerQueueMetrics } from './tasks/queue-metrics.js';
+import type { TaskPolicy } from './tasks/task.service.js';
+import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
-import { DispatchError } from './http/errors.js';
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { EventsService } from './events/events.service.js';
 import { loginSettings, natsConnectOptions } from './events/nats-auth.js';
@@ -118,7 +115,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await Promise.all(servers.map((s) => s.close()));
     // No new tasks from NATS either; the outbox batch in flight commits before the pool closes.
     await events.stop();
-    assignment.beginShutdown();
+    await assignment.stop();
     await retention.stop();
     await lifecycle.stop();
     await directory?.sync.stop();
@@ -151,30 +148,16 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
     const api = createApi({
-      db,
       logger: log,
       metrics,
-      policy,
       adminToken: config.server.admin_token,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       bodyLimitBytes: config.server.body_limit_bytes,
-      mount: (app, { admin }) => {
-        app.route('/api/v1/agents', agentRoutes({ db, admin, defaultMaxConcurrent: maxConcurrent }));
-        app.get('/api/v1/tasks/:id/placement', async (c) => {
-          const id = c.req.param('id');
-          if (!uuidSchema.safeParse(id).success) {
-            throw new DispatchError('validation_failed', 'invalid task id', [{ field: 'id', message: 'must be a UUID' }]);
-          }
-          return c.json(await explainPlacement(db, await getTask(db, id.toLowerCase()), maxConcurrent));
-        });
-      },
+      routers: apiRouters({ db, metrics, policy, adminToken: config.server.admin_token, defaultMaxConcurrent: maxConcurrent }),
     });
     const ops = createOpsApp({
       registry: metrics.registry,
-      isReady: async () => {
-        await sql`SELECT 1`.execute(db);
-        return await isMigrated(db);
-      },
+      isReady: () => isDatabaseReady(db),
     });
     servers.push(await listen(api, config.server.host, config.server.port));
     servers.push(await listen(ops, config.server.host, config.server.metrics_port));

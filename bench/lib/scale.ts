@@ -3,7 +3,7 @@ import { claimPendingTasks } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
 import { listTaskEvents, listTasks } from '../../src/tasks/task.queries.js';
 import { getTask } from '../../src/tasks/task.service.js';
-import { readOldestPending } from '../../src/observability/queue-metrics.queries.js';
+import { readOldestPending } from '../../src/tasks/queue-metrics.queries.js';
 import { withBenchDatabase } from './database.js';
 import { openPlanCapture, type StatementPlan } from './query-plans.js';
 import { BENCH_SCOPE, insertFinished, insertPending } from './workload.js';

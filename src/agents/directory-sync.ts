@@ -1,7 +1,9 @@
+import { BackgroundService } from '../background/service.js';
+import { OutageLog } from '../background/outage-log.js';
 import type { DispatchConfig } from '../config/config.js';
 import type { Db } from '../db/database.js';
 import type { AgentStatus } from '../db/columns.js';
-import { IntegrationError, type IntegrationService } from '../integrations/http-client.js';
+import { IntegrationError } from '../integrations/http-client.js';
 import { createPromptForgeClient, type Persona, type PromptForgeClient } from '../integrations/promptforge/promptforge.client.js';
 import { createWarrenClient, type WarrenClient } from '../integrations/warren/warren.client.js';
 import type { Logger } from '../observability/logger.js';
@@ -48,31 +50,6 @@ export interface SyncResult {
   changes: AgentChange[];
 }
 
-/** Remembers whether a dependency is down, so an outage is logged once and its end once. */
-class OutageTracker {
-  private downSince: number | null = null;
-
-  constructor(
-    private readonly service: IntegrationService | 'database',
-    private readonly consequence: string,
-    private readonly logger: Logger,
-  ) {}
-
-  failed(error: unknown, now: number): void {
-    if (this.downSince !== null) return;
-    this.downSince = now;
-    const reason = error instanceof IntegrationError ? error.reason : 'internal';
-    const message = error instanceof Error ? error.message : String(error);
-    this.logger.warn({ service: this.service, reason, err: message }, `${this.service} unavailable: ${this.consequence}`);
-  }
-
-  succeeded(now: number): void {
-    if (this.downSince === null) return;
-    this.logger.info({ service: this.service, downMs: now - this.downSince }, `${this.service} recovered`);
-    this.downSince = null;
-  }
-}
-
 const DEFAULT_SEEN_REFRESH_MS = 15_000;
 
 /**
@@ -80,13 +57,12 @@ const DEFAULT_SEEN_REFRESH_MS = 15_000;
  * and Warren (in which state), so that assignment reads nothing but the database. One Warren call
  * per sync, one PromptForge call per persona TTL, whatever the number of tasks.
  */
-export class DirectorySync {
+export class DirectorySync extends BackgroundService<SyncResult> {
   private readonly now: () => number;
   private readonly warrenGraceMs: number;
   private readonly seenRefreshMs: number;
-  private readonly warrenOutage: OutageTracker;
-  private readonly forgeOutage: OutageTracker;
-  private readonly databaseOutage: OutageTracker;
+  private readonly warrenOutage: OutageLog;
+  private readonly forgeOutage: OutageLog;
 
   private personas: Persona[] | null = null;
   private personasDueAt = 0;
@@ -96,45 +72,32 @@ export class DirectorySync {
   private warrenExpiredLogged = false;
 
   private inFlight: Promise<SyncResult> | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
   private abort = new AbortController();
 
+  /** Once started, syncs now, then every stateTtlMs after the end of the last sync. */
   constructor(private readonly options: DirectorySyncOptions) {
-    this.now = options.now ?? Date.now;
+    const now = options.now ?? Date.now;
+    // A failed sync is a database failure: integration failures are absorbed below.
+    super(
+      'directory sync',
+      { intervalMs: options.stateTtlMs, runAtStart: true, dependency: 'database', failureMessage: 'database unavailable: agent directory not synced until it answers' },
+      options.logger,
+      now,
+    );
+    this.now = now;
     this.warrenGraceMs = options.warrenGraceMs ?? 3 * options.stateTtlMs;
     this.seenRefreshMs = options.seenRefreshMs ?? DEFAULT_SEEN_REFRESH_MS;
-    this.warrenOutage = new OutageTracker('warren', 'agent statuses kept until the grace window ends', options.logger);
-    this.forgeOutage = new OutageTracker('promptforge', 'last known personas kept until it answers', options.logger);
-    // Not an integration, but the same rule applies: one line per outage, not one per tick.
-    this.databaseOutage = new OutageTracker('database', 'agent directory not synced until it answers', options.logger);
-  }
-
-  /** Syncs now, then every stateTtlMs (measured from the end of a sync, so syncs never overlap). */
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    const loop = async () => {
-      try {
-        await this.syncOnce();
-        this.databaseOutage.succeeded(this.now());
-      } catch (error) {
-        if (!this.running) return;
-        this.databaseOutage.failed(error, this.now());
-      }
-      if (this.running) this.timer = setTimeout(() => void loop(), this.options.stateTtlMs);
-    };
-    void loop();
+    this.warrenOutage = new OutageLog(options.logger, 'warren', now);
+    this.forgeOutage = new OutageLog(options.logger, 'promptforge', now);
   }
 
   /** Stops the loop, cancels calls in flight and waits for a sync in progress to finish. */
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+  override async stop(): Promise<void> {
+    const stopped = super.stop();
     this.abort.abort();
+    await stopped;
     await this.inFlight?.catch(() => undefined);
-    // A later syncOnce() (or start()) runs normally again.
+    // A later runOnce() (or start()) runs normally again.
     this.abort = new AbortController();
   }
 
@@ -148,7 +111,7 @@ export class DirectorySync {
    * Integration failures are absorbed (logged once, data kept); only a database error throws.
    * Concurrent callers share the sync in progress.
    */
-  syncOnce(): Promise<SyncResult> {
+  runOnce(): Promise<SyncResult> {
     this.inFlight ??= this.runSync().finally(() => {
       this.inFlight = null;
     });
@@ -197,7 +160,7 @@ export class DirectorySync {
       this.personas = list;
       this.personaFailures = 0;
       this.personasDueAt = this.now() + this.options.personaTtlMs;
-      this.forgeOutage.succeeded(this.now());
+      this.forgeOutage.recovered('promptforge recovered');
       return { list, source: 'fresh' };
     } catch (error) {
       if (!isAbort(error)) {
@@ -206,7 +169,7 @@ export class DirectorySync {
         this.personaFailures += 1;
         const backoff = Math.min(this.options.personaTtlMs, this.options.stateTtlMs * 2 ** (this.personaFailures - 1));
         this.personasDueAt = this.now() + backoff;
-        this.forgeOutage.failed(error, this.now());
+        this.forgeOutage.failed(error, 'promptforge unavailable: last known personas kept until it answers');
       }
       return { list: this.personas, source: this.personas === null ? 'none' : 'cached' };
     }
@@ -216,10 +179,10 @@ export class DirectorySync {
   private async loadStatuses(signal: AbortSignal): Promise<Map<string, AgentStatus> | null> {
     try {
       const agents = await this.options.warren.listAgents(signal);
-      this.warrenOutage.succeeded(this.now());
+      this.warrenOutage.recovered('warren recovered');
       return new Map(agents.map((agent) => [agent.name, agent.status]));
     } catch (error) {
-      if (!isAbort(error)) this.warrenOutage.failed(error, this.now());
+      if (!isAbort(error)) this.warrenOutage.failed(error, 'warren unavailable: agent statuses kept until the grace window ends');
       return null;
     }
   }

@@ -1,12 +1,13 @@
-import { sql } from 'kysely';
 import type pg from 'pg';
-import { ADVISORY_LOCK, JOB } from '../db/contract.js';
+import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
+import { ADVISORY_LOCK } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
   applyAssignments,
   claimPendingTasks,
+  enqueueAssignmentRun,
   lockAssignableAgents,
   markUnmatched,
   readAllAgents,
@@ -173,16 +174,16 @@ export class Assigner {
             if (batch.assigned === 0) break;
           }
         } finally {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
+          await advisoryUnlock(conn, ADVISORY_LOCK.assignerActive);
         }
         if (shouldStop()) {
           // Hand the rest to another replica rather than leave it for the next tick.
-          await sql`SELECT graphile_worker.add_job(${JOB.assignmentRun}::text, max_attempts := 3)`.execute(this.db);
+          await enqueueAssignmentRun(this.db);
           return;
         }
         // Every writer that saw us active holds BARRIER (shared) until it commits: wait them out.
         if (await this.lockWithin(conn, ADVISORY_LOCK.assignerBarrier)) {
-          await conn.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerBarrier]);
+          await advisoryUnlock(conn, ADVISORY_LOCK.assignerBarrier);
         }
         const last = await this.assignBatch();
         if (last.assigned === 0) return;
@@ -197,15 +198,8 @@ export class Assigner {
    * writer is probing it at this instant (then we wait the moment it takes).
    */
   private async becomeActive(conn: pg.PoolClient): Promise<boolean> {
-    const tried = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [ADVISORY_LOCK.assignerActive]);
-    if (tried.rows[0]?.ok) return true;
-    const holder = await conn.query(
-      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1 AND objsubid = 1
-          AND mode = 'ExclusiveLock' AND granted
-          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      [ADVISORY_LOCK.assignerActive],
-    );
-    if (holder.rowCount) return false;
+    if (await tryAdvisoryLock(conn, ADVISORY_LOCK.assignerActive)) return true;
+    if (await advisoryLockHeldExclusively(conn, ADVISORY_LOCK.assignerActive)) return false;
     return await this.lockWithin(conn, ADVISORY_LOCK.assignerActive);
   }
 
@@ -215,16 +209,8 @@ export class Assigner {
    * assignment (or, queued behind us, every other writer): give up, and the tick comes back.
    */
   private async lockWithin(conn: pg.PoolClient, key: number): Promise<boolean> {
-    await conn.query(`SET lock_timeout = ${LOCK_WAIT_MS}`);
-    try {
-      await conn.query('SELECT pg_advisory_lock($1)', [key]);
-      return true;
-    } catch (error) {
-      if ((error as { code?: string }).code !== '55P03') throw error;
-      this.logger.warn({ lock: key }, 'a long transaction holds the assignment wake-up lock; the next tick will catch up');
-      return false;
-    } finally {
-      await conn.query('RESET lock_timeout');
-    }
+    const locked = await advisoryLockWithin(conn, key, LOCK_WAIT_MS);
+    if (!locked) this.logger.warn({ lock: key }, 'a long transaction holds the assignment wake-up lock; the next tick will catch up');
+    return locked;
   }
 }

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import type { AgentStatus } from '../db/columns.js';
+import { JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
 import type { AgentSnapshot } from './scoring.js';
@@ -196,4 +197,14 @@ export async function markUnmatched(db: Db, capableScopes: string[], limit: numb
 export async function readCapableScopes(db: Db): Promise<string[]> {
   const { rows } = await sql<{ scope: string }>`SELECT scope FROM dispatch_capable_scopes`.execute(db);
   return rows.map((r) => r.scope);
+}
+
+/** Asks for an assignment pass the way the triggers do (see migration 0002). */
+export async function requestAssignment(db: Db): Promise<void> {
+  await sql`SELECT dispatch_request_assignment()`.execute(db);
+}
+
+/** Queues one more assignment pass unconditionally: a stopping assigner hands its work over. */
+export async function enqueueAssignmentRun(db: Db): Promise<void> {
+  await sql`SELECT graphile_worker.add_job(${JOB.assignmentRun}::text, max_attempts := 3)`.execute(db);
 }

@@ -1,11 +1,12 @@
-import { sql } from 'kysely';
 import type pg from 'pg';
+import { BackgroundService } from '../background/service.js';
 import { JOB } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobHandler } from '../jobs/runner.js';
 import { Assigner, type AssignerOptions } from './assigner.js';
+import { requestAssignment } from './assignment.queries.js';
 import { QueueMaintenance, type QueueMaintenanceOptions } from './queue-maintenance.js';
 
 export interface AssignmentServiceOptions extends AssignerOptions {
@@ -16,21 +17,21 @@ export interface AssignmentServiceOptions extends AssignerOptions {
 
 /**
  * Assignment as this replica runs it: the `assignment:run` job (enqueued by the database when
- * work appears) and a periodic tick that is only the safety net.
+ * work appears) and a periodic tick (this service's pass) that is only the safety net.
  */
-export class AssignmentService {
+export class AssignmentService extends BackgroundService<void> {
   readonly assigner: Assigner;
   readonly maintenance: QueueMaintenance;
-  private tick: NodeJS.Timeout | undefined;
-  private stopping = false;
+  private handingOver = false;
 
   constructor(
     private readonly db: Db,
     pool: pg.Pool,
-    private readonly options: AssignmentServiceOptions,
-    private readonly logger: Logger,
+    options: AssignmentServiceOptions,
+    logger: Logger,
     metrics: Metrics,
   ) {
+    super('assignment tick', { intervalMs: options.tickIntervalMs, runAtStart: true }, logger);
     this.assigner = new Assigner(db, pool, options, logger, metrics);
     this.maintenance = new QueueMaintenance(pool, options.maintenance ?? { intervalMs: 0, deadTuples: 0 }, logger);
   }
@@ -38,41 +39,34 @@ export class AssignmentService {
   jobs(): Record<string, JobHandler> {
     return {
       [JOB.assignmentRun]: async () => {
-        await this.assigner.drain(() => this.stopping);
+        await this.assigner.drain(() => this.handingOver);
       },
     };
   }
 
-  start(): void {
-    this.tick = setInterval(() => void this.onTick(), this.options.tickIntervalMs);
-    this.tick.unref();
-    void this.onTick();
+  override start(): void {
+    super.start();
     this.maintenance.start();
   }
 
-  private async onTick(): Promise<void> {
+  /** One tick: ask for a pass, and record tasks no agent can take. */
+  async runOnce(): Promise<void> {
     await this.requestPass();
-    try {
-      await this.assigner.recordUnmatched();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'recording unmatched tasks failed; retrying next tick');
-    }
+    await this.assigner.recordUnmatched();
   }
 
   /** Asks for an assignment pass through the same path the triggers use. */
   async requestPass(): Promise<void> {
     try {
-      await sql`SELECT dispatch_request_assignment()`.execute(this.db);
+      await requestAssignment(this.db);
     } catch (error) {
       this.logger.warn({ err: error }, 'assignment tick failed; retrying next tick');
     }
   }
 
-  /** Stops the tick and makes a running drain hand over after its current batch. */
-  beginShutdown(): void {
-    this.stopping = true;
-    if (this.tick) clearInterval(this.tick);
-    // A vacuum under way finishes on its connection; closing the pool waits for it.
-    void this.maintenance.stop();
+  /** Makes a running drain hand over after its current batch, and stops the tick and the vacuums. */
+  override async stop(): Promise<void> {
+    this.handingOver = true;
+    await Promise.all([super.stop(), this.maintenance.stop()]);
   }
 }

@@ -1,14 +1,17 @@
 import type pg from 'pg';
+import { BackgroundService } from '../background/service.js';
+import { whileHoldingLock } from '../db/advisory-lock.queries.js';
 import { ADVISORY_LOCK } from '../db/contract.js';
-import { Periodic, whileHoldingLock } from '../db/periodic.js';
+import { GRAPHILE_JOBS_TABLE } from '../jobs/graphile-worker.queries.js';
 import type { Logger } from '../observability/logger.js';
+import { findTablesWithDeadTuples, vacuumTable } from './queue-maintenance.queries.js';
 
 /**
  * The tables whose rows churn with every task: a task row is rewritten at each transition, a
  * timeout job is inserted at assignment and deleted at completion, an outbox row lives until
  * published, an agent row changes with its load.
  */
-export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', 'graphile_worker._private_jobs'];
+export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', GRAPHILE_JOBS_TABLE];
 
 export interface QueueMaintenanceOptions {
   /** How often to look at dead tuples; 0 turns the maintenance off. */
@@ -28,24 +31,13 @@ export interface QueueMaintenanceOptions {
  * grew from 8 kB to 82 MB, a claim of 500 went from ~10 ms to ~100 ms, and assignments/s fell to
  * 59% (docs/BENCHMARKS.md, "Assignment"). Vacuuming at a threshold keeps all of it flat.
  */
-export class QueueMaintenance {
-  private readonly periodic: Periodic;
-
+export class QueueMaintenance extends BackgroundService<string[]> {
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: QueueMaintenanceOptions,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
-    this.periodic = new Periodic('queue maintenance', options.intervalMs, () => this.runOnce(), logger);
-  }
-
-  start(): void {
-    this.periodic.start();
-  }
-
-  /** Stops the timer and waits for a vacuum under way. */
-  async stop(): Promise<void> {
-    await this.periodic.stop();
+    super('queue maintenance', options, logger);
   }
 
   /**
@@ -54,17 +46,10 @@ export class QueueMaintenance {
    */
   async runOnce(): Promise<string[]> {
     const vacuumed = await whileHoldingLock(this.pool, ADVISORY_LOCK.queueMaintenance, async (conn) => {
-      const { rows } = await conn.query<{ name: string; dead: number }>(
-        `SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup::int AS dead
-           FROM pg_stat_user_tables
-          WHERE format('%s.%s', schemaname, relname) = ANY ($1::text[]) AND n_dead_tup > $2`,
-        [HOT_TABLES, this.options.deadTuples],
-      );
       const done: string[] = [];
-      for (const table of rows) {
+      for (const table of await findTablesWithDeadTuples(conn, HOT_TABLES, this.options.deadTuples)) {
         const started = performance.now();
-        // SKIP_LOCKED: a table someone holds exclusively (a migration) is left for next time.
-        await conn.query(`VACUUM (SKIP_LOCKED) ${table.name}`);
+        await vacuumTable(conn, table.name);
         done.push(table.name);
         this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
       }

@@ -15,3 +15,7 @@ export type AgentStatus = (typeof AGENT_STATUSES)[number];
 /** standalone: the agent registers itself over REST; warren: synced from Warren and PromptForge. */
 export const AGENT_SOURCES = ['standalone', 'warren'] as const;
 export type AgentSource = (typeof AGENT_SOURCES)[number];
+
+/** What a credential lets its holder do (docs/SECURITY.md). */
+export const CREDENTIAL_ROLES = ['worker', 'requester', 'observer', 'admin'] as const;
+export type CredentialRole = (typeof CREDENTIAL_ROLES)[number];

@@ -1,13 +1,9 @@
 import type { Db } from './database.js';
+import { hasErrorCode, SQLSTATE } from './pg-errors.js';
 
-/**
- * SQLSTATEs after which PostgreSQL has rolled the whole transaction back and running it again
- * may succeed: deadlock_detected and serialization_failure.
- */
-const TRANSIENT = new Set(['40P01', '40001']);
-
+/** PostgreSQL rolled the whole transaction back, and running it again may succeed. */
 export function isTransientConflict(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && TRANSIENT.has(String((error as { code?: unknown }).code));
+  return hasErrorCode(error, SQLSTATE.deadlockDetected, SQLSTATE.serializationFailure);
 }
 
 /**

@@ -1,14 +1,13 @@
 import type { JetStreamClient, NatsConnection } from 'nats';
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TaskPolicy } from '../tasks/task.service.js';
 import { AgentEventsSubscriber } from './agent-events.js';
 import { NatsLink, type NatsLinkOptions } from './nats-link.js';
-import { OutageLog } from './outage.js';
 import { discardStaleOwedEvents } from './outbox.queries.js';
 import { OutboxPublisher, type OutboxPublisherOptions, type PublishFn } from './outbox-publisher.js';
-import { Sleeper } from './sleeper.js';
 import { StatsPublisher } from './stats-publisher.js';
 import { ensureEventStream, ensureTaskRequestConsumer } from './stream.js';
 import { encodeBody } from './subjects.js';
@@ -57,14 +56,12 @@ export class EventsService {
   private readonly stats: StatsPublisher;
   private readonly requests: TaskRequestConsumer;
   private readonly agentEvents: AgentEventsSubscriber;
-  private readonly jetstreamOutage: OutageLog;
-  private readonly provisionSleeper = new Sleeper();
+  private readonly provisioner: JetStreamProvisioner;
   private js: { nc: NatsConnection; client: JetStreamClient } | null = null;
   private streamReady = false;
-  private provisioning: Promise<void> | null = null;
   private requestsFor: NatsConnection | null = null;
   private running = false;
-  private discardTimer: NodeJS.Timeout | null = null;
+  private readonly owedEventsTrimmer: OwedEventsTrimmer;
 
   constructor(private readonly options: EventsOptions) {
     this.log = options.logger.child({ component: 'events' });
@@ -86,7 +83,8 @@ export class EventsService {
       },
     });
     this.agentEvents = new AgentEventsSubscriber({ db: options.db, logger: this.log });
-    this.jetstreamOutage = new OutageLog(this.log, 'jetstream');
+    this.provisioner = new JetStreamProvisioner(() => this.provision(), () => this.link?.connection != null, this.log);
+    this.owedEventsTrimmer = new OwedEventsTrimmer(options.db, options.discardOwedAfterMs ?? 24 * 3_600_000, this.log);
     this.link = options.url.trim()
       ? new NatsLink({
           url: options.url,
@@ -115,10 +113,11 @@ export class EventsService {
     this.options.metrics.natsConnected.set(0);
     if (!this.link) {
       this.log.info('hermes.url is empty: NATS events are disabled');
-      this.discardTimer = setInterval(() => void this.discardStale(), DISCARD_CHECK_MS);
-      this.discardTimer.unref();
+      this.owedEventsTrimmer.start();
       return;
     }
+    // Ready before the link can report a connection and ask it for provisioning.
+    this.provisioner.start();
     this.link.start();
     this.publisher.start();
     this.stats.start();
@@ -131,12 +130,12 @@ export class EventsService {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    if (this.discardTimer) clearInterval(this.discardTimer);
-    this.provisionSleeper.wake();
+    await this.owedEventsTrimmer.stop();
+    const provisionerStopped = this.provisioner.stop();
     await this.requests.stop();
     await this.agentEvents.stop();
     await Promise.all([this.publisher.stop(), this.stats.stop()]);
-    await this.provisioning?.catch(() => undefined);
+    await provisionerStopped;
     await this.link?.stop();
     this.options.metrics.natsConnected.set(0);
   }
@@ -145,28 +144,7 @@ export class EventsService {
     this.options.metrics.natsConnected.set(1);
     // The subscription is restored by the client on reconnect; only a new connection needs one.
     void this.agentEvents.start(nc).catch((error: unknown) => this.log.warn({ err: error }, 'could not subscribe to agent notices'));
-    void this.provisionWhileConnected();
-  }
-
-  /** Provisions the stream and consumer, retrying while connected (JetStream may be starting). */
-  private provisionWhileConnected(): Promise<void> {
-    this.provisioning ??= (async () => {
-      let delay = 500;
-      while (this.running && this.link?.connection) {
-        try {
-          await this.provision();
-          this.jetstreamOutage.recovered('JetStream available: stream and consumer provisioned');
-          break;
-        } catch (error) {
-          this.jetstreamOutage.failed(error, 'JetStream unavailable: could not provision DISPATCH_EVENTS; retrying');
-          await this.provisionSleeper.sleep(delay);
-          delay = Math.min(delay * 2, 10_000);
-        }
-      }
-    })().finally(() => {
-      this.provisioning = null;
-    });
-    return this.provisioning;
+    this.provisioner.request();
   }
 
   private async ensureStreamAndConsumer(nc: NatsConnection): Promise<void> {
@@ -186,7 +164,7 @@ export class EventsService {
       // stop() may have run meanwhile: a pull loop started now would outlive it and hold the drain.
       if (!this.running) return;
       this.requestsFor = nc;
-      this.requests.start(this.jetstream(nc));
+      this.requests.consumeFrom(this.jetstream(nc));
     }
     this.publisher.nudge();
   }
@@ -213,18 +191,85 @@ export class EventsService {
       // 503 "no responders": no stream captures the subject (deleted, or the server lost it).
       if ((error as { code?: string }).code === '503') {
         this.streamReady = false;
-        void this.provisionWhileConnected();
+        this.provisioner.request();
       }
       throw error;
     }
   }
+}
 
-  private async discardStale(): Promise<void> {
+const PROVISION_RETRY_INITIAL_MS = 500;
+const PROVISION_RETRY_MAX_MS = 10_000;
+
+/**
+ * Provisions the stream and consumer when asked (a new connection, a reconnect, a stream gone
+ * missing), retrying with backoff while it fails: JetStream may still be starting.
+ */
+class JetStreamProvisioner extends BackgroundService<void> {
+  private wanted = false;
+  private retryDelayMs = PROVISION_RETRY_INITIAL_MS;
+
+  constructor(
+    private readonly provision: () => Promise<void>,
+    private readonly connected: () => boolean,
+    logger: Logger,
+  ) {
+    super(
+      'jetstream provisioning',
+      {
+        intervalMs: PROVISION_RETRY_MAX_MS,
+        dependency: 'jetstream',
+        failureMessage: 'JetStream unavailable: could not provision DISPATCH_EVENTS; retrying',
+        recoveryMessage: 'JetStream available: stream and consumer provisioned',
+      },
+      logger,
+    );
+  }
+
+  /** Provision at the next pass, which starts now. */
+  request(): void {
+    this.wanted = true;
+    this.nudge();
+  }
+
+  async runOnce(): Promise<void> {
+    if (!this.wanted) return;
+    if (!this.connected()) throw new Error('NATS is not connected');
+    // Cleared first: a request made while this pass runs is served by the next one.
+    this.wanted = false;
     try {
-      const dropped = await discardStaleOwedEvents(this.options.db, this.options.discardOwedAfterMs ?? 24 * 3_600_000);
-      if (dropped > 0) this.log.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
+      await this.provision();
     } catch (error) {
-      this.log.debug({ err: error }, 'could not trim the event outbox');
+      this.wanted = true;
+      throw error;
     }
+  }
+
+  /** Idle until asked; while it fails, a backoff doubling from 500 ms to 10 s. */
+  protected override delayAfter(): number {
+    if (!this.wanted) {
+      this.retryDelayMs = PROVISION_RETRY_INITIAL_MS;
+      return PROVISION_RETRY_MAX_MS;
+    }
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(delay * 2, PROVISION_RETRY_MAX_MS);
+    return delay;
+  }
+}
+
+/** Without NATS, events owed to it pile up in the outbox: drops those older than `maxAgeMs`. */
+class OwedEventsTrimmer extends BackgroundService<number> {
+  constructor(
+    private readonly db: Db,
+    private readonly maxAgeMs: number,
+    logger: Logger,
+  ) {
+    super('outbox trimmer', { intervalMs: DISCARD_CHECK_MS, failureMessage: 'could not trim the event outbox' }, logger);
+  }
+
+  async runOnce(): Promise<number> {
+    const dropped = await discardStaleOwedEvents(this.db, this.maxAgeMs);
+    if (dropped > 0) this.logger.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
+    return dropped;
   }
 }

@@ -1,7 +1,7 @@
 import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
 import { redactUrl, type Logger } from '../observability/logger.js';
+import { BackgroundService } from '../background/service.js';
 import { isLoginRefused } from './nats-auth.js';
-import { Sleeper } from './sleeper.js';
 
 export interface NatsLinkOptions {
   /** hermes.url: one server URL, or several separated by commas. */
@@ -31,17 +31,20 @@ export interface NatsLinkOptions {
  * connected, the client library reconnects by itself for ever. Each outage is logged once when
  * it starts and once when it ends.
  */
-export class NatsLink {
+export class NatsLink extends BackgroundService<boolean> {
   private nc: NatsConnection | null = null;
   private up = false;
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
-  private readonly sleeper = new Sleeper();
+  private retryDelayMs: number;
+  private warned = false;
   private readonly servers: string[];
   private readonly safeUrl: string;
   private lost: { promise: Promise<never>; reject: (error: Error) => void } = NatsLink.lostSignal();
 
   constructor(private readonly options: NatsLinkOptions) {
+    // Each pass connects unless a connection is open; once connected, the client library
+    // reconnects on its own and a pass only looks (a closed connection also cuts the wait short).
+    super('nats connection', { intervalMs: options.retryMaxMs ?? 5_000, runAtStart: true }, options.logger);
+    this.retryDelayMs = options.retryInitialMs ?? 500;
     this.servers = options.url
       .split(',')
       .map((s) => s.trim())
@@ -74,17 +77,9 @@ export class NatsLink {
     this.lost = NatsLink.lostSignal();
   }
 
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopDone = this.connectLoop();
-  }
-
   /** Stops trying; drains an open connection (pending publishes are flushed) and closes it. */
-  async stop(): Promise<void> {
-    this.running = false;
-    this.sleeper.wake();
-    await this.loopDone;
+  override async stop(): Promise<void> {
+    await super.stop();
     const nc = this.nc;
     const wasUp = this.up;
     this.nc = null;
@@ -98,57 +93,65 @@ export class NatsLink {
     if (!nc.isClosed()) await nc.close().catch(() => undefined);
   }
 
-  private async connectLoop(): Promise<void> {
+  /** Connects if no connection is open; true when one is. Failures are logged here, never thrown. */
+  async runOnce(): Promise<boolean> {
+    if (this.nc && !this.nc.isClosed()) return true;
     const connectFn = this.options.connectFn ?? connect;
-    let delay = this.options.retryInitialMs ?? 500;
-    let warned = false;
-    while (this.running) {
-      try {
-        const nc = await connectFn({
-          ...this.options.login?.options,
-          servers: this.servers,
-          name: this.options.name,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: this.options.reconnectTimeWaitMs ?? 1_000,
-          timeout: this.options.connectTimeoutMs ?? 2_000,
-          // Notice a server that vanished without closing the socket within ~30 s, not 4 minutes.
-          pingInterval: 10_000,
-          maxPingOut: 3,
-        });
-        if (!this.running) {
-          await nc.close();
-          return;
-        }
-        this.nc = nc;
-        this.up = true;
-        this.options.logger.info({ url: this.safeUrl }, warned ? 'NATS reachable: connected, events flowing' : 'connected to NATS');
-        this.watch(nc);
-        this.options.onUp(nc, true);
-        return;
-      } catch (error) {
-        if (isLoginRefused(error)) {
-          // Retrying soon cannot help; it can once someone fixes the setting or the server's users.
-          if (!warned) {
-            this.options.logger.error(
-              { url: this.safeUrl, code: (error as { code?: string }).code, settings: this.options.login?.settings ?? 'none' },
-              `NATS refused Dispatch's login: check ${this.options.login?.settings ?? 'the hermes credentials'}; events wait in the outbox meanwhile`,
-            );
-          }
-          warned = true;
-          delay = this.options.retryMaxMs ?? 5_000;
-        } else if (!warned) {
-          warned = true;
-          this.options.logger.warn(
-            { url: this.safeUrl, err: error },
-            'NATS unreachable: Dispatch runs without it (events wait in the outbox) and keeps trying to connect in the background',
-          );
-        } else {
-          this.options.logger.debug({ url: this.safeUrl, err: error }, 'NATS still unreachable');
-        }
-        await this.sleeper.sleep(delay);
-        delay = Math.min(delay * 2, this.options.retryMaxMs ?? 5_000);
+    try {
+      const nc = await connectFn({
+        ...this.options.login?.options,
+        servers: this.servers,
+        name: this.options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: this.options.reconnectTimeWaitMs ?? 1_000,
+        timeout: this.options.connectTimeoutMs ?? 2_000,
+        // Notice a server that vanished without closing the socket within ~30 s, not 4 minutes.
+        pingInterval: 10_000,
+        maxPingOut: 3,
+      });
+      if (this.stopped) {
+        await nc.close();
+        return false;
       }
+      this.nc = nc;
+      this.up = true;
+      this.options.logger.info({ url: this.safeUrl }, this.warned ? 'NATS reachable: connected, events flowing' : 'connected to NATS');
+      this.warned = false;
+      this.retryDelayMs = this.options.retryInitialMs ?? 500;
+      this.watch(nc);
+      this.options.onUp(nc, true);
+      return true;
+    } catch (error) {
+      if (isLoginRefused(error)) {
+        // Retrying soon cannot help; it can once someone fixes the setting or the server's users.
+        if (!this.warned) {
+          const settings = this.options.login?.settings ?? 'the hermes credentials';
+          this.options.logger.error(
+            { url: this.safeUrl, code: (error as { code?: string }).code, settings },
+            `NATS refused Dispatch's login: check ${settings}; events wait in the outbox meanwhile`,
+          );
+        }
+        this.warned = true;
+        this.retryDelayMs = this.options.retryMaxMs ?? 5_000;
+      } else if (!this.warned) {
+        this.warned = true;
+        this.options.logger.warn(
+          { url: this.safeUrl, err: error },
+          'NATS unreachable: Dispatch runs without it (events wait in the outbox) and keeps trying to connect in the background',
+        );
+      } else {
+        this.options.logger.debug({ url: this.safeUrl, err: error }, 'NATS still unreachable');
+      }
+      return false;
     }
+  }
+
+  /** Connected: look again after the interval. Not: retry with a backoff that doubles up to it. */
+  protected override delayAfter(connected: boolean | undefined): number {
+    if (connected !== false) return super.delayAfter(connected);
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(delay * 2, this.options.retryMaxMs ?? 5_000);
+    return delay;
   }
 
   private watch(nc: NatsConnection): void {
@@ -172,13 +175,13 @@ export class NatsLink {
     // The library gave up (it should not, with unlimited reconnects; an auth failure can do it):
     // start over with a new connection rather than stay silent for ever.
     void nc.closed().then((error) => {
-      if (!this.running || this.nc !== nc) return;
+      if (this.stopped || this.nc !== nc) return;
       this.options.logger.warn({ err: error }, 'NATS connection closed; connecting again');
       this.nc = null;
       this.up = false;
       this.markLost();
       this.options.onDown?.();
-      this.loopDone = this.connectLoop();
+      this.nudge();
     });
   }
 }

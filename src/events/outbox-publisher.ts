@@ -1,9 +1,9 @@
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { OutageLog } from './outage.js';
+import { OutageLog } from '../background/outage-log.js';
 import * as q from './outbox.queries.js';
-import { Sleeper } from './sleeper.js';
 import { taskEventMessage, type OutgoingMessage } from './subjects.js';
 
 /** Publishes one message to JetStream and resolves with its acknowledgement; throws if not stored. */
@@ -77,52 +77,42 @@ export async function publishInTaskOrder(
 }
 
 /** The outbox's publishing loop: every replica runs one; one at a time publishes. */
-export class OutboxPublisher {
+export class OutboxPublisher extends BackgroundService<BatchResult> {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
-  private readonly backlogSampleMs: number;
-  private readonly sleeper = new Sleeper();
   private readonly natsOutage: OutageLog;
-  private readonly databaseOutage: OutageLog;
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
-  private sampler: NodeJS.Timeout | null = null;
+  private readonly backlog: OutboxBacklogSampler;
 
   constructor(private readonly options: OutboxPublisherOptions) {
-    this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    const pollIntervalMs = options.pollIntervalMs ?? 50;
+    super(
+      'outbox publisher',
+      { intervalMs: pollIntervalMs, runAtStart: true, dependency: 'outbox-database', failureMessage: 'could not read or update the event outbox; retrying' },
+      options.logger,
+    );
+    this.pollIntervalMs = pollIntervalMs;
     this.batchSize = options.batchSize ?? 500;
-    this.backlogSampleMs = options.backlogSampleMs ?? 5_000;
     this.natsOutage = new OutageLog(options.logger, 'nats-publish');
-    this.databaseOutage = new OutageLog(options.logger, 'outbox-database');
+    this.backlog = new OutboxBacklogSampler(options.db, options.metrics, options.backlogSampleMs ?? 5_000, options.logger);
   }
 
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopDone = this.loop();
-    this.sampler = setInterval(() => void this.sampleBacklog(), this.backlogSampleMs);
-    this.sampler.unref();
-    void this.sampleBacklog();
+  override start(): void {
+    super.start();
+    this.backlog.start();
   }
 
   /** Finishes the batch in flight (publishes and their commit), then stops. */
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.sampler) clearInterval(this.sampler);
-    this.sampler = null;
-    this.sleeper.wake();
-    await this.loopDone;
+  override async stop(): Promise<void> {
+    await Promise.all([super.stop(), this.backlog.stop()]);
   }
 
-  /** Look now rather than at the next poll (NATS just came back). */
-  nudge(): void {
-    this.sleeper.wake();
-  }
-
-  /** One batch: if owed events exist and no other replica is publishing, publish and forget them. */
+  /**
+   * One batch: if NATS can take events, some are owed and no other replica is publishing,
+   * publish and forget them.
+   */
   async runOnce(): Promise<BatchResult> {
     const none: BatchResult = { skipped: false, read: 0, published: 0, duplicates: 0, held: 0 };
-    if (!(await q.hasOwedEvents(this.options.db))) return none;
+    if (!this.options.canPublish() || !(await q.hasOwedEvents(this.options.db))) return none;
     const result = await q.asOnlyPublisher(this.options.db, async (tx) => {
       const rows = await q.readOwedEvents(tx, this.batchSize);
       const outcome = await publishInTaskOrder(rows, this.options.publish);
@@ -143,31 +133,26 @@ export class OutboxPublisher {
     return { skipped: false, read: rows.length, published: outcome.published.length, duplicates: outcome.duplicates, held: outcome.held };
   }
 
-  /** Refreshes the backlog gauges: how many events are owed and how old the oldest is. */
-  async sampleBacklog(): Promise<void> {
-    try {
-      const backlog = await q.readBacklog(this.options.db);
-      this.options.metrics.outboxBacklog.set(backlog.events);
-      this.options.metrics.outboxLagSeconds.set(backlog.oldestAgeSeconds);
-    } catch (error) {
-      this.options.logger.debug({ err: error }, 'could not sample the outbox backlog');
-    }
+  /** A full, clean batch means more may be waiting: go again without sleeping. */
+  protected override delayAfter(batch: BatchResult | undefined): number {
+    return batch && batch.read >= this.batchSize && batch.held === 0 ? 0 : this.pollIntervalMs;
+  }
+}
+
+/** Refreshes the backlog gauges (how many events are owed, how old the oldest is), also while NATS is down, when they matter. */
+class OutboxBacklogSampler extends BackgroundService<void> {
+  constructor(
+    private readonly db: Db,
+    private readonly metrics: Metrics,
+    intervalMs: number,
+    logger: Logger,
+  ) {
+    super('outbox backlog sampler', { intervalMs, runAtStart: true }, logger);
   }
 
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let more = false;
-      if (this.options.canPublish()) {
-        try {
-          const batch = await this.runOnce();
-          // A full, clean batch means more may be waiting: go again without sleeping.
-          more = batch.read >= this.batchSize && batch.held === 0;
-          this.databaseOutage.recovered('outbox readable again');
-        } catch (error) {
-          this.databaseOutage.failed(error, 'could not read or update the event outbox; retrying');
-        }
-      }
-      if (!more && this.running) await this.sleeper.sleep(this.pollIntervalMs);
-    }
+  async runOnce(): Promise<void> {
+    const backlog = await q.readBacklog(this.db);
+    this.metrics.outboxBacklog.set(backlog.events);
+    this.metrics.outboxLagSeconds.set(backlog.oldestAgeSeconds);
   }
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
-import { readQueueStats } from '../tasks/stats.js';
+import { readQueueStats } from '../tasks/stats.queries.js';
 import { claimPeriodicSlot } from './outbox.queries.js';
 import type { PublishFn } from './outbox-publisher.js';
 import { STATS_SUBJECT } from './subjects.js';
@@ -21,24 +22,9 @@ export interface StatsPublisherOptions {
  * elect or fail over: if a replica dies, the next boundary is claimed by another. A replica
  * without NATS does not try, so it never takes a slot it cannot publish.
  */
-export class StatsPublisher {
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
-  private inFlight: Promise<unknown> = Promise.resolve();
-
-  constructor(private readonly options: StatsPublisherOptions) {}
-
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.schedule();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.inFlight.catch(() => undefined);
+export class StatsPublisher extends BackgroundService<boolean> {
+  constructor(private readonly options: StatsPublisherOptions) {
+    super('stats publisher', { intervalMs: options.intervalMs, failureMessage: 'stats not published this interval' }, options.logger);
   }
 
   /** Publishes the current interval's stats if this replica claims it; true when it did. */
@@ -56,16 +42,9 @@ export class StatsPublisher {
     return true;
   }
 
-  /** Next tick just after the next interval boundary, so replicas' ticks meet on the same slot. */
-  private schedule(): void {
-    if (!this.running) return;
+  /** Next pass just after the next interval boundary, so replicas' passes meet on the same slot. */
+  protected override delayAfter(): number {
     const interval = this.options.intervalMs;
-    const delay = interval - (Date.now() % interval) + Math.min(25, interval / 10);
-    this.timer = setTimeout(() => {
-      this.inFlight = this.runOnce()
-        .catch((error: unknown) => this.options.logger.debug({ err: error }, 'stats not published this interval'))
-        .finally(() => this.schedule());
-    }, delay);
-    this.timer.unref();
+    return interval - (Date.now() % interval) + Math.min(25, interval / 10);
   }
 }

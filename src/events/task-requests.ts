@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JsMsg } from 'nats';
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/database.js';
-import { DispatchError, validationError } from '../http/errors.js';
+import { DispatchError } from '../domain/errors.js';
+import { findUnstorable } from '../domain/storable.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { findUnstorable } from '../db/storable.js';
-import { createTaskSchema } from '../tasks/task.schemas.js';
-import { createTask, type TaskPolicy } from '../tasks/task.service.js';
+import { submitTask, type TaskIntake, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
-import { Sleeper } from './sleeper.js';
+import { BackgroundService } from '../background/service.js';
 import { EVENT_STREAM, TASK_REJECTED_SUBJECT, TASK_REQUEST_CONSUMER } from './subjects.js';
 
 /** One stored `swarm.task.request`, as much of it as creating the task needs. */
@@ -34,54 +33,32 @@ export function requestIdempotencyKey(message: Pick<TaskRequestMessage, 'streamS
   return `nats:${EVENT_STREAM}:${message.streamSeq}:${message.timestampNanos}`;
 }
 
-function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+/**
+ * What a rejection echoes back: the request as parsed JSON, or as text when it is not JSON or
+ * holds what cannot be stored (whose JSON.stringify may throw: deep nesting).
+ */
+function originalOf(text: string): unknown {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    const value: unknown = JSON.parse(text);
+    return findUnstorable(value) ? text : value;
   } catch {
-    return { ok: false };
+    return text;
   }
 }
 
 /**
- * Validates a request exactly as POST /api/v1/tasks does (same schema, same service, same error
- * details) and creates the task. The requester, which REST takes from X-Agent-ID, must be in the
- * message. A DispatchError is a rejection of this request; any other error is ours (database
- * down) and is thrown so the message is redelivered.
+ * Creates the task a request asks for, through the same way in as POST /api/v1/tasks
+ * (submitTask: same schema, same checks, same error details), except that the requester, which
+ * REST takes from X-Agent-ID, must be in the message. A DispatchError is a rejection of this
+ * request; any other error is ours (database down) and is thrown so the message is redelivered.
  */
-export async function createTaskFromRequest(db: Db, policy: TaskPolicy, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
+export async function createTaskFromRequest(intake: TaskIntake, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
   const text = new TextDecoder().decode(message.data);
-  const json = parseJson(text);
-  if (!json.ok) {
-    return {
-      kind: 'rejected',
-      error: new DispatchError('invalid_json', 'request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]),
-      original: text,
-    };
-  }
-  // As readJsonBody: NUL, unpaired surrogates and deep nesting would fail the INSERT, and a
-  // database error is redelivered, so such a message would come back forever.
-  const unstorable = findUnstorable(json.value);
-  if (unstorable) {
-    const error = new DispatchError('validation_failed', `invalid request body: ${unstorable.field}`, [unstorable]);
-    return { kind: 'rejected', error, original: text };
-  }
-  const parsed = createTaskSchema.safeParse(json.value);
-  if (!parsed.success) return { kind: 'rejected', error: validationError(parsed.error, 'request body'), original: json.value };
-  const requester = parsed.data.requester;
-  if (requester === undefined) {
-    return {
-      kind: 'rejected',
-      error: new DispatchError('validation_failed', 'invalid request body: requester', [
-        { field: 'requester', message: 'required: the agent asking for the task' },
-      ]),
-      original: json.value,
-    };
-  }
   try {
-    const outcome = await createTask(db, policy, requester, parsed.data, requestIdempotencyKey(message));
+    const outcome = await submitTask(intake, text, undefined, requestIdempotencyKey(message));
     return { kind: outcome.replayed ? 'replayed' : 'created', task: outcome.task };
   } catch (error) {
-    if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: json.value };
+    if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: originalOf(text) };
     throw error;
   }
 }
@@ -117,77 +94,81 @@ export interface TaskRequestConsumerOptions {
  * message to one replica, and takes it back (redelivers) if it is not acknowledged in time. A
  * message is acknowledged only after the task's commit (or after its rejection is published).
  */
-export class TaskRequestConsumer {
-  private running = false;
-  private loopDone: Promise<void> = Promise.resolve();
+export class TaskRequestConsumer extends BackgroundService<void> {
+  private js: JetStreamClient | null = null;
   private stopCurrent: (() => void) | null = null;
-  private readonly sleeper = new Sleeper();
   private consuming = false;
+  private failedSessions = 0;
 
-  constructor(private readonly options: TaskRequestConsumerOptions) {}
+  constructor(private readonly options: TaskRequestConsumerOptions) {
+    // A pass is one consume session: it lasts until stopped or until the consumer goes away.
+    super('task request consumer', { intervalMs: 5_000, runAtStart: true }, options.logger);
+  }
 
   /** True while a pull loop is attached to the consumer. */
   get active(): boolean {
     return this.consuming;
   }
 
-  start(js: JetStreamClient): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopDone = this.loop(js);
+  /** Starts consuming on this JetStream connection. */
+  consumeFrom(js: JetStreamClient): void {
+    this.js = js;
+    this.start();
   }
 
   /** Stops pulling and finishes the message in hand; pulled-ahead messages are redelivered elsewhere. */
-  async stop(): Promise<void> {
-    this.running = false;
+  override async stop(): Promise<void> {
+    const stopped = super.stop();
     this.stopCurrent?.();
-    this.sleeper.wake();
-    await this.loopDone;
+    await stopped;
   }
 
-  private async loop(js: JetStreamClient): Promise<void> {
-    let attempt = 0;
-    while (this.running) {
-      try {
-        const consumer = await js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
-        const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
-        this.stopCurrent = () => messages.stop();
-        // A stop() while the pull was being set up found nothing to stop: it would wait forever.
-        if (!this.running) messages.stop();
-        // The library retries a missing consumer for ever; recreate it instead.
-        void (async () => {
-          for await (const status of await messages.status()) {
-            if (['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type)) {
-              messages.stop();
-              return;
-            }
-          }
-        })().catch(() => undefined);
-        this.consuming = true;
-        attempt = 0;
-        for await (const message of messages) {
-          await this.handle(message);
-          if (!this.running) break;
-        }
-      } catch (error) {
-        this.options.logger.debug({ err: error }, 'task request consumer interrupted');
-      } finally {
-        this.consuming = false;
-        this.stopCurrent = null;
-      }
-      if (!this.running) return;
-      attempt += 1;
-      await this.sleeper.sleep(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)));
-      if (!this.running) return;
+  async runOnce(): Promise<void> {
+    if (!this.js) return;
+    if (this.failedSessions > 0) {
       await this.options.provision().catch((error: unknown) => this.options.logger.debug({ err: error }, 'could not re-provision'));
+      if (this.stopped) return;
     }
+    try {
+      const consumer = await this.js.consumers.get(EVENT_STREAM, TASK_REQUEST_CONSUMER);
+      const messages = await consumer.consume({ max_messages: this.options.batch ?? 32 });
+      this.stopCurrent = () => messages.stop();
+      // A stop() while the pull was being set up found nothing to stop: it would wait forever.
+      if (this.stopped) messages.stop();
+      // The library retries a missing consumer for ever; recreate it instead.
+      void (async () => {
+        for await (const status of await messages.status()) {
+          if (['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type)) {
+            messages.stop();
+            return;
+          }
+        }
+      })().catch(() => undefined);
+      this.consuming = true;
+      this.failedSessions = 0;
+      for await (const message of messages) {
+        await this.handle(message);
+        if (this.stopped) break;
+      }
+    } catch (error) {
+      this.options.logger.debug({ err: error }, 'task request consumer interrupted');
+    } finally {
+      this.consuming = false;
+      this.stopCurrent = null;
+    }
+    this.failedSessions += 1;
+  }
+
+  /** Before the next session: a backoff from 500 ms doubling up to 5 s. */
+  protected override delayAfter(): number {
+    return Math.min(5_000, 250 * 2 ** Math.min(this.failedSessions, 5));
   }
 
   private async handle(message: JsMsg): Promise<void> {
     const { db, policy, logger, metrics } = this.options;
     const request: TaskRequestMessage = { data: message.data, streamSeq: message.seq, timestampNanos: message.info.timestampNanos };
     try {
-      const outcome = await createTaskFromRequest(db, policy, request);
+      const outcome = await createTaskFromRequest({ db, policy, metrics }, request);
       if (outcome.kind === 'rejected') {
         logger.warn(
           { seq: message.seq, reason: outcome.error.message, details: outcome.error.details },
@@ -199,10 +180,6 @@ export class TaskRequestConsumer {
           body: rejectionBody(outcome.error, outcome.original),
         });
       } else {
-        if (outcome.kind === 'created') {
-          metrics.taskTransitions.inc({ event: 'created' });
-          if (outcome.task.unmatched_at) metrics.taskTransitions.inc({ event: 'unmatched' });
-        }
         logger.debug({ seq: message.seq, task: outcome.task.id, outcome: outcome.kind }, 'task created from swarm.task.request');
       }
       metrics.taskRequests.inc({ outcome: outcome.kind });

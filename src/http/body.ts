@@ -1,36 +1,30 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { findUnstorable, unstorableText } from '../db/storable.js';
-import { DispatchError, validationError } from './errors.js';
+import { DispatchError, validationError } from '../domain/errors.js';
+import { parseJsonInput } from '../domain/json-input.js';
+import { unstorableText } from '../domain/storable.js';
 
 /** application/json, or a structured `+json` type, with or without parameters such as charset. */
 const JSON_MEDIA_TYPE = /^\s*application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
 /**
- * Reads and validates a JSON body. An empty body counts as `{}` so endpoints whose fields are all
- * optional (progress, cancel-free PATCH) accept a bare POST.
+ * The body as JSON text. An empty body counts as `{}` so endpoints whose fields are all optional
+ * (progress, cancel-free PATCH) accept a bare POST.
  */
-export async function readJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+export async function readBodyText(c: Context): Promise<string> {
   const text = await c.req.text();
-  let raw: unknown = {};
-  if (text.trim() !== '') {
-    if (!JSON_MEDIA_TYPE.test(c.req.header('content-type') ?? '')) {
-      throw new DispatchError('unsupported_media_type', 'request body must be JSON, sent as Content-Type: application/json', [
-        { field: 'Content-Type', message: 'must be application/json' },
-      ]);
-    }
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new DispatchError('invalid_json', 'request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]);
-    }
+  if (text.trim() === '') return '{}';
+  if (!JSON_MEDIA_TYPE.test(c.req.header('content-type') ?? '')) {
+    throw new DispatchError('unsupported_media_type', 'request body must be JSON, sent as Content-Type: application/json', [
+      { field: 'Content-Type', message: 'must be application/json' },
+    ]);
   }
-  // NUL, unpaired surrogates and runaway nesting parse fine but PostgreSQL (or JSON.stringify) refuses them.
-  const unstorable = findUnstorable(raw);
-  if (unstorable) throw new DispatchError('validation_failed', `invalid request body: ${unstorable.field}`, [unstorable]);
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw validationError(parsed.error, 'request body');
-  return parsed.data;
+  return text;
+}
+
+/** Reads and validates a JSON body (see parseJsonInput). */
+export async function readJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  return parseJsonInput(await readBodyText(c), schema);
 }
 
 /** Validates query parameters (first value of each) against a schema. */

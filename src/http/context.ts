@@ -1,4 +1,4 @@
-import type { Caller } from '../tasks/task.service.js';
+import type { Caller } from '../domain/caller.js';
 
 /** What middleware puts on the Hono context for the handlers. */
 export type ApiEnv = {

@@ -1,11 +1,11 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { agentIdSchema } from '../tasks/task.schemas.js';
+import { agentIdSchema } from '../domain/caller.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ApiEnv } from './context.js';
-import { DispatchError } from './errors.js';
+import { DispatchError } from '../domain/errors.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /** Request id (from X-Request-ID when sane), request metrics, and a log line for slow or failed calls. */

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Duplex } from 'node:stream';
-import { DispatchError, errorBody } from './errors.js';
+import { DispatchError } from '../domain/errors.js';
+import { errorBody } from './errors.js';
 
 export interface RunningServer {
   port: number;

@@ -1,19 +1,19 @@
 import { makeWorkerUtils, type WorkerUtils } from 'graphile-worker';
 import type pg from 'pg';
+import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import { workerLogger } from '../observability/logger.js';
-import { forgetReplica, heartbeat, releaseDeadReplicaLocks } from './replicas.js';
+import { releaseDeadReplicaLocks } from './replicas.js';
+import { forgetReplica, heartbeat } from './replicas.queries.js';
 
 /**
  * graphile-worker leaves a dead process's jobs locked for 4 hours. Each replica heartbeats, and
  * on every beat also releases the locks of replicas that stopped beating: a SIGKILLed replica's
  * jobs run again elsewhere within `deadAfterMs` plus one interval.
  */
-export class ReplicaMonitor {
-  private timer: NodeJS.Timeout | undefined;
+export class ReplicaMonitor extends BackgroundService<void> {
   private utils: WorkerUtils | undefined;
-  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Db,
@@ -21,31 +21,26 @@ export class ReplicaMonitor {
     readonly replicaId: string,
     private readonly workerIds: () => string[],
     private readonly options: { intervalMs: number; deadAfterMs: number },
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    super('replica heartbeat', { intervalMs: options.intervalMs }, logger);
+  }
 
-  async start(): Promise<void> {
+  /** The first beat is written before start resolves, so the replica is known at once. */
+  override async start(): Promise<void> {
     this.utils = await makeWorkerUtils({ pgPool: this.pool, logger: workerLogger(this.logger) });
-    await this.beat();
-    this.timer = setInterval(() => {
-      this.running = this.beat();
-    }, this.options.intervalMs);
-    this.timer.unref();
+    await this.runLogged();
+    super.start();
   }
 
-  /** One heartbeat and one sweep for dead replicas; errors are logged, never thrown. */
-  async beat(): Promise<void> {
-    try {
-      await heartbeat(this.db, this.replicaId, this.workerIds());
-      if (this.utils) await releaseDeadReplicaLocks(this.db, this.utils, this.options.deadAfterMs, this.logger);
-    } catch (error) {
-      this.logger.warn({ err: error }, 'replica heartbeat failed');
-    }
+  /** One heartbeat and one sweep for dead replicas. */
+  async runOnce(): Promise<void> {
+    await heartbeat(this.db, this.replicaId, this.workerIds());
+    if (this.utils) await releaseDeadReplicaLocks(this.db, this.utils, this.options.deadAfterMs, this.logger);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  override async stop(): Promise<void> {
+    await super.stop();
     await forgetReplica(this.db, this.replicaId).catch(() => {});
     await this.utils?.release();
   }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { JOB, JOB_KEY } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { RetryPolicy } from '../tasks/task.queries.js';
 
@@ -139,4 +140,20 @@ export async function abandonWake(db: Db, agent: string, cooldownMs: number): Pr
     )
     SELECT count(*)::int AS n, sum(dispatch_unschedule_timeout(id)) AS timeout_jobs FROM t`.execute(db);
   return rows[0]?.n ?? 0;
+}
+
+/** One `wake:agent` job per agent; an agent already waiting for one keeps it (same job key). */
+export async function enqueueWakes(db: Db, agents: string[]): Promise<void> {
+  await sql`
+    SELECT graphile_worker.add_job(${JOB.wakeAgent}::text, json_build_object('agent', a), job_key := ${JOB_KEY.wake}::text || a,
+                                   job_key_mode := 'preserve_run_at', max_attempts := 5)
+      FROM unnest(${agents}::text[]) AS a`.execute(db);
+}
+
+/** The `wake:check` job that looks, `afterMs` from now, whether the agent woke. */
+export async function scheduleWakeCheck(db: Db, agent: string, afterMs: number): Promise<void> {
+  await sql`
+    SELECT graphile_worker.add_job(${JOB.wakeCheck}::text, json_build_object('agent', ${agent}::text),
+                                   run_at := now() + make_interval(secs => ${afterMs / 1000}),
+                                   job_key := ${JOB_KEY.wakeCheck + agent}, max_attempts := 5)`.execute(db);
 }

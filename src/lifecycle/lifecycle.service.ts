@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import { z } from 'zod';
-import { JOB, JOB_KEY } from '../db/contract.js';
+import { BackgroundService } from '../background/service.js';
+import { JOB } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { JobHandler } from '../jobs/runner.js';
 import type { Logger } from '../observability/logger.js';
@@ -30,17 +30,16 @@ const SWEEP_GRACE_MS = 2_000;
  * What happens to tasks after placement: per-attempt timeout jobs, the safety-net sweep
  * (missed timeouts, silent standalone agents, waiting-too-long alarms) and waking sleeping agents.
  */
-export class LifecycleService {
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> = Promise.resolve();
-
+export class LifecycleService extends BackgroundService<void> {
   constructor(
     private readonly db: Db,
     private readonly options: LifecycleOptions,
     private readonly wakeAgent: WakeAgent | null,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    super('lifecycle sweep', { intervalMs: options.sweepIntervalMs }, logger);
+  }
 
   jobs(): Record<string, JobHandler> {
     return {
@@ -72,19 +71,13 @@ export class LifecycleService {
 
   /** Called after an assignment batch commits, with the sleeping agents that won tasks. */
   async requestWakes(agents: string[]): Promise<void> {
-    await sql`
-      SELECT graphile_worker.add_job(${JOB.wakeAgent}::text, json_build_object('agent', a), job_key := ${JOB_KEY.wake}::text || a,
-                                     job_key_mode := 'preserve_run_at', max_attempts := 5)
-        FROM unnest(${agents}::text[]) AS a`.execute(this.db);
+    await q.enqueueWakes(this.db, agents);
   }
 
   /** Wakes through Warren without blocking anyone, and checks back after wake_timeout_ms. */
   async wake(agent: string): Promise<void> {
     if (!(await q.markWakeRequested(this.db, agent))) return;
-    await sql`
-      SELECT graphile_worker.add_job(${JOB.wakeCheck}::text, json_build_object('agent', ${agent}::text),
-                                     run_at := now() + make_interval(secs => ${this.options.wakeTimeoutMs / 1000}),
-                                     job_key := ${JOB_KEY.wakeCheck + agent}, max_attempts := 5)`.execute(this.db);
+    await q.scheduleWakeCheck(this.db, agent, this.options.wakeTimeoutMs);
     if (this.wakeAgent) {
       await this.wakeAgent(agent);
       this.logger.info({ agent }, 'woke sleeping agent for assigned work');
@@ -100,7 +93,7 @@ export class LifecycleService {
   }
 
   /** One sweep: rescue missed timeouts, expire silent agents, raise waiting alarms. */
-  async sweepOnce(): Promise<void> {
+  async runOnce(): Promise<void> {
     for (const overdue of await q.findOverdueAttempts(this.db, SWEEP_GRACE_MS, 500)) {
       await this.checkTimeout(overdue.id, overdue.attempt);
     }
@@ -111,17 +104,5 @@ export class LifecycleService {
       this.metrics.waitingTooLong.inc(alarms);
       this.logger.warn({ tasks: alarms }, 'tasks waited pending past their start timeout');
     }
-  }
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.sweeping = this.sweepOnce().catch((error: unknown) => this.logger.warn({ err: error }, 'lifecycle sweep failed'));
-    }, this.options.sweepIntervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.sweeping;
   }
 }

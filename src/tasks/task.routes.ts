@@ -1,19 +1,18 @@
 import { Hono } from 'hono';
 import type { Db } from '../db/database.js';
-import { readJsonBody, readQuery } from '../http/body.js';
+import { readBodyText, readJsonBody, readQuery } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
-import { DispatchError } from '../http/errors.js';
+import { DispatchError } from '../domain/errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { taskEventToJson, taskToJson } from './task.json.js';
 import { listTaskEvents } from './task.queries.js';
 import {
   completeTaskSchema,
-  createTaskSchema,
   failTaskSchema,
   listTasksQuerySchema,
   patchTaskSchema,
+  parseTaskId as taskId,
   progressSchema,
-  uuidSchema,
 } from './task.schemas.js';
 import * as service from './task.service.js';
 
@@ -21,13 +20,6 @@ export interface TaskRouteDeps {
   db: Db;
   policy: service.TaskPolicy;
   metrics: Metrics;
-}
-
-function taskId(raw: string): string {
-  if (!uuidSchema.safeParse(raw).success) {
-    throw new DispatchError('validation_failed', `invalid task id "${raw.slice(0, 64)}"`, [{ field: 'id', message: 'must be a UUID' }]);
-  }
-  return raw.toLowerCase();
 }
 
 function idempotencyKey(header: string | undefined): string | null {
@@ -45,20 +37,12 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
   const transition = (event: string) => metrics.taskTransitions.inc({ event });
   return new Hono<ApiEnv>()
     .post('/', async (c) => {
-      const caller = c.get('caller');
-      const input = await readJsonBody(c, createTaskSchema);
-      if (input.requester !== undefined && input.requester !== caller.agent) {
-        throw new DispatchError('validation_failed', 'invalid request body: requester', [
-          { field: 'requester', message: 'must equal X-Agent-ID (or be left out)' },
-        ]);
-      }
-      const outcome = await service.createTask(db, policy, caller.agent, input, idempotencyKey(c.req.header('idempotency-key')));
+      const text = await readBodyText(c);
+      const outcome = await service.submitTask({ db, policy, metrics }, text, c.get('caller').agent, idempotencyKey(c.req.header('idempotency-key')));
       if (outcome.replayed) {
         c.header('Idempotent-Replayed', 'true');
         return c.json(taskToJson(outcome.task), 200);
       }
-      transition('created');
-      if (outcome.task.unmatched_at) transition('unmatched');
       c.header('Location', `/api/v1/tasks/${outcome.task.id}`);
       return c.json(taskToJson(outcome.task), 201);
     })

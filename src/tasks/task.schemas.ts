@@ -1,15 +1,19 @@
 import { z } from 'zod';
 import { TASK_STATUSES } from '../db/columns.js';
+import { agentIdSchema } from '../domain/caller.js';
+import { DispatchError } from '../domain/errors.js';
 
 const MAX_INT4 = 2_147_483_647;
 const positiveInt4 = z.number().int().positive().max(MAX_INT4);
 export const uuidSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
-/** Agent ids appear in headers, paths and SQL: printable, no whitespace, bounded. */
-export const agentIdSchema = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+/** A task id from a URL path, lower-cased as PostgreSQL prints UUIDs. */
+export function parseTaskId(raw: string): string {
+  if (!uuidSchema.safeParse(raw).success) {
+    throw new DispatchError('validation_failed', `invalid task id "${raw.slice(0, 64)}"`, [{ field: 'id', message: 'must be a UUID' }]);
+  }
+  return raw.toLowerCase();
+}
 
 const scopeSchema = z
   .string()

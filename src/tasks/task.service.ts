@@ -1,7 +1,10 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/database.js';
-import { DispatchError } from '../http/errors.js';
-import { uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
+import type { Caller } from '../domain/caller.js';
+import { DispatchError } from '../domain/errors.js';
+import { parseJsonInput } from '../domain/json-input.js';
+import type { Metrics } from '../observability/metrics.js';
+import { createTaskSchema, uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
 import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
 import { retryTransientConflicts } from '../db/retry.js';
@@ -12,19 +15,13 @@ export interface TaskPolicy {
   retry: q.RetryPolicy;
 }
 
-/** Who is calling: the X-Agent-ID, and whether the admin token was presented. */
-export interface Caller {
-  agent: string;
-  admin: boolean;
-}
-
 export interface CreateOutcome {
   task: TaskRow;
   /** True when an Idempotency-Key matched an earlier request and no task was created. */
   replayed: boolean;
 }
 
-export async function createTask(
+async function createTask(
   db: Db,
   policy: TaskPolicy,
   requester: string,
@@ -57,6 +54,40 @@ export async function createTask(
   const existing = idempotencyKey ? await q.findTaskByIdempotencyKey(db, requester, idempotencyKey) : undefined;
   if (!existing) throw new DispatchError('conflict', 'task could not be created; retry the request');
   return { task: existing, replayed: true };
+}
+
+/** What creating a task needs, whichever way the request came in. */
+export interface TaskIntake {
+  db: Db;
+  policy: TaskPolicy;
+  metrics: Pick<Metrics, 'taskTransitions'>;
+}
+
+/**
+ * The one way in for a new task, from POST /api/v1/tasks and from `swarm.task.request`: validates
+ * the JSON text, settles the requester, creates the task (or finds the one its idempotency key
+ * made) and counts it. `caller` is the agent REST authenticated (X-Agent-ID); a NATS request has
+ * none and names its requester in the body. A DispatchError means the request is at fault.
+ */
+export async function submitTask(intake: TaskIntake, text: string, caller: string | undefined, idempotencyKey: string | null): Promise<CreateOutcome> {
+  const input = parseJsonInput(text, createTaskSchema);
+  if (caller !== undefined && input.requester !== undefined && input.requester !== caller) {
+    throw new DispatchError('validation_failed', 'invalid request body: requester', [
+      { field: 'requester', message: 'must equal X-Agent-ID (or be left out)' },
+    ]);
+  }
+  const requester = caller ?? input.requester;
+  if (requester === undefined) {
+    throw new DispatchError('validation_failed', 'invalid request body: requester', [
+      { field: 'requester', message: 'required: the agent asking for the task' },
+    ]);
+  }
+  const outcome = await createTask(intake.db, intake.policy, requester, input, idempotencyKey);
+  if (!outcome.replayed) {
+    intake.metrics.taskTransitions.inc({ event: 'created' });
+    if (outcome.task.unmatched_at) intake.metrics.taskTransitions.inc({ event: 'unmatched' });
+  }
+  return outcome;
 }
 
 export async function getTask(db: Db, id: string): Promise<TaskRow> {

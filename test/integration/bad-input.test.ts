@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_JSON_DEPTH, MAX_JSON_NODES } from '../../src/db/storable.js';
+import { MAX_JSON_DEPTH, MAX_JSON_NODES } from '../../src/domain/storable.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';

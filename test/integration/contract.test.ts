@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { AGENT_SOURCES, AGENT_STATUSES, TASK_STATUSES } from '../../src/db/columns.js';
+import { AGENT_SOURCES, AGENT_STATUSES, CREDENTIAL_ROLES, TASK_STATUSES } from '../../src/db/columns.js';
 import { ADVISORY_LOCK, JOB, JOB_KEY } from '../../src/db/contract.js';
 import { useTestDatabase } from '../helpers/database.js';
 
@@ -61,7 +61,8 @@ describe('the database and src/db/contract.ts', () => {
   it('allow in text columns the values src/db/columns.ts types them with', async () => {
     const { rows } = await sql<{ name: string; definition: string }>`
       SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
-       WHERE conname IN ('dispatch_tasks_status_check', 'dispatch_agents_status_check', 'dispatch_agents_source_check')`.execute(
+       WHERE conname IN ('dispatch_tasks_status_check', 'dispatch_agents_status_check', 'dispatch_agents_source_check',
+                         'dispatch_credentials_role_check')`.execute(
       database().handle.db,
     );
     const allowed = Object.fromEntries(rows.map((r) => [r.name, [...r.definition.matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1])]));
@@ -69,6 +70,7 @@ describe('the database and src/db/contract.ts', () => {
       dispatch_tasks_status_check: [...TASK_STATUSES],
       dispatch_agents_status_check: [...AGENT_STATUSES],
       dispatch_agents_source_check: [...AGENT_SOURCES],
+      dispatch_credentials_role_check: [...CREDENTIAL_ROLES],
     });
   });
 });

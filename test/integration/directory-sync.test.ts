@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { applyAgentStatus, createDirectorySync, DirectorySync, type DirectorySyncOptions } from '../../src/agents/directory-sync.js';
@@ -6,7 +5,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { AgentRow } from '../../src/db/database.js';
 import { createPromptForgeClient } from '../../src/integrations/promptforge/promptforge.client.js';
 import { createWarrenClient } from '../../src/integrations/warren/warren.client.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { captureLogs } from '../helpers/logs.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.js';
@@ -57,26 +56,6 @@ afterEach(async () => {
   await sql`DELETE FROM dispatch_tasks`.execute(database.handle.db);
   await sql`DELETE FROM dispatch_agents`.execute(database.handle.db);
 });
-
-/** Log lines as parsed objects, plus the raw text to search for secrets. */
-function captureLogs() {
-  const lines: Record<string, unknown>[] = [];
-  let raw = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      const text = chunk.toString();
-      raw += text;
-      for (const line of text.split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return {
-    logger: createLogger({ level: 'trace' }, stream),
-    lines,
-    raw: () => raw,
-    at: (level: string) => lines.filter((line) => line.level === level),
-  };
-}
 
 interface Harness {
   sync: DirectorySync;
@@ -142,7 +121,7 @@ async function insertAssignedTask(assignee: string): Promise<void> {
 describe('directory sync', () => {
   it('fills dispatch_agents from PromptForge personas and Warren states', async () => {
     const { sync } = harness();
-    const result = await sync.syncOnce();
+    const result = await sync.runOnce();
     expect(result).toMatchObject({ personas: 'fresh', warren: 'fresh' });
     expect(result.changes).toEqual([
       { name: 'alpha', status: 'ready', previousStatus: null, profileChanged: true },
@@ -167,23 +146,23 @@ describe('directory sync', () => {
 
   it('writes no row when nothing changed', async () => {
     const { sync, clock } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     const before = await rowVersions();
     clock.now += STATE_TTL_MS;
-    const result = await sync.syncOnce();
+    const result = await sync.runOnce();
     expect(result.changes).toEqual([]);
     // Persona list re-read too (TTL passed) and still nothing written.
     clock.now += PERSONA_TTL_MS;
-    expect(await sync.syncOnce()).toMatchObject({ personas: 'fresh', changes: [] });
+    expect(await sync.runOnce()).toMatchObject({ personas: 'fresh', changes: [] });
     expect(await rowVersions()).toEqual(before);
   });
 
   it('refreshes last_seen_at of the agents Warren lists only once it is older than seenRefreshMs', async () => {
     const { sync } = harness({ seenRefreshMs: 0 });
-    await sync.syncOnce();
+    await sync.runOnce();
     const before = await agents();
     const versions = await rowVersions();
-    expect((await sync.syncOnce()).changes).toEqual([]);
+    expect((await sync.runOnce()).changes).toEqual([]);
     const after = await agents();
     const afterVersions = await rowVersions();
     expect(after.alpha!.last_seen_at!.getTime()).toBeGreaterThan(before.alpha!.last_seen_at!.getTime());
@@ -194,12 +173,12 @@ describe('directory sync', () => {
 
   it('propagates Warren status changes, with unknown words as unknown and starting kept', async () => {
     const { sync, clock } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     warren.degrade('alpha');
     warren.setStatus('beta', 'starting');
     warren.setStatus('gamma', 'hibernating');
     clock.now += STATE_TTL_MS;
-    const result = await sync.syncOnce();
+    const result = await sync.runOnce();
     expect(result.changes).toEqual([
       { name: 'alpha', status: 'degraded', previousStatus: 'ready', profileChanged: false },
       { name: 'beta', status: 'starting', previousStatus: 'sleeping', profileChanged: false },
@@ -212,31 +191,31 @@ describe('directory sync', () => {
     warren.ready('beta');
     warren.setStatus('gamma', 'busy');
     clock.now += STATE_TTL_MS;
-    await sync.syncOnce();
+    await sync.runOnce();
     expect(await statuses()).toEqual({ alpha: 'stopped', beta: 'ready', gamma: 'busy' });
 
     warren.remove('gamma');
     clock.now += STATE_TTL_MS;
-    await sync.syncOnce();
+    await sync.runOnce();
     expect((await statuses()).gamma).toBe('unknown');
   });
 
   it('reads personas once per TTL and applies their changes without touching drain or load', async () => {
     const { sync, clock } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     await database.handle.db.updateTable('dispatch_agents').set({ drained: true, drained_by: 'ops' }).where('name', '=', 'alpha').execute();
     await insertAssignedTask('alpha');
     expect((await agents()).alpha?.active_tasks).toBe(1);
 
     forge.setPersona({ name: 'alpha', capabilities: 'rust, GO', maxConcurrent: 2 });
     clock.now += STATE_TTL_MS;
-    await sync.syncOnce();
+    await sync.runOnce();
     // Still within the persona TTL: the old capabilities stand.
     expect((await agents()).alpha?.capabilities).toEqual(['code-review', 'go']);
     expect(forge.calls).toHaveLength(1);
 
     clock.now += PERSONA_TTL_MS;
-    const result = await sync.syncOnce();
+    const result = await sync.runOnce();
     expect(result.changes).toEqual([{ name: 'alpha', status: 'ready', previousStatus: 'ready', profileChanged: true }]);
     expect(forge.calls).toHaveLength(2);
     expect((await agents()).alpha).toMatchObject({
@@ -250,26 +229,26 @@ describe('directory sync', () => {
     // Dropping the limit section returns the agent to the configured default.
     forge.setPersona({ name: 'alpha', capabilities: 'rust, go' });
     sync.invalidatePersonas();
-    await sync.syncOnce();
+    await sync.runOnce();
     expect((await agents()).alpha?.max_concurrent).toBeNull();
   });
 
   it('keeps a persona that disappears as unknown with no capabilities, and restores it when it returns', async () => {
     const { sync } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     await insertAssignedTask('beta');
     forge.removePersona('beta');
     sync.invalidatePersonas();
-    const result = await sync.syncOnce();
+    const result = await sync.runOnce();
     expect(result.changes).toEqual([{ name: 'beta', status: 'unknown', previousStatus: 'sleeping', profileChanged: true }]);
     expect((await agents()).beta).toMatchObject({ status: 'unknown', capabilities: [], active_tasks: 1, source: 'warren' });
 
     // Still gone: nothing more to write, even though Warren keeps listing it.
-    expect((await sync.syncOnce()).changes).toEqual([]);
+    expect((await sync.runOnce()).changes).toEqual([]);
 
     forge.setPersona({ name: 'beta', capabilities: ['docs'] });
     sync.invalidatePersonas();
-    await sync.syncOnce();
+    await sync.runOnce();
     expect((await agents()).beta).toMatchObject({ status: 'sleeping', capabilities: ['docs'] });
   });
 
@@ -282,7 +261,7 @@ describe('directory sync', () => {
       ])
       .execute();
     const { sync } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     const rows = await agents();
     expect(rows.solo).toMatchObject({ status: 'ready', source: 'standalone', capabilities: ['docs'] });
     expect(rows.alpha).toMatchObject({ status: 'ready', source: 'warren', capabilities: ['code-review', 'go'] });
@@ -295,7 +274,7 @@ describe('directory sync', () => {
       .values(Array.from({ length: 500 }, (_, i) => ({ requester: 'req', title: `t${i}`, scope: i % 2 ? 'go' : 'docs' })))
       .execute();
     for (let i = 0; i < 10; i++) {
-      await sync.syncOnce();
+      await sync.runOnce();
       clock.now += STATE_TTL_MS;
     }
     expect(warren.calls).toHaveLength(10);
@@ -305,7 +284,7 @@ describe('directory sync', () => {
 
   it('shares one sync between concurrent callers', async () => {
     const { sync } = harness();
-    const [a, b] = await Promise.all([sync.syncOnce(), sync.syncOnce()]);
+    const [a, b] = await Promise.all([sync.runOnce(), sync.runOnce()]);
     expect(a).toBe(b);
     expect(warren.calls).toHaveLength(1);
   });
@@ -319,11 +298,11 @@ describe('directory sync', () => {
         seen.push(changes.map((change) => `${change.name}:${change.status}:${committed[change.name]}`));
       },
     });
-    await sync.syncOnce();
+    await sync.runOnce();
     warren.sleep('alpha');
     clock.now += STATE_TTL_MS;
-    await sync.syncOnce();
-    await sync.syncOnce();
+    await sync.runOnce();
+    await sync.runOnce();
     expect(seen).toEqual([['alpha:ready:ready', 'beta:sleeping:sleeping', 'gamma:unknown:unknown'], ['alpha:sleeping:sleeping']]);
   });
 });
@@ -333,25 +312,25 @@ describe('when Warren is down', () => {
     '(%s) keeps statuses through the grace window, then marks agents unknown, then recovers',
     async (mode) => {
       const { sync, clock, logs, metrics } = harness();
-      await sync.syncOnce();
+      await sync.runOnce();
       expect(await gauge(metrics, 'warren')).toBe(1);
 
       warren.failWith(mode);
       clock.now += STATE_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ warren: 'kept', changes: [] });
+      expect(await sync.runOnce()).toMatchObject({ warren: 'kept', changes: [] });
       expect(await statuses()).toEqual({ alpha: 'ready', beta: 'sleeping', gamma: 'unknown' });
       expect(await gauge(metrics, 'warren')).toBe(0);
       clock.now += STATE_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ warren: 'kept' });
+      expect(await sync.runOnce()).toMatchObject({ warren: 'kept' });
 
       clock.now += GRACE_MS;
-      const expired = await sync.syncOnce();
+      const expired = await sync.runOnce();
       expect(expired.warren).toBe('expired');
       expect(await statuses()).toEqual({ alpha: 'unknown', beta: 'unknown', gamma: 'unknown' });
       // Capabilities survive: only the state is in doubt.
       expect((await agents()).alpha?.capabilities).toEqual(['code-review', 'go']);
       clock.now += STATE_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ warren: 'expired', changes: [] });
+      expect(await sync.runOnce()).toMatchObject({ warren: 'expired', changes: [] });
 
       const warnings = logs.at('warn').filter((line) => line.service === 'warren');
       expect(warnings).toHaveLength(2);
@@ -361,14 +340,14 @@ describe('when Warren is down', () => {
 
       warren.recover();
       clock.now += STATE_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ warren: 'fresh' });
+      expect(await sync.runOnce()).toMatchObject({ warren: 'fresh' });
       expect(await statuses()).toEqual({ alpha: 'ready', beta: 'sleeping', gamma: 'unknown' });
       expect(await gauge(metrics, 'warren')).toBe(1);
       expect(logs.at('info').filter((line) => line.service === 'warren' && line.msg === 'warren recovered')).toHaveLength(1);
       // A second outage is reported again.
       warren.failWith('error');
       clock.now += STATE_TTL_MS;
-      await sync.syncOnce();
+      await sync.runOnce();
       expect(logs.at('warn').filter((line) => line.service === 'warren')).toHaveLength(3);
     },
   );
@@ -380,19 +359,19 @@ describe('when Warren is down', () => {
       .execute();
     warren.failWith('error');
     const { sync, clock } = harness();
-    expect(await sync.syncOnce()).toMatchObject({ warren: 'kept' });
+    expect(await sync.runOnce()).toMatchObject({ warren: 'kept' });
     // A persona that is new to the table starts unknown; the known one keeps its status for now.
     expect(await statuses()).toEqual({ alpha: 'ready', beta: 'unknown', gamma: 'unknown' });
     clock.now += GRACE_MS + 1;
-    expect(await sync.syncOnce()).toMatchObject({ warren: 'expired' });
+    expect(await sync.runOnce()).toMatchObject({ warren: 'expired' });
     expect((await statuses()).alpha).toBe('unknown');
   });
 
   it('rejected for a wrong token: logged once, no token in the log', async () => {
     const { sync, clock, logs } = harness({ warrenToken: 'not-the-token-5521' });
-    await sync.syncOnce();
+    await sync.runOnce();
     clock.now += STATE_TTL_MS;
-    await sync.syncOnce();
+    await sync.runOnce();
     const warnings = logs.at('warn');
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ service: 'warren', reason: 'client_error' });
@@ -405,27 +384,27 @@ describe('when PromptForge is down', () => {
     '(%s) keeps the last known personas, still follows Warren, and recovers',
     async (mode) => {
       const { sync, clock, logs, metrics } = harness();
-      await sync.syncOnce();
+      await sync.runOnce();
       forge.failWith(mode);
       forge.setPersona({ name: 'alpha', capabilities: ['rust'] });
       warren.degrade('alpha');
       clock.now += PERSONA_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ personas: 'cached', warren: 'fresh' });
+      expect(await sync.runOnce()).toMatchObject({ personas: 'cached', warren: 'fresh' });
       expect((await agents()).alpha).toMatchObject({ capabilities: ['code-review', 'go'], status: 'degraded' });
       expect(await gauge(metrics, 'promptforge')).toBe(0);
 
       // Retried after one state interval, then backing off: not on every sync.
       const callsAfterFailure = forge.calls.length;
-      await sync.syncOnce();
+      await sync.runOnce();
       expect(forge.calls).toHaveLength(callsAfterFailure);
       clock.now += STATE_TTL_MS;
-      await sync.syncOnce();
+      await sync.runOnce();
       expect(forge.calls.length).toBeGreaterThan(callsAfterFailure);
       expect(logs.at('warn').filter((line) => line.service === 'promptforge')).toHaveLength(1);
 
       forge.recover();
       clock.now += PERSONA_TTL_MS;
-      expect(await sync.syncOnce()).toMatchObject({ personas: 'fresh' });
+      expect(await sync.runOnce()).toMatchObject({ personas: 'fresh' });
       expect((await agents()).alpha?.capabilities).toEqual(['rust']);
       expect(await gauge(metrics, 'promptforge')).toBe(1);
       expect(logs.at('info').filter((line) => line.msg === 'promptforge recovered')).toHaveLength(1);
@@ -444,7 +423,7 @@ describe('when PromptForge is down', () => {
     forge.failWith('error');
     warren.setStatus('alpha', 'busy');
     const { sync } = harness();
-    expect(await sync.syncOnce()).toMatchObject({ personas: 'none', warren: 'fresh' });
+    expect(await sync.runOnce()).toMatchObject({ personas: 'none', warren: 'fresh' });
     const rows = await agents();
     expect(Object.keys(rows)).toEqual(['alpha', 'ghost', 'solo']);
     expect(rows.alpha).toMatchObject({ status: 'busy', capabilities: ['go'] });
@@ -456,18 +435,18 @@ describe('when PromptForge is down', () => {
 describe('both down, then back', () => {
   it('assignment data comes back by itself, and no secret reaches the log', async () => {
     const { sync, clock, logs } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     warren.failWith('garbage');
     forge.failWith('error');
     for (let i = 0; i < 6; i++) {
       clock.now += STATE_TTL_MS;
-      await sync.syncOnce();
+      await sync.runOnce();
     }
     expect(await statuses()).toEqual({ alpha: 'unknown', beta: 'unknown', gamma: 'unknown' });
     warren.recover();
     forge.recover();
     clock.now += PERSONA_TTL_MS;
-    await sync.syncOnce();
+    await sync.runOnce();
     expect(await statuses()).toEqual({ alpha: 'ready', beta: 'sleeping', gamma: 'unknown' });
     expect(logs.raw()).not.toContain(WARREN_TOKEN);
     expect(logs.raw()).not.toContain(FORGE_TOKEN);
@@ -478,7 +457,7 @@ describe('both down, then back', () => {
 describe('applyAgentStatus', () => {
   it('changes one agent at once and reports the previous status', async () => {
     const { sync } = harness();
-    await sync.syncOnce();
+    await sync.runOnce();
     const before = await agents();
     await expect(applyAgentStatus(database.handle.db, 'beta', 'ready')).resolves.toEqual({
       name: 'beta',
@@ -574,7 +553,7 @@ describe('createDirectorySync', () => {
     );
     expect(built).not.toBeNull();
     running.push(built!.sync);
-    await built!.sync.syncOnce();
+    await built!.sync.runOnce();
     expect(await statuses()).toEqual({ alpha: 'ready', beta: 'sleeping', gamma: 'unknown' });
     expect(await gauge(metrics, 'warren')).toBe(1);
     expect(await gauge(metrics, 'promptforge')).toBe(1);

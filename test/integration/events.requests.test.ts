@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { taskPolicy } from '../../src/app.js';
 import { createTaskFromRequest, requestIdempotencyKey } from '../../src/events/task-requests.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, testConfig, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient } from '../helpers/http.js';
@@ -93,10 +94,10 @@ describe('swarm.task.request with three replicas', () => {
   });
 
   it('finds the task it already created when a request is delivered again (crash before ack)', async () => {
-    const policy = taskPolicy(testConfig());
+    const intake = { db: database.handle.db, policy: taskPolicy(testConfig()), metrics: createMetrics() };
     const message = { data: encode({ requester: 'redeliverer', title: 'once', scope: 'nats' }), streamSeq: 987_654, timestampNanos: 1_700_000_000_000 };
-    const first = await createTaskFromRequest(database.handle.db, policy, message);
-    const again = await createTaskFromRequest(database.handle.db, policy, message);
+    const first = await createTaskFromRequest(intake, message);
+    const again = await createTaskFromRequest(intake, message);
     expect(first.kind).toBe('created');
     expect(again.kind).toBe('replayed');
     if (first.kind === 'rejected' || again.kind === 'rejected') return;

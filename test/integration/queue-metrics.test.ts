@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPlanCapture } from '../../bench/lib/query-plans.js';
-import { readAgentLoad, readObservations, readOldestPending, readScopeCounts } from '../../src/observability/queue-metrics.queries.js';
+import { readAgentLoad, readObservations, readOldestPending, readScopeCounts } from '../../src/tasks/queue-metrics.queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';

@@ -2,9 +2,10 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.js';
-import { MAX_JSON_DEPTH } from '../../src/db/storable.js';
+import { MAX_JSON_DEPTH } from '../../src/domain/storable.js';
 import { taskPolicy } from '../../src/app.js';
 import { createTaskFromRequest, rejectionBody } from '../../src/events/task-requests.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, startTestDispatch, testConfig, type TestDispatch } from '../helpers/dispatch.js';
 import { assignDirectly, insertTasks } from '../helpers/tasks.js';
@@ -479,9 +480,9 @@ describe('bad input the properties found', () => {
   it('rejects the same bodies when they come as swarm.task.request, instead of redelivering them forever', async () => {
     // The NATS path shares the schema with POST /api/v1/tasks; a database error there means "try
     // again later" (the message is redelivered), so an unstorable body has to be a rejection.
-    const policy = taskPolicy(testConfig());
+    const intake = { db, policy: taskPolicy(testConfig()), metrics: createMetrics() };
     let seq = 0;
-    const request = (body: string) => createTaskFromRequest(db, policy, { data: rawJson(body), streamSeq: ++seq, timestampNanos: Date.now() * 1e6 });
+    const request = (body: string) => createTaskFromRequest(intake, { data: rawJson(body), streamSeq: ++seq, timestampNanos: Date.now() * 1e6 });
     for (const [body, field] of [
       ['{"requester":"fz-nats","title":"a\\u0000b","scope":"s"}', 'title'],
       ['{"requester":"fz-nats","title":"t","scope":"s","context":{"k":"\\ud800"}}', 'context.k'],

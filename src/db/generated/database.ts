@@ -3,7 +3,7 @@
  * Please do not edit it manually.
  */
 
-import type { AgentSource, AgentStatus, TaskStatus } from "../columns.js";
+import type { AgentSource, AgentStatus, CredentialRole, TaskStatus } from "../columns.js";
 import type { ColumnType } from "kysely";
 import type { IPostgresInterval } from "postgres-interval";
 
@@ -103,6 +103,53 @@ export interface DispatchAgents {
 
 export interface DispatchCapableScopes {
   scope: string | null;
+}
+
+export interface DispatchCredentials {
+  /**
+   * The agent name a call with this token acts as; an X-Agent-ID sent with it must be this name.
+   */
+  agent_id: string;
+  /**
+   * When it was issued.
+   */
+  created_at: Generated<Timestamp>;
+  /**
+   * Who issued it: a credential id, or "bootstrap" for the DISPATCH_ADMIN_TOKEN admin.
+   */
+  created_by: string;
+  /**
+   * Refused from this time on; NULL never expires.
+   */
+  expires_at: Timestamp | null;
+  /**
+   * Credential id (UUID v7): names the credential in audit fields such as cancelled_by and drained_by, and in DELETE .../credentials/:id.
+   */
+  id: Generated<string>;
+  /**
+   * Last call made with it, to the minute (written at most once a minute per replica, not on every call).
+   */
+  last_used_at: Timestamp | null;
+  /**
+   * Refused from this time on (DELETE .../credentials/:id); the row stays as the record.
+   */
+  revoked_at: Timestamp | null;
+  /**
+   * Who revoked it: a credential id, or "bootstrap".
+   */
+  revoked_by: string | null;
+  /**
+   * worker: registers and heartbeats itself, works on its own attempts. requester: creates tasks, reads and cancels its own. observer: reads everything, changes nothing. admin: everything.
+   */
+  role: CredentialRole;
+  /**
+   * Empty: any scope. Otherwise a worker registers only these capabilities (and is given only tasks of these scopes), and a requester creates tasks only in these scopes.
+   */
+  scopes: Generated<string[]>;
+  /**
+   * SHA-256 of the bearer token; the lookup key for every authenticated call.
+   */
+  token_sha256: Buffer;
 }
 
 export interface DispatchEventOutbox {
@@ -375,6 +422,7 @@ export interface DB {
   dispatch_agent_load: DispatchAgentLoad;
   dispatch_agents: DispatchAgents;
   dispatch_capable_scopes: DispatchCapableScopes;
+  dispatch_credentials: DispatchCredentials;
   dispatch_event_outbox: DispatchEventOutbox;
   dispatch_overdue_tasks: DispatchOverdueTasks;
   dispatch_periodic_publications: DispatchPeriodicPublications;

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type MetricType, type Registry } from 'prom-client';
 import type { Db } from '../db/database.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../observability/logger.js';
 import {
   readAgentLoad,
   readObservations,

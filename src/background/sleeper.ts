@@ -1,6 +1,7 @@
 /**
- * A sleep that can be cut short: a poll loop waits on it, and stop() (or news that there is
- * work, such as NATS coming back) wakes it at once instead of waiting out the interval.
+ * A sleep that can be cut short: a loop waits on it, and stop() (or news that there is work,
+ * such as NATS coming back) wakes it at once instead of waiting out the interval. The timer does
+ * not keep the process alive on its own.
  */
 export class Sleeper {
   private timer: NodeJS.Timeout | null = null;
@@ -11,6 +12,7 @@ export class Sleeper {
     return new Promise((resolve) => {
       this.resolve = resolve;
       this.timer = setTimeout(() => this.wake(), ms);
+      this.timer.unref();
     });
   }
 

@@ -1,0 +1,93 @@
+import type { Logger } from '../observability/logger.js';
+import { OutageLog } from './outage-log.js';
+import { Sleeper } from './sleeper.js';
+
+export interface ServiceOptions {
+  /** Pause between the end of one pass and the start of the next; 0 or less: start() does nothing. */
+  intervalMs: number;
+  /** The first pass runs as start() is called rather than one interval later. Default false. */
+  runAtStart?: boolean;
+  /** Blamed in the log (`service`) when a pass throws. Default: the service's name. */
+  dependency?: string;
+  /** Logged once when passes start failing. Default: "<name> failed; retrying every interval". */
+  failureMessage?: string;
+  /** Logged once when a pass succeeds after failures. Default: "<name> working again". */
+  recoveryMessage?: string;
+}
+
+/**
+ * The one shape of Dispatch's background loops (after River's startstop services). `runOnce()`
+ * is one pass, and what tests call; `start()` repeats it every interval, never two at once;
+ * `stop()` cuts the wait short and resolves once the pass under way has finished. A pass that
+ * throws is logged once per outage and the next interval tries again. Services that know better
+ * when to run next (a full batch, a clock boundary) override `delayAfter`.
+ */
+export abstract class BackgroundService<Result = unknown> {
+  protected readonly outage: OutageLog;
+  private readonly sleeper = new Sleeper();
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+
+  protected constructor(
+    /** Names the service in its log lines. */
+    readonly name: string,
+    private readonly serviceOptions: ServiceOptions,
+    protected readonly logger: Logger,
+    now?: () => number,
+  ) {
+    this.outage = new OutageLog(logger, serviceOptions.dependency ?? name, now);
+  }
+
+  /** One pass of the service's work. */
+  abstract runOnce(): Promise<Result>;
+
+  start(): void {
+    if (this.loop || this.serviceOptions.intervalMs <= 0) return;
+    this.stopping = false;
+    this.loop = this.repeat();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.sleeper.wake();
+    await this.loop;
+    this.loop = null;
+  }
+
+  /** Cuts the current wait short: the next pass starts now. */
+  nudge(): void {
+    this.sleeper.wake();
+  }
+
+  /** True from stop() on, until the next start(). */
+  protected get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /** The wait before the next pass; `result` is undefined before the first pass and after a failed one. */
+  protected delayAfter(_result: Result | undefined): number {
+    return this.serviceOptions.intervalMs;
+  }
+
+  /** One pass whose failure is logged (once per outage) instead of thrown. */
+  protected async runLogged(): Promise<Result | undefined> {
+    try {
+      const result = await this.runOnce();
+      this.outage.recovered(this.serviceOptions.recoveryMessage ?? `${this.name} working again`);
+      return result;
+    } catch (error) {
+      if (!this.stopping) this.outage.failed(error, this.serviceOptions.failureMessage ?? `${this.name} failed; retrying every interval`);
+      return undefined;
+    }
+  }
+
+  private async repeat(): Promise<void> {
+    if (!this.serviceOptions.runAtStart) await this.sleeper.sleep(this.delayAfter(undefined));
+    while (!this.stopping) {
+      const result = await this.runLogged();
+      if (this.stopping) return;
+      const delay = this.delayAfter(result);
+      if (delay > 0) await this.sleeper.sleep(delay);
+    }
+  }
+}

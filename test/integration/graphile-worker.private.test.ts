@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { findOrphanedLockHolders, GRAPHILE_JOBS_TABLE, PRIVATE_SCHEMA_RELIED_ON } from '../../src/jobs/graphile-worker.queries.js';
+import { heartbeat } from '../../src/jobs/replicas.queries.js';
+import { useTestDatabase } from '../helpers/database.js';
+
+/*
+ * graphile-worker's private tables are not its API. This file pins what Dispatch uses of them
+ * (src/jobs/graphile-worker.queries.ts and the SQL functions of migrations 0001 and 0002): after
+ * an upgrade, whatever broke fails here, by name, before anything subtler does.
+ */
+
+const database = useTestDatabase();
+const db = () => database().handle.db;
+
+const jobsByKey = async (key: string) =>
+  (
+    await sql<{ identifier: string; payload: unknown; run_at: Date }>`
+      SELECT t.identifier, j.payload, j.run_at FROM graphile_worker._private_jobs j
+        JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE j.key = ${key}`.execute(db())
+  ).rows;
+
+describe("graphile-worker's private schema, as Dispatch uses it", () => {
+  it('is the pinned version, 0.17.x: after an upgrade, check every test of this file, then move the pin', () => {
+    const installed = JSON.parse(readFileSync(new URL('../../node_modules/graphile-worker/package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(installed.version).toMatch(/^0\.17\./);
+  });
+
+  it('has every column our SQL reads or writes', async () => {
+    const { rows } = await sql<{ table_name: string; column_name: string }>`
+      SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'graphile_worker'`.execute(db());
+    for (const [table, columns] of Object.entries(PRIVATE_SCHEMA_RELIED_ON.columns)) {
+      const present = rows.filter((r) => r.table_name === table).map((r) => r.column_name);
+      expect({ table, missing: columns.filter((c) => !present.includes(c)) }).toEqual({ table, missing: [] });
+    }
+    expect((await sql<{ found: string | null }>`SELECT to_regclass(${GRAPHILE_JOBS_TABLE})::text AS found`.execute(db())).rows[0]?.found).not.toBeNull();
+  });
+
+  it('builds job_spec with the fields in the order dispatch_schedule_timeouts writes them', async () => {
+    const { rows } = await sql<{ attname: string }>`
+      SELECT a.attname FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+       WHERE t.oid = 'graphile_worker.job_spec'::regtype AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`.execute(db());
+    expect(rows.map((r) => r.attname)).toEqual(PRIVATE_SCHEMA_RELIED_ON.jobSpecFields);
+  });
+
+  it('lets the timeout functions add, move and remove a timeout job', async () => {
+    const taskId = '00000000-0000-4000-8000-00000000abcd';
+    const first = new Date(Date.now() + 60_000);
+    const later = new Date(Date.now() + 120_000);
+    await sql`SELECT dispatch_schedule_timeouts(ARRAY[${taskId}]::uuid[], ARRAY[1], ARRAY[${first}]::timestamptz[])`.execute(db());
+    expect(await jobsByKey(`timeout:${taskId}`)).toMatchObject([{ identifier: 'timeouts:check', payload: { task_id: taskId, attempt: 1 } }]);
+    await sql`SELECT dispatch_schedule_timeouts(ARRAY[${taskId}]::uuid[], ARRAY[2], ARRAY[${later}]::timestamptz[])`.execute(db());
+    const moved = await jobsByKey(`timeout:${taskId}`);
+    expect(moved).toMatchObject([{ payload: { task_id: taskId, attempt: 2 } }]);
+    expect(moved[0]!.run_at.getTime()).toBe(later.getTime());
+    await sql`SELECT dispatch_unschedule_timeout(${taskId}::uuid)`.execute(db());
+    expect(await jobsByKey(`timeout:${taskId}`)).toEqual([]);
+  });
+
+  it('lets dispatch_request_assignment see a queued assignment:run and not queue a second', async () => {
+    const queued = async () =>
+      (
+        await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+           WHERE t.identifier = 'assignment:run'`.execute(db())
+      ).rows[0]!.n;
+    const before = await queued();
+    await sql`SELECT dispatch_request_assignment()`.execute(db());
+    await sql`SELECT dispatch_request_assignment()`.execute(db());
+    expect(await queued()).toBe(Math.max(before, 1));
+  });
+
+  it('finds the job locks of workers no live replica owns', async () => {
+    await sql`SELECT graphile_worker.add_job('private-schema:probe', job_key := 'private-schema-probe')`.execute(db());
+    // What a worker that died holding the job leaves behind.
+    await sql`UPDATE graphile_worker._private_jobs SET locked_by = 'ghost-worker', locked_at = now() - interval '1 hour'
+               WHERE key = 'private-schema-probe'`.execute(db());
+    expect(await findOrphanedLockHolders(db(), 60_000)).toEqual(['ghost-worker']);
+    await heartbeat(db(), 'replica-owning-the-ghost', ['ghost-worker']);
+    expect(await findOrphanedLockHolders(db(), 60_000)).toEqual([]);
+  });
+});
