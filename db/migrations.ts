@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004_event_outbox.js';
 import * as m0005 from './migrations/0005_unmatched_scan.js';
 import * as m0006 from './migrations/0006_time_ordered_ids.js';
 import * as m0007 from './migrations/0007_placement_in_audit_trail.js';
+import * as m0008 from './migrations/0008_scope_counters.js';
 import * as m0009 from './migrations/0009_credentials.js';
 
 /**
@@ -21,6 +22,7 @@ export const migrations: Record<string, Migration> = {
   '0005_unmatched_scan': m0005,
   '0006_time_ordered_ids': m0006,
   '0007_placement_in_audit_trail': m0007,
+  '0008_scope_counters': m0008,
   '0009_credentials': m0009,
 };
 

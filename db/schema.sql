@@ -115,6 +115,38 @@ $$;
 COMMENT ON FUNCTION public.dispatch_attempt_deadline(started_at timestamp with time zone, assigned_at timestamp with time zone, last_progress_at timestamp with time zone, timeout_ms integer, heartbeat_timeout_ms integer) IS 'When the current attempt of a task times out.';
 
 --
+-- Name: dispatch_latency_bucket(double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_latency_bucket(seconds double precision) RETURNS double precision
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT min(b) FROM unnest(dispatch_latency_buckets()) AS b WHERE seconds <= b
+$$;
+
+--
+-- Name: FUNCTION dispatch_latency_bucket(seconds double precision); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_latency_bucket(seconds double precision) IS 'The smallest bucket bound an observation of this many seconds falls under.';
+
+--
+-- Name: dispatch_latency_buckets(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_latency_buckets() RETURNS double precision[]
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT ARRAY[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 'Infinity']::float8[]
+$$;
+
+--
+-- Name: FUNCTION dispatch_latency_buckets(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_latency_buckets() IS 'Histogram bucket upper bounds in seconds for dispatch_scope_observations, from 10 ms to an hour; the metrics scrape reads them from here.';
+
+--
 -- Name: dispatch_queue_events_for_publication(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -131,6 +163,31 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.dispatch_queue_events_for_publication() IS 'Statement trigger: every new task event is owed to NATS, in the same transaction as the event.';
+
+--
+-- Name: dispatch_record_observations(text[], text[], text[], double precision[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) RETURNS integer
+    LANGUAGE sql
+    AS $$
+  WITH added AS (
+  INSERT INTO dispatch_scope_observations AS h (scope, kind, outcome, le, observations, seconds)
+  SELECT s, k, o, dispatch_latency_bucket(greatest(x, 0)), count(*), sum(greatest(x, 0))
+    FROM unnest(scopes, kinds, outcomes, secs) AS u(s, k, o, x)
+   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (scope, kind, outcome, le) DO UPDATE
+    SET observations = h.observations + EXCLUDED.observations, seconds = h.seconds + EXCLUDED.seconds
+  )
+  -- A data-modifying WITH runs to completion whether or not the outer query reads it.
+  SELECT cardinality(scopes)
+$$;
+
+--
+-- Name: FUNCTION dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Adds observations (parallel arrays: scope, kind, outcome, seconds) to their buckets in dispatch_scope_observations, in key order so concurrent statements lock rows alike; returns how many observations.';
 
 --
 -- Name: dispatch_request_assignment(); Type: FUNCTION; Schema: public; Owner: -
@@ -240,6 +297,121 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) IS 'Creates or moves the timeout job of each given task to its deadline; returns how many.';
+
+--
+-- Name: dispatch_scope_counts_on_delete(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_scope_counts_on_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- Retention deletes finished tasks only, so this is usually a no-op; a DBA's DELETE of open
+  -- tasks must still leave the counts exact.
+  UPDATE dispatch_scope_counts c SET tasks = c.tasks - d.n
+    FROM (SELECT scope, status, count(*) AS n FROM old_rows
+           WHERE status IN ('pending', 'assigned', 'running')
+           GROUP BY scope, status ORDER BY scope, status) d
+   WHERE c.scope = d.scope AND c.status = d.status;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_scope_counts_on_delete(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_scope_counts_on_delete() IS 'Statement trigger: removes deleted open tasks from dispatch_scope_counts.';
+
+--
+-- Name: dispatch_scope_counts_on_insert(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_scope_counts_on_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO dispatch_scope_counts AS c (scope, status, tasks)
+  SELECT scope, status, count(*) FROM new_rows
+   WHERE status IN ('pending', 'assigned', 'running')
+   GROUP BY scope, status ORDER BY scope, status
+  ON CONFLICT (scope, status) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
+  -- The service never inserts a finished task; a DBA's import may, and it still counts as finished.
+  PERFORM dispatch_record_observations(array_agg(scope), array_agg('finished'::text), array_agg(status),
+                                       array_agg(extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8))
+     FROM new_rows WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')
+   HAVING count(*) > 0;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_scope_counts_on_insert(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_scope_counts_on_insert() IS 'Statement trigger: adds new open tasks to dispatch_scope_counts, and tasks inserted already finished to the finished counters of dispatch_scope_observations.';
+
+--
+-- Name: dispatch_scope_counts_on_update(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_scope_counts_on_update() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  observed_count integer;
+BEGIN
+  -- CHECK constraints apply to the row an upsert proposes, before the conflict is found, so a
+  -- negative change cannot travel in EXCLUDED: the proposed row carries max(change, 0) (a first
+  -- row for a new scope and status is always an increase) and the update reads the signed change.
+  WITH delta AS (
+    SELECT scope, status, count(*) AS n FROM new_rows
+     WHERE status IN ('pending', 'assigned', 'running') GROUP BY scope, status
+    UNION ALL
+    SELECT scope, status, -count(*) FROM old_rows
+     WHERE status IN ('pending', 'assigned', 'running') GROUP BY scope, status
+  ), net AS (
+    SELECT scope, status, sum(n)::bigint AS n FROM delta GROUP BY scope, status HAVING sum(n) <> 0
+  )
+  INSERT INTO dispatch_scope_counts AS c (scope, status, tasks)
+  SELECT scope, status, greatest(n, 0) FROM net ORDER BY scope, status
+  ON CONFLICT (scope, status) DO UPDATE
+    SET tasks = c.tasks + (SELECT net.n FROM net WHERE net.scope = c.scope AND net.status = c.status);
+
+  WITH pair AS (
+    SELECT n.scope, n.status, o.status AS was, n.attempt, o.attempt AS was_attempt,
+           n.created_at, n.assigned_at, n.completed_at,
+           -- Waiting since: creation for a first attempt; for a later one, when it came back to
+           -- pending, or when its retry backoff ended if that is later.
+           CASE WHEN o.attempt = 0 THEN n.created_at ELSE greatest(o.updated_at, o.not_before) END AS ready_at,
+           coalesce(o.started_at, o.assigned_at) AS ran_from
+      FROM new_rows n JOIN old_rows o USING (id)
+  ), observed AS (
+    SELECT scope, 'finished'::text AS kind, status AS outcome,
+           extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8 AS s
+      FROM pair
+     WHERE status IN ('completed', 'failed', 'cancelled', 'timeout')
+       AND was NOT IN ('completed', 'failed', 'cancelled', 'timeout')
+    UNION ALL
+    SELECT scope, 'schedule_to_start', '', extract(epoch FROM assigned_at - ready_at)::float8
+      FROM pair
+     WHERE attempt > was_attempt AND status IN ('assigned', 'running') AND assigned_at IS NOT NULL
+    UNION ALL
+    SELECT scope, 'run', CASE WHEN status IN ('assigned', 'running', 'pending') THEN 'retried' ELSE status END,
+           extract(epoch FROM coalesce(completed_at, now()) - ran_from)::float8
+      FROM pair
+     WHERE was IN ('assigned', 'running') AND ran_from IS NOT NULL
+       AND (status NOT IN ('assigned', 'running') OR attempt <> was_attempt)
+  )
+  SELECT dispatch_record_observations(array_agg(scope), array_agg(kind), array_agg(outcome), array_agg(s))
+    INTO observed_count
+    FROM observed HAVING count(*) > 0;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_scope_counts_on_update(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_scope_counts_on_update() IS 'Statement trigger: applies the net change of open tasks per scope and status to dispatch_scope_counts, and records finishes, assignments and ended attempts in dispatch_scope_observations.';
 
 --
 -- Name: dispatch_sync_active_tasks(); Type: FUNCTION; Schema: public; Owner: -
@@ -1040,6 +1212,101 @@ COMMENT ON COLUMN public.dispatch_replicas.started_at IS 'When the replica start
 COMMENT ON COLUMN public.dispatch_replicas.heartbeat_at IS 'Last heartbeat; refreshed every worker.heartbeat_interval_ms.';
 
 --
+-- Name: dispatch_scope_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_scope_counts (
+    scope text NOT NULL,
+    status text NOT NULL,
+    tasks bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT dispatch_scope_counts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text]))),
+    CONSTRAINT dispatch_scope_counts_tasks_check CHECK ((tasks >= 0))
+)
+WITH (fillfactor='50');
+
+--
+-- Name: TABLE dispatch_scope_counts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_scope_counts IS 'Open tasks per scope and status, kept exact by statement triggers on dispatch_tasks; read by the metrics scrape instead of counting tasks. A row at 0 stays, so a scope seen once keeps reporting.';
+
+--
+-- Name: COLUMN dispatch_scope_counts.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_counts.scope IS 'Task scope (dispatch_tasks.scope).';
+
+--
+-- Name: COLUMN dispatch_scope_counts.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_counts.status IS 'pending, assigned or running.';
+
+--
+-- Name: COLUMN dispatch_scope_counts.tasks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_counts.tasks IS 'How many tasks of this scope are in this status right now.';
+
+--
+-- Name: dispatch_scope_observations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_scope_observations (
+    scope text NOT NULL,
+    kind text NOT NULL,
+    outcome text NOT NULL,
+    le double precision NOT NULL,
+    observations bigint DEFAULT 0 NOT NULL,
+    seconds double precision DEFAULT 0 NOT NULL,
+    CONSTRAINT dispatch_scope_observations_kind_check CHECK ((kind = ANY (ARRAY['finished'::text, 'schedule_to_start'::text, 'run'::text]))),
+    CONSTRAINT dispatch_scope_observations_observations_check CHECK ((observations >= 0))
+)
+WITH (fillfactor='50');
+
+--
+-- Name: TABLE dispatch_scope_observations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_scope_observations IS 'Monotonic histograms per scope, one row per bucket (not cumulative), written by the task update trigger. Never decremented: retention deleting tasks does not change them.';
+
+--
+-- Name: COLUMN dispatch_scope_observations.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.scope IS 'Task scope.';
+
+--
+-- Name: COLUMN dispatch_scope_observations.kind; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.kind IS 'finished: a task entered a terminal status (seconds from created_at); schedule_to_start: an assignment (seconds waiting pending); run: an attempt ended (seconds from started_at, or assigned_at if it never reported progress).';
+
+--
+-- Name: COLUMN dispatch_scope_observations.outcome; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.outcome IS 'finished and run: the terminal status reached, or retried when the attempt ended with the task back to pending; empty for schedule_to_start.';
+
+--
+-- Name: COLUMN dispatch_scope_observations.le; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.le IS 'Upper bound of the bucket in seconds (one of dispatch_latency_buckets(); Infinity for the last).';
+
+--
+-- Name: COLUMN dispatch_scope_observations.observations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.observations IS 'Observations that fell in this bucket (and in no lower one).';
+
+--
+-- Name: COLUMN dispatch_scope_observations.seconds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_observations.seconds IS 'Sum of those observations in seconds.';
+
+--
 -- Name: dispatch_task_events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1173,6 +1440,20 @@ ALTER TABLE ONLY public.dispatch_replicas
     ADD CONSTRAINT dispatch_replicas_pkey PRIMARY KEY (id);
 
 --
+-- Name: dispatch_scope_counts dispatch_scope_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_scope_counts
+    ADD CONSTRAINT dispatch_scope_counts_pkey PRIMARY KEY (scope, status);
+
+--
+-- Name: dispatch_scope_observations dispatch_scope_observations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_scope_observations
+    ADD CONSTRAINT dispatch_scope_observations_pkey PRIMARY KEY (scope, kind, outcome, le);
+
+--
 -- Name: dispatch_task_events dispatch_task_events_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1246,6 +1527,18 @@ CREATE UNIQUE INDEX dispatch_tasks_idempotency_idx ON public.dispatch_tasks USIN
 --
 
 CREATE INDEX dispatch_tasks_parent_idx ON public.dispatch_tasks USING btree (parent_id) WHERE (parent_id IS NOT NULL);
+
+--
+-- Name: dispatch_tasks_pending_by_scope_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_tasks_pending_by_scope_idx ON public.dispatch_tasks USING btree (scope, created_at) WHERE (status = 'pending'::text);
+
+--
+-- Name: INDEX dispatch_tasks_pending_by_scope_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_tasks_pending_by_scope_idx IS 'Pending tasks by scope, oldest first: dispatch_oldest_pending_seconds reads one entry per scope.';
 
 --
 -- Name: dispatch_tasks_pending_idx; Type: INDEX; Schema: public; Owner: -
@@ -1330,6 +1623,24 @@ CREATE TRIGGER dispatch_tasks_active_on_insert AFTER INSERT ON public.dispatch_t
 --
 
 CREATE TRIGGER dispatch_tasks_active_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_sync_active_tasks();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_scope_counts_on_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_scope_counts_on_delete AFTER DELETE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_on_delete();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_scope_counts_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_scope_counts_on_insert AFTER INSERT ON public.dispatch_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_on_insert();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_scope_counts_on_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_scope_counts_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_on_update();
 
 --
 -- Name: dispatch_tasks dispatch_tasks_touch; Type: TRIGGER; Schema: public; Owner: -

@@ -14,6 +14,7 @@ import { ReplicaMonitor } from './jobs/replica-monitor.js';
 import { startJobRunner, type JobRunner } from './jobs/runner.js';
 import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { registerQueueMetrics } from './tasks/queue-metrics.js';
 import type { TaskPolicy } from './tasks/task.service.js';
 import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
@@ -55,6 +56,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const log = logger.child({ replica: replicaId });
   const maxConcurrent = config.assignment.max_concurrent_per_agent;
   const metrics = createMetrics();
+  registerQueueMetrics(metrics.registry, { db, logger: log, maxScopes: config.metrics.max_scopes, defaultMaxConcurrent: maxConcurrent });
   const policy = taskPolicy(config);
   // Warren mode when Warren and PromptForge are configured; otherwise agents register over REST.
   const directory = createDirectorySync(config, { db, logger: log, metrics });

@@ -3,6 +3,7 @@ import { claimPendingTasks } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
 import { listTaskEvents, listTasks } from '../../src/tasks/task.queries.js';
 import { getTask } from '../../src/tasks/task.service.js';
+import { readOldestPending } from '../../src/tasks/queue-metrics.queries.js';
 import { withBenchDatabase } from './database.js';
 import { openPlanCapture, type StatementPlan } from './query-plans.js';
 import { BENCH_SCOPE, insertFinished, insertPending } from './workload.js';
@@ -69,6 +70,8 @@ export async function scaleRun(rows: number): Promise<ScaleRun> {
       ['get by id (getTask)', () => getTask(db, taskId)],
       // GET /:id/events also runs getTask first (the row above); this is its own statement.
       ['events of a task', () => listTaskEvents(db, taskId)],
+      // The metrics scrape's only statement that reads a task table (the rest read counters).
+      ['scrape: oldest pending per scope', () => readOldestPending(db)],
     ];
     try {
       const queries: ScaleQuery[] = [];

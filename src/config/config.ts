@@ -131,6 +131,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        // Scopes with a label of their own in the queue metrics; the rest are summed as `other`,
+        // so a swarm that invents scopes cannot blow up Prometheus's series count.
+        max_scopes: z.number().int().positive().max(10_000).default(50),
+      })
+      .strict()
+      .prefault({}),
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

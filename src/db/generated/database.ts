@@ -210,6 +210,48 @@ export interface DispatchReplicas {
   worker_ids: Generated<string[]>;
 }
 
+export interface DispatchScopeCounts {
+  /**
+   * Task scope (dispatch_tasks.scope).
+   */
+  scope: string;
+  /**
+   * pending, assigned or running.
+   */
+  status: string;
+  /**
+   * How many tasks of this scope are in this status right now.
+   */
+  tasks: Generated<number>;
+}
+
+export interface DispatchScopeObservations {
+  /**
+   * finished: a task entered a terminal status (seconds from created_at); schedule_to_start: an assignment (seconds waiting pending); run: an attempt ended (seconds from started_at, or assigned_at if it never reported progress).
+   */
+  kind: string;
+  /**
+   * Upper bound of the bucket in seconds (one of dispatch_latency_buckets(); Infinity for the last).
+   */
+  le: number;
+  /**
+   * Observations that fell in this bucket (and in no lower one).
+   */
+  observations: Generated<number>;
+  /**
+   * finished and run: the terminal status reached, or retried when the attempt ended with the task back to pending; empty for schedule_to_start.
+   */
+  outcome: string;
+  /**
+   * Task scope.
+   */
+  scope: string;
+  /**
+   * Sum of those observations in seconds.
+   */
+  seconds: Generated<number>;
+}
+
 export interface DispatchTaskEvents {
   /**
    * Agent involved (requester, assignee, or the agent that made the call).
@@ -386,6 +428,8 @@ export interface DB {
   dispatch_periodic_publications: DispatchPeriodicPublications;
   dispatch_queue_depth: DispatchQueueDepth;
   dispatch_replicas: DispatchReplicas;
+  dispatch_scope_counts: DispatchScopeCounts;
+  dispatch_scope_observations: DispatchScopeObservations;
   dispatch_task_events: DispatchTaskEvents;
   dispatch_tasks: DispatchTasks;
 }

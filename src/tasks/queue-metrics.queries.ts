@@ -1,0 +1,75 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+
+export interface ScopeCountRow {
+  scope: string;
+  status: string;
+  tasks: number;
+}
+
+export interface OldestPendingRow {
+  scope: string;
+  seconds: number;
+}
+
+export interface ObservationRow {
+  scope: string;
+  kind: 'finished' | 'schedule_to_start' | 'run';
+  outcome: string;
+  le: number;
+  observations: number;
+  seconds: number;
+}
+
+export interface AgentLoadRow {
+  name: string;
+  load: number;
+  limit: number;
+}
+
+/** Open tasks per scope and status, from the trigger-kept counters (migration 0008). */
+export async function readScopeCounts(db: Db): Promise<ScopeCountRow[]> {
+  return await db.selectFrom('dispatch_scope_counts').select(['scope', 'status', 'tasks']).execute();
+}
+
+/**
+ * Age of the oldest pending task of each scope that has one: one probe of
+ * dispatch_tasks_pending_by_scope_idx per scope, never a pass over the tasks.
+ */
+export async function readOldestPending(db: Db): Promise<OldestPendingRow[]> {
+  const { rows } = await sql<OldestPendingRow>`
+    SELECT s.scope, greatest(extract(epoch FROM now() - o.created_at), 0)::float8 AS seconds
+      FROM dispatch_scope_counts s
+     CROSS JOIN LATERAL (
+       SELECT t.created_at FROM dispatch_tasks t
+        WHERE t.scope = s.scope AND t.status = 'pending'
+        ORDER BY t.created_at LIMIT 1
+     ) o
+     WHERE s.status = 'pending' AND s.tasks > 0`.execute(db);
+  return rows;
+}
+
+/** Every histogram bucket row; the bounds come from dispatch_latency_buckets() so no copy drifts. */
+export async function readObservations(db: Db): Promise<{ buckets: number[]; rows: ObservationRow[] }> {
+  const [rows, bounds] = await Promise.all([
+    db
+      .selectFrom('dispatch_scope_observations')
+      .select(['scope', 'kind', 'outcome', 'le', 'observations', 'seconds'])
+      .execute() as Promise<ObservationRow[]>,
+    sql<{ buckets: number[] }>`SELECT dispatch_latency_buckets() AS buckets`.execute(db),
+  ]);
+  return { buckets: bounds.rows[0]?.buckets ?? [], rows };
+}
+
+/** Each agent not stopped, with its live load and its limit (the default when it has none). */
+export async function readAgentLoad(db: Db, defaultMaxConcurrent: number): Promise<AgentLoadRow[]> {
+  return await db
+    .selectFrom('dispatch_agents')
+    .select((eb) => [
+      'name',
+      'active_tasks as load',
+      eb.fn.coalesce('max_concurrent', eb.val(defaultMaxConcurrent)).as('limit'),
+    ])
+    .where('status', '<>', 'stopped')
+    .execute();
+}
