@@ -161,9 +161,25 @@ export function requireRole(roles: Role[], adminToken: string): MiddlewareHandle
   };
 }
 
+function safeDecode(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The per-caller limit. The key is the proven identity (the credential in token mode), so nobody
+ * can spend another caller's budget; an agent's own registration heartbeats have a bucket of their
+ * own, so a burst of its other calls never gets it declared stopped.
+ */
 export function rateLimit(limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const waitSeconds = limiter.take(c.get('caller').agent);
+    const caller = c.get('caller');
+    const registering = c.req.method === 'PUT' ? /^\/api\/v1\/agents\/([^/]+)$/.exec(c.req.path) : null;
+    const heartbeat = registering !== null && safeDecode(registering[1]!) === caller.agent;
+    const waitSeconds = limiter.take(heartbeat ? `${caller.actor}\u0000heartbeat` : caller.actor);
     if (waitSeconds > 0) {
       c.header('Retry-After', String(waitSeconds));
       throw new DispatchError('rate_limited', `rate limit exceeded; retry in ${waitSeconds} s`);

@@ -161,6 +161,27 @@ describe('roles and object-level access', () => {
   });
 });
 
+describe('rate limits', () => {
+  it("are keyed on the credential: a flood under one spends nobody else's budget, nor its own heartbeats", async () => {
+    const limited = await startTestDispatch(database.url, { auth: { mode: 'token' }, server: { rate_limit_per_minute: 5 } });
+    try {
+      const client = apiClient(limited.baseUrl, 'x');
+      const flooder = await issue('flooder', 'worker');
+      const bystander = await issue('bystander', 'worker');
+      let refused = 0;
+      for (let i = 0; i < 10; i++) if ((await client('GET', '/api/v1/tasks', { agent: null, token: flooder.token })).status === 429) refused += 1;
+      expect(refused).toBe(5);
+      // Under the flooder's own name, without its token: 401, and its budget is not the point.
+      expect((await client('GET', '/api/v1/tasks', { agent: 'bystander' })).status).toBe(401);
+      expect((await client('GET', '/api/v1/tasks', { agent: null, token: bystander.token })).status).toBe(200);
+      const heartbeat = await client('PUT', '/api/v1/agents/flooder', { agent: null, token: flooder.token, body: { capabilities: ['x'] } });
+      expect(heartbeat.status).toBe(200);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 describe('the first admin', () => {
   it('is made in token mode when nobody could issue credentials, its token in a file only its user reads', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'dispatch-bootstrap-'));
