@@ -115,6 +115,37 @@ $$;
 COMMENT ON FUNCTION public.dispatch_attempt_deadline(started_at timestamp with time zone, assigned_at timestamp with time zone, last_progress_at timestamp with time zone, timeout_ms integer, heartbeat_timeout_ms integer) IS 'When the current attempt of a task times out.';
 
 --
+-- Name: dispatch_fold_scope_counters(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_fold_scope_counters() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  folded integer;
+BEGIN
+  -- One replica at a time; another finding the lock taken has nothing to do this round.
+  IF NOT pg_try_advisory_xact_lock(72142505) THEN
+    RETURN 0;
+  END IF;
+  -- Only committed rows are seen, so a change still in flight is left for the next round.
+  WITH gone AS (DELETE FROM dispatch_scope_counts RETURNING scope, status, tasks)
+  INSERT INTO dispatch_scope_counts (scope, status, tasks)
+  SELECT scope, status, sum(tasks) FROM gone GROUP BY scope, status;
+  GET DIAGNOSTICS folded = ROW_COUNT;
+  WITH gone AS (DELETE FROM dispatch_scope_observations RETURNING scope, kind, outcome, le, observations, seconds)
+  INSERT INTO dispatch_scope_observations (scope, kind, outcome, le, observations, seconds)
+  SELECT scope, kind, outcome, le, sum(observations), sum(seconds) FROM gone GROUP BY scope, kind, outcome, le;
+  RETURN folded;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_fold_scope_counters(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_fold_scope_counters() IS 'Folds the committed rows of each key of dispatch_scope_counts and dispatch_scope_observations into one, under advisory lock 72142505 (one replica at a time); returns how many count keys remain. Run every second by src/tasks/scope-counter-folding.ts.';
+
+--
 -- Name: dispatch_latency_bucket(double precision); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -172,12 +203,10 @@ CREATE FUNCTION public.dispatch_record_observations(scopes text[], kinds text[],
     LANGUAGE sql
     AS $$
   WITH added AS (
-  INSERT INTO dispatch_scope_observations AS h (scope, kind, outcome, le, observations, seconds)
+  INSERT INTO dispatch_scope_observations (scope, kind, outcome, le, observations, seconds)
   SELECT s, k, o, dispatch_latency_bucket(greatest(x, 0)), count(*), sum(greatest(x, 0))
     FROM unnest(scopes, kinds, outcomes, secs) AS u(s, k, o, x)
-   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-  ON CONFLICT (scope, kind, outcome, le) DO UPDATE
-    SET observations = h.observations + EXCLUDED.observations, seconds = h.seconds + EXCLUDED.seconds
+   GROUP BY 1, 2, 3, 4
   )
   -- A data-modifying WITH runs to completion whether or not the outer query reads it.
   SELECT cardinality(scopes)
@@ -187,7 +216,7 @@ $$;
 -- Name: FUNCTION dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Adds observations (parallel arrays: scope, kind, outcome, seconds) to their buckets in dispatch_scope_observations, in key order so concurrent statements lock rows alike; returns how many observations.';
+COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Appends observations (parallel arrays: scope, kind, outcome, seconds) to dispatch_scope_observations, one row per bucket touched; returns how many observations.';
 
 --
 -- Name: dispatch_request_assignment(); Type: FUNCTION; Schema: public; Owner: -
@@ -308,11 +337,10 @@ CREATE FUNCTION public.dispatch_scope_counts_on_delete() RETURNS trigger
 BEGIN
   -- Retention deletes finished tasks only, so this is usually a no-op; a DBA's DELETE of open
   -- tasks must still leave the counts exact.
-  UPDATE dispatch_scope_counts c SET tasks = c.tasks - d.n
-    FROM (SELECT scope, status, count(*) AS n FROM old_rows
-           WHERE status IN ('pending', 'assigned', 'running')
-           GROUP BY scope, status ORDER BY scope, status) d
-   WHERE c.scope = d.scope AND c.status = d.status;
+  INSERT INTO dispatch_scope_counts (scope, status, tasks)
+  SELECT scope, status, -count(*) FROM old_rows
+   WHERE status IN ('pending', 'assigned', 'running')
+   GROUP BY scope, status;
   RETURN NULL;
 END $$;
 
@@ -330,11 +358,10 @@ CREATE FUNCTION public.dispatch_scope_counts_on_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  INSERT INTO dispatch_scope_counts AS c (scope, status, tasks)
+  INSERT INTO dispatch_scope_counts (scope, status, tasks)
   SELECT scope, status, count(*) FROM new_rows
    WHERE status IN ('pending', 'assigned', 'running')
-   GROUP BY scope, status ORDER BY scope, status
-  ON CONFLICT (scope, status) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
+   GROUP BY scope, status;
   -- The service never inserts a finished task; a DBA's import may, and it still counts as finished.
   PERFORM dispatch_record_observations(array_agg(scope), array_agg('finished'::text), array_agg(status),
                                        array_agg(extract(epoch FROM coalesce(completed_at, now()) - created_at)::float8))
@@ -359,9 +386,6 @@ CREATE FUNCTION public.dispatch_scope_counts_on_update() RETURNS trigger
 DECLARE
   observed_count integer;
 BEGIN
-  -- CHECK constraints apply to the row an upsert proposes, before the conflict is found, so a
-  -- negative change cannot travel in EXCLUDED: the proposed row carries max(change, 0) (a first
-  -- row for a new scope and status is always an increase) and the update reads the signed change.
   WITH delta AS (
     SELECT scope, status, count(*) AS n FROM new_rows
      WHERE status IN ('pending', 'assigned', 'running') GROUP BY scope, status
@@ -371,10 +395,8 @@ BEGIN
   ), net AS (
     SELECT scope, status, sum(n)::bigint AS n FROM delta GROUP BY scope, status HAVING sum(n) <> 0
   )
-  INSERT INTO dispatch_scope_counts AS c (scope, status, tasks)
-  SELECT scope, status, greatest(n, 0) FROM net ORDER BY scope, status
-  ON CONFLICT (scope, status) DO UPDATE
-    SET tasks = c.tasks + (SELECT net.n FROM net WHERE net.scope = c.scope AND net.status = c.status);
+  INSERT INTO dispatch_scope_counts (scope, status, tasks)
+  SELECT scope, status, n FROM net;
 
   WITH pair AS (
     SELECT n.scope, n.status, o.status AS was, n.attempt, o.attempt AS was_attempt,
@@ -1218,17 +1240,15 @@ COMMENT ON COLUMN public.dispatch_replicas.heartbeat_at IS 'Last heartbeat; refr
 CREATE TABLE public.dispatch_scope_counts (
     scope text NOT NULL,
     status text NOT NULL,
-    tasks bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT dispatch_scope_counts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text]))),
-    CONSTRAINT dispatch_scope_counts_tasks_check CHECK ((tasks >= 0))
-)
-WITH (fillfactor='50');
+    tasks bigint NOT NULL,
+    CONSTRAINT dispatch_scope_counts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text])))
+);
 
 --
 -- Name: TABLE dispatch_scope_counts; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.dispatch_scope_counts IS 'Open tasks per scope and status, kept exact by statement triggers on dispatch_tasks; read by the metrics scrape instead of counting tasks. A row at 0 stays, so a scope seen once keeps reporting.';
+COMMENT ON TABLE public.dispatch_scope_counts IS 'Open tasks per scope and status: the sum of tasks over the rows of a (scope, status) is how many there are now. Statement triggers on dispatch_tasks append changes; dispatch_fold_scope_counters() folds them into one row per key. A key summing to 0 stays, so a scope seen once keeps reporting. Read with sum() ... GROUP BY scope, status.';
 
 --
 -- Name: COLUMN dispatch_scope_counts.scope; Type: COMMENT; Schema: public; Owner: -
@@ -1246,7 +1266,7 @@ COMMENT ON COLUMN public.dispatch_scope_counts.status IS 'pending, assigned or r
 -- Name: COLUMN dispatch_scope_counts.tasks; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_scope_counts.tasks IS 'How many tasks of this scope are in this status right now.';
+COMMENT ON COLUMN public.dispatch_scope_counts.tasks IS 'A change in the number of tasks of this scope in this status (negative when they left it); summed per key.';
 
 --
 -- Name: dispatch_scope_observations; Type: TABLE; Schema: public; Owner: -
@@ -1257,18 +1277,17 @@ CREATE TABLE public.dispatch_scope_observations (
     kind text NOT NULL,
     outcome text NOT NULL,
     le double precision NOT NULL,
-    observations bigint DEFAULT 0 NOT NULL,
-    seconds double precision DEFAULT 0 NOT NULL,
+    observations bigint NOT NULL,
+    seconds double precision NOT NULL,
     CONSTRAINT dispatch_scope_observations_kind_check CHECK ((kind = ANY (ARRAY['finished'::text, 'schedule_to_start'::text, 'run'::text]))),
     CONSTRAINT dispatch_scope_observations_observations_check CHECK ((observations >= 0))
-)
-WITH (fillfactor='50');
+);
 
 --
 -- Name: TABLE dispatch_scope_observations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.dispatch_scope_observations IS 'Monotonic histograms per scope, one row per bucket (not cumulative), written by the task update trigger. Never decremented: retention deleting tasks does not change them.';
+COMMENT ON TABLE public.dispatch_scope_observations IS 'Monotonic histograms per scope, per bucket (not cumulative): the sums over the rows of a (scope, kind, outcome, le) key. The task triggers append observations; dispatch_fold_scope_counters() folds each key into one row. Never decremented: retention deleting tasks does not change them.';
 
 --
 -- Name: COLUMN dispatch_scope_observations.scope; Type: COMMENT; Schema: public; Owner: -
@@ -1298,13 +1317,13 @@ COMMENT ON COLUMN public.dispatch_scope_observations.le IS 'Upper bound of the b
 -- Name: COLUMN dispatch_scope_observations.observations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_scope_observations.observations IS 'Observations that fell in this bucket (and in no lower one).';
+COMMENT ON COLUMN public.dispatch_scope_observations.observations IS 'Observations that fell in this bucket (and in no lower one); summed per key.';
 
 --
 -- Name: COLUMN dispatch_scope_observations.seconds; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_scope_observations.seconds IS 'Sum of those observations in seconds.';
+COMMENT ON COLUMN public.dispatch_scope_observations.seconds IS 'Sum of those observations in seconds; summed per key.';
 
 --
 -- Name: dispatch_task_events; Type: TABLE; Schema: public; Owner: -
@@ -1440,20 +1459,6 @@ ALTER TABLE ONLY public.dispatch_replicas
     ADD CONSTRAINT dispatch_replicas_pkey PRIMARY KEY (id);
 
 --
--- Name: dispatch_scope_counts dispatch_scope_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.dispatch_scope_counts
-    ADD CONSTRAINT dispatch_scope_counts_pkey PRIMARY KEY (scope, status);
-
---
--- Name: dispatch_scope_observations dispatch_scope_observations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.dispatch_scope_observations
-    ADD CONSTRAINT dispatch_scope_observations_pkey PRIMARY KEY (scope, kind, outcome, le);
-
---
 -- Name: dispatch_task_events dispatch_task_events_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1479,6 +1484,18 @@ ALTER TABLE ONLY public.dispatch_tasks
 --
 
 CREATE INDEX dispatch_credentials_agent ON public.dispatch_credentials USING btree (agent_id, created_at);
+
+--
+-- Name: dispatch_scope_counts_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_scope_counts_key ON public.dispatch_scope_counts USING btree (scope, status);
+
+--
+-- Name: dispatch_scope_observations_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_scope_observations_key ON public.dispatch_scope_observations USING btree (scope, kind, outcome, le);
 
 --
 -- Name: dispatch_task_events_task_idx; Type: INDEX; Schema: public; Owner: -

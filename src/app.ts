@@ -18,6 +18,10 @@ import { registerQueueMetrics } from './tasks/queue-metrics.js';
 import type { TaskPolicy } from './tasks/task.service.js';
 import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
+import { ScopeCounterFolding } from './tasks/scope-counter-folding.js';
+
+/** How often one replica folds the scope counters' appended changes (a scrape sums what is left). */
+const SCOPE_COUNTER_FOLD_MS = 1_000;
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { EventsService } from './events/events.service.js';
 import { loginSettings, natsConnectOptions } from './events/nats-auth.js';
@@ -103,6 +107,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
+  const scopeCounters = new ScopeCounterFolding(db, SCOPE_COUNTER_FOLD_MS, log);
   const events = new EventsService({
     url: config.hermes.url,
     statsIntervalMs: config.hermes.stats_interval_ms,
@@ -119,6 +124,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await events.stop();
     await assignment.stop();
     await retention.stop();
+    await scopeCounters.stop();
     await lifecycle.stop();
     await directory?.sync.stop();
     await runner?.stop();
@@ -146,6 +152,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     assignment.start();
     lifecycle.start();
     retention.start();
+    scopeCounters.start();
     events.start();
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 

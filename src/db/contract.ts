@@ -43,6 +43,8 @@ export const ADVISORY_LOCK = {
   queueMaintenance: 72142503,
   /** One replica at a time deletes finished tasks (src/tasks/retention.ts). */
   taskRetention: 72142504,
+  /** Transaction lock of the replica folding the scope counters (dispatch_fold_scope_counters, migration 0008). */
+  scopeCounterFolding: 72142505,
   /** Transaction lock of the replica publishing an outbox batch (src/events/outbox.queries.ts). */
   outboxPublisher: 72142510,
   /** Held while a replica migrates ("M_DISP"); above 2^31, so it is passed as text and cast. */

@@ -27,9 +27,19 @@ export interface AgentLoadRow {
   limit: number;
 }
 
-/** Open tasks per scope and status, from the trigger-kept counters (migration 0008). */
+/** Open tasks per scope and status: the sum of the changes the triggers appended (migration 0008). */
 export async function readScopeCounts(db: Db): Promise<ScopeCountRow[]> {
-  return await db.selectFrom('dispatch_scope_counts').select(['scope', 'status', 'tasks']).execute();
+  return await db
+    .selectFrom('dispatch_scope_counts')
+    .select((eb) => ['scope', 'status', eb.fn.sum<number>('tasks').as('tasks')])
+    .groupBy(['scope', 'status'])
+    .execute();
+}
+
+/** Folds the counters' appended changes into one row per key (see dispatch_fold_scope_counters). */
+export async function foldScopeCounters(db: Db): Promise<number> {
+  const { rows } = await sql<{ folded: number }>`SELECT dispatch_fold_scope_counters() AS folded`.execute(db);
+  return rows[0]?.folded ?? 0;
 }
 
 /**
@@ -39,13 +49,12 @@ export async function readScopeCounts(db: Db): Promise<ScopeCountRow[]> {
 export async function readOldestPending(db: Db): Promise<OldestPendingRow[]> {
   const { rows } = await sql<OldestPendingRow>`
     SELECT s.scope, greatest(extract(epoch FROM now() - o.created_at), 0)::float8 AS seconds
-      FROM dispatch_scope_counts s
+      FROM (SELECT scope FROM dispatch_scope_counts WHERE status = 'pending' GROUP BY scope HAVING sum(tasks) > 0) s
      CROSS JOIN LATERAL (
        SELECT t.created_at FROM dispatch_tasks t
         WHERE t.scope = s.scope AND t.status = 'pending'
         ORDER BY t.created_at LIMIT 1
-     ) o
-     WHERE s.status = 'pending' AND s.tasks > 0`.execute(db);
+     ) o`.execute(db);
   return rows;
 }
 
@@ -54,7 +63,8 @@ export async function readObservations(db: Db): Promise<{ buckets: number[]; row
   const [rows, bounds] = await Promise.all([
     db
       .selectFrom('dispatch_scope_observations')
-      .select(['scope', 'kind', 'outcome', 'le', 'observations', 'seconds'])
+      .select((eb) => ['scope', 'kind', 'outcome', 'le', eb.fn.sum<number>('observations').as('observations'), eb.fn.sum<number>('seconds').as('seconds')])
+      .groupBy(['scope', 'kind', 'outcome', 'le'])
       .execute() as Promise<ObservationRow[]>,
     sql<{ buckets: number[] }>`SELECT dispatch_latency_buckets() AS buckets`.execute(db),
   ]);

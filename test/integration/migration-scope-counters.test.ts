@@ -29,7 +29,7 @@ describe('upgrading to 0008_scope_counters', () => {
       (
         await sql<{ scope: string; status: string; kept: number; counted: number }>`
           WITH counted AS (SELECT scope, status, count(*)::int AS n FROM dispatch_tasks GROUP BY 1, 2),
-               kept AS (SELECT scope, status, tasks::int AS n FROM dispatch_scope_counts
+               kept AS (SELECT scope, status, sum(tasks)::int AS n FROM dispatch_scope_counts GROUP BY 1, 2
                         UNION ALL
                         SELECT scope, outcome, sum(observations)::int FROM dispatch_scope_observations
                          WHERE kind = 'finished' GROUP BY 1, 2)

@@ -95,7 +95,7 @@ async function scrapeVersusCounts(scopes: string[]) {
 async function expectScrapeMatchesCounts(scopes: string[]) {
   const { rows } = await sql<{ scope: string; status: string; kept: number; counted: number }>`
     SELECT scope, status, coalesce(c.tasks, 0)::int AS kept, coalesce(t.n, 0)::int AS counted
-      FROM (SELECT scope, status, tasks FROM dispatch_scope_counts WHERE scope = ANY(${scopes})) c
+      FROM (SELECT scope, status, sum(tasks) AS tasks FROM dispatch_scope_counts WHERE scope = ANY(${scopes}) GROUP BY 1, 2) c
       FULL JOIN (SELECT scope, status, count(*) AS n FROM dispatch_tasks
                   WHERE scope = ANY(${scopes}) AND status IN ('pending', 'assigned', 'running')
                   GROUP BY scope, status) t USING (scope, status)`.execute(dispatch.dispatch.database.db);

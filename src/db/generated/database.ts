@@ -220,9 +220,9 @@ export interface DispatchScopeCounts {
    */
   status: string;
   /**
-   * How many tasks of this scope are in this status right now.
+   * A change in the number of tasks of this scope in this status (negative when they left it); summed per key.
    */
-  tasks: Generated<number>;
+  tasks: number;
 }
 
 export interface DispatchScopeObservations {
@@ -235,9 +235,9 @@ export interface DispatchScopeObservations {
    */
   le: number;
   /**
-   * Observations that fell in this bucket (and in no lower one).
+   * Observations that fell in this bucket (and in no lower one); summed per key.
    */
-  observations: Generated<number>;
+  observations: number;
   /**
    * finished and run: the terminal status reached, or retried when the attempt ended with the task back to pending; empty for schedule_to_start.
    */
@@ -247,9 +247,9 @@ export interface DispatchScopeObservations {
    */
   scope: string;
   /**
-   * Sum of those observations in seconds.
+   * Sum of those observations in seconds; summed per key.
    */
-  seconds: Generated<number>;
+  seconds: number;
 }
 
 export interface DispatchTaskEvents {
