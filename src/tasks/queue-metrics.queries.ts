@@ -31,7 +31,7 @@ export interface AgentLoadRow {
 export async function readScopeCounts(db: Db): Promise<ScopeCountRow[]> {
   return await db
     .selectFrom('dispatch_scope_counts')
-    .select((eb) => ['scope', 'status', eb.fn.sum<number>('tasks').as('tasks')])
+    .select(['scope', 'status', sql<number>`sum(tasks)::float8`.as('tasks')])
     .groupBy(['scope', 'status'])
     .execute();
 }
@@ -63,7 +63,7 @@ export async function readObservations(db: Db): Promise<{ buckets: number[]; row
   const [rows, bounds] = await Promise.all([
     db
       .selectFrom('dispatch_scope_observations')
-      .select((eb) => ['scope', 'kind', 'outcome', 'le', eb.fn.sum<number>('observations').as('observations'), eb.fn.sum<number>('seconds').as('seconds')])
+      .select(['scope', 'kind', 'outcome', 'le', sql<number>`sum(observations)::float8`.as('observations'), sql<number>`sum(seconds)`.as('seconds')])
       .groupBy(['scope', 'kind', 'outcome', 'le'])
       .execute() as Promise<ObservationRow[]>,
     sql<{ buckets: number[] }>`SELECT dispatch_latency_buckets() AS buckets`.execute(db),

@@ -192,7 +192,9 @@ describe('queue metrics', () => {
         Promise.all([readScopeCounts(db), readOldestPending(db), readObservations(db), readAgentLoad(db, 3)]),
       );
       expect(plans.length).toBe(1);
-      expect(plans[0]!.access).toEqual([expect.stringMatching(/^Index (Only )?Scan using dispatch_tasks_pending_by_scope_idx$/)]);
+      // The only read of a task table is the index probe (a sort of the few counter keys aside).
+      const taskAccess = plans[0]!.access.filter((step) => !step.startsWith('Sort of'));
+      expect(taskAccess).toEqual([expect.stringMatching(/^Index (Only )?Scan using dispatch_tasks_pending_by_scope_idx$/)]);
       expect(plans.some((p) => p.seqScan)).toBe(false);
     } finally {
       await capture.handle.close();
