@@ -32,6 +32,8 @@ export interface Dispatch {
   events: EventsService;
   /** Graceful stop: no new requests or jobs, in-flight ones finish, pools close. */
   stop(): Promise<void>;
+  /** Resolves (with why) if the job worker pool is lost; /ready answers 503 from then on. */
+  workerPoolLost: Promise<string>;
 }
 
 export function taskPolicy(config: DispatchConfig): TaskPolicy {
@@ -44,9 +46,13 @@ export function taskPolicy(config: DispatchConfig): TaskPolicy {
 
 /** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve and schedule. */
 export async function startDispatch(config: DispatchConfig, databaseUrl: string, logger: Logger): Promise<Dispatch> {
-  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', {
-    'dispatch.reassign_budget': String(config.lifecycle.reassign_budget),
-  });
+  const sessionSettings = { 'dispatch.reassign_budget': String(config.lifecycle.reassign_budget) };
+  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', sessionSettings);
+  // graphile-worker gets a pool of its own (a LISTEN connection and one per worker), so its
+  // connections can be told apart and a lost worker pool cannot starve the API of connections.
+  const jobsDatabase = openDatabase(databaseUrl, config.worker.concurrency + 2, 'dispatch-worker', sessionSettings);
+  let workerPoolLost!: (reason: string) => void;
+  const lostPromise = new Promise<string>((resolve) => (workerPoolLost = resolve));
   const { db, pool } = database;
   const servers: RunningServer[] = [];
   let runner: JobRunner | undefined;
@@ -121,13 +127,19 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await runner?.stop();
     await monitor?.stop();
     await database.close();
+    await jobsDatabase.close();
   };
   try {
     const { applied } = await migrateToLatest(db, pool, workerLogger(log));
     if (applied.length > 0) log.info({ applied }, 'database migrated');
 
     runner = await startJobRunner({
-      pool,
+      pool: jobsDatabase.pool,
+      lostAfterMs: config.worker.pool_lost_after_ms,
+      onLost: (reason) => {
+        log.fatal({ reason }, 'job worker pool lost: this replica no longer runs jobs');
+        workerPoolLost(reason);
+      },
       handlers: { ...assignment.jobs(), ...lifecycle.jobs() },
       concurrency: config.worker.concurrency,
       pollIntervalMs: config.worker.poll_interval_ms,
@@ -168,6 +180,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     const ops = createOpsApp({
       registry: metrics.registry,
       isReady: async () => {
+        if (!runner?.alive()) return false;
         await sql`SELECT 1`.execute(db);
         return await isMigrated(db);
       },
@@ -176,7 +189,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     servers.push(await listen(ops, config.server.host, config.server.metrics_port));
     const [apiServer, opsServer] = servers as [RunningServer, RunningServer];
     log.info({ apiPort: apiServer.port, opsPort: opsServer.port }, 'dispatch listening');
-    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, events, stop: stopAll };
+    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, events, stop: stopAll, workerPoolLost: lostPromise };
   } catch (error) {
     await stopAll();
     throw error;
