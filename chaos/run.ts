@@ -34,6 +34,13 @@ if (values.autovacuum !== 'on' && values.autovacuum !== 'off') {
   process.stderr.write(`--autovacuum takes on or off, not "${values.autovacuum}"\n`);
   process.exit(2);
 }
+for (const flag of ['tasks', 'agents'] as const) {
+  const value = values[flag];
+  if (value !== undefined && !(Number.isInteger(Number(value)) && Number(value) >= 1)) {
+    process.stderr.write(`--${flag} takes a whole number of at least 1, not "${value}"\n`);
+    process.exit(2);
+  }
+}
 const profile = {
   ...base,
   autovacuum: values.autovacuum === 'on',

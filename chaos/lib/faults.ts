@@ -40,6 +40,31 @@ export async function waitReplicasReady(swarm: Swarm, timeoutMs: number): Promis
   }
 }
 
+/**
+ * While PostgreSQL is down every live replica must answer API calls 503 with Retry-After, at
+ * once: not refuse the connection, not hang, not 500. Returns what each did otherwise.
+ */
+export async function probeUnavailable(swarm: Pick<Swarm, 'slots'>, timeoutMs = 5_000): Promise<string[]> {
+  const replicas = swarm.slots.filter((r) => r !== null && !r.hasExited());
+  const findings = await Promise.all(
+    replicas.map(async (r) => {
+      try {
+        const response = await fetch(`${r!.apiUrl}/api/v1/tasks?limit=1`, {
+          headers: { 'x-agent-id': 'chaos-probe' },
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await response.body?.cancel();
+        if (response.status !== 503) return `${r!.name} answered ${response.status} while PostgreSQL was down (expected 503)`;
+        if (!response.headers.get('retry-after')) return `${r!.name} answered 503 without Retry-After while PostgreSQL was down`;
+        return null;
+      } catch (error) {
+        return `${r!.name} gave no answer while PostgreSQL was down: ${(error as Error).message}`;
+      }
+    }),
+  );
+  return findings.filter((f): f is string => f !== null);
+}
+
 /** A live slot to hit; `preferred` when it is up. */
 function pickSlot(swarm: Swarm, preferred: number): number {
   if (swarm.slots[preferred]) return preferred;
@@ -88,7 +113,8 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
         if (!swarm.postgres) throw new Error('the postgres fault needs the swarm to own its PostgreSQL');
         const down = Date.now();
         await swarm.postgres.down();
-        await sleep(spec.downMs);
+        record.violations.push(...(await probeUnavailable(swarm)));
+        await sleep(Math.max(0, spec.downMs - (Date.now() - down)));
         await swarm.postgres.up();
         const outage = Date.now() - down;
         const readyMs = await waitReplicasReady(swarm, 60_000);
