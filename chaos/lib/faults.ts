@@ -1,3 +1,4 @@
+import { ERROR_LOG_LINE } from '../../test/helpers/replica-process.js';
 import type { FaultName, FaultSpec } from './profile.js';
 import type { Swarm } from './swarm.js';
 
@@ -96,7 +97,7 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
         if (exit.code !== 0 || exit.signal !== null) {
           record.violations.push(`SIGTERMed replica exited ${JSON.stringify(exit)} (expected code 0); output: ${output.slice(-1_500)}`);
         }
-        if (/"level":"(error|fatal)"/.test(output)) record.violations.push(`SIGTERMed replica logged errors: ${output.slice(-1_500)}`);
+        if (ERROR_LOG_LINE.test(output)) record.violations.push(`SIGTERMed replica logged errors: ${output.slice(-1_500)}`);
         await sleep(spec.downMs);
         const replica = await swarm.startReplica(slot);
         record.detail = `slot ${slot + 1} exited ${exit.code} after ${ms} ms, ${replica.name} started`;

@@ -9,7 +9,7 @@ import { createLogger, workerLogger } from '../../src/observability/logger.js';
 import { FakePromptForge } from '../../test/helpers/fake-promptforge.js';
 import { FakeWarren } from '../../test/helpers/fake-warren.js';
 import { startNatsServer, type TestNatsServer } from '../../test/helpers/nats-server.js';
-import { freePort, spawnReplica, type ReplicaExit, type ReplicaProcess } from '../../test/helpers/replica-process.js';
+import { errorLogLines, freePort, spawnReplica, type ReplicaExit, type ReplicaProcess } from '../../test/helpers/replica-process.js';
 import type { AgentSpec } from './profile.js';
 
 const WARREN_TOKEN = 'chaos-warren-token';
@@ -230,10 +230,8 @@ export class Swarm {
   /** Log lines at error or fatal level from every replica (kept output is the last 64 KiB each). */
   errorLines(): string[] {
     return this.history.flatMap((r) =>
-      r
-        .output()
-        .split('\n')
-        .filter((line) => /"level":"(error|fatal)"/.test(line) && !/"msg":"request failed"/.test(line))
+      errorLogLines(r.output())
+        .filter((line) => !/"msg":"request failed"/.test(line))
         .map((line) => `${r.name}: ${line.slice(0, 1_500)}`),
     );
   }
