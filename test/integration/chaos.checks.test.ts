@@ -167,6 +167,24 @@ describe('chaos checks: assignment audit (events table)', () => {
     expect(audit.violations.join()).toMatch(/assigned to other .* while solo held it/);
     expect(audit.violations.join()).toMatch(/solo held 2 > limit 1/);
   });
+
+  it('judges each assignment by the limit in force then, and still catches a breach of it', async () => {
+    const db = database.handle.db;
+    const tasks = (await insertTasks(db, 3, { scope: 'elastic', requester: 'audit' })) as [string, string, string];
+    // Its limit was 2 while it was given two tasks, and lowered to 1 since (a persona edit).
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('elastic', '{elastic}', 'ready', 1)`.execute(db);
+    const placed = (limit: number) => JSON.stringify({ candidates: [{ agent: 'elastic', outcome: 'won', max_concurrent: limit }] });
+    await sql`
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, placement)
+      VALUES (${tasks[0]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb), (${tasks[1]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb)`.execute(db);
+    const audit = await auditAssignments(db, 3);
+    expect(audit.limitBreaches.filter((b) => b.agent === 'elastic')).toEqual([]);
+    // A third while the limit in force was still 2: a breach, planted on purpose.
+    await sql`INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, placement) VALUES (${tasks[2]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb)`.execute(
+      db,
+    );
+    expect(checkAudit(await auditAssignments(db, 3)).violations.join()).toMatch(/elastic held 3 > limit 2/);
+  });
 });
 
 describe('chaos: the PostgreSQL fault wants 503 with Retry-After, at once', () => {

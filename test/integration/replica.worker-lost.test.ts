@@ -18,6 +18,11 @@ afterEach(async () => {
   replica = undefined;
 });
 
+async function start(name: string, worker: { pool_lost_after_ms: number; unready_before_exit_ms: number }): Promise<ReplicaProcess> {
+  replica = await spawnReplica({ databaseUrl: database().url, name, config: { worker: { poll_interval_ms: 100, ...worker } } });
+  return replica;
+}
+
 async function readyStatus(r: ReplicaProcess): Promise<number | 'down'> {
   try {
     return (await fetch(`${r.opsUrl}/ready`, { signal: AbortSignal.timeout(2_000) })).status;
@@ -28,12 +33,7 @@ async function readyStatus(r: ReplicaProcess): Promise<number | 'down'> {
 
 describe('a replica whose job worker pool is lost', () => {
   it('answers /ready 503, then exits non-zero', async () => {
-    replica = await spawnReplica({
-      databaseUrl: database().url,
-      name: 'worker-lost',
-      config: { worker: { poll_interval_ms: 100, pool_lost_after_ms: 1_500, unready_before_exit_ms: 3_000 } },
-    });
-    const r = replica;
+    const r = await start('worker-lost', { pool_lost_after_ms: 1_500, unready_before_exit_ms: 3_000 });
     expect(await readyStatus(r)).toBe(200);
     const workerConnections = async () => {
       const { rows } = await sql<{ n: number }>`
@@ -58,12 +58,7 @@ describe('a replica whose job worker pool is lost', () => {
   }, 60_000);
 
   it('rides out a short loss of its connections (graphile-worker reconnects)', async () => {
-    replica = await spawnReplica({
-      databaseUrl: database().url,
-      name: 'worker-blip',
-      config: { worker: { poll_interval_ms: 100, pool_lost_after_ms: 5_000, unready_before_exit_ms: 0 } },
-    });
-    const r = replica;
+    const r = await start('worker-blip', { pool_lost_after_ms: 5_000, unready_before_exit_ms: 0 });
     await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                WHERE datname = current_database() AND application_name = 'dispatch-worker'`.execute(database().handle.db);
     // Proof it ran jobs again after the cut: an assignment:run job added now is taken and done.

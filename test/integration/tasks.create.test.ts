@@ -46,23 +46,9 @@ describe('POST /api/v1/tasks', () => {
 
   it('stores every optional field it is given', async () => {
     const parent = await createTask(api);
-    const task = await createTask(api, {
-      priority: 1,
-      timeout_ms: 5_000,
-      heartbeat_timeout_ms: 1_000,
-      start_timeout_ms: 60_000,
-      max_retries: 4,
-      parent_id: parent.id,
-      requester: 'requester-1',
-    });
-    expect(task).toMatchObject({
-      priority: 1,
-      timeout_ms: 5_000,
-      heartbeat_timeout_ms: 1_000,
-      start_timeout_ms: 60_000,
-      max_retries: 4,
-      parent_id: parent.id,
-    });
+    const optional = { priority: 1, timeout_ms: 5_000, heartbeat_timeout_ms: 1_000, start_timeout_ms: 60_000, max_retries: 4, parent_id: parent.id };
+    const task = await createTask(api, { ...optional, requester: 'requester-1' });
+    expect(task).toMatchObject(optional);
   });
 
   it.each([
