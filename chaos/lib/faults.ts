@@ -15,6 +15,8 @@ export interface FaultRecord {
   wallEnd: number;
   /** Broken expectations of the fault itself (e.g. SIGTERM did not exit 0). */
   violations: string[];
+  /** Warren fault: when every agent was first seen unknown in the database (epoch ms), if it was. */
+  allUnknownAt?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,6 +66,16 @@ export async function probeUnavailable(swarm: Pick<Swarm, 'slots'>, timeoutMs = 
     }),
   );
   return findings.filter((f): f is string => f !== null);
+}
+
+async function agentsNotUnknown(swarm: Swarm): Promise<number> {
+  const row = await swarm.database.db
+    .selectFrom('dispatch_agents')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('source', '=', 'warren')
+    .where('status', '<>', 'unknown')
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
 }
 
 /** A live slot to hit; `preferred` when it is up. */
@@ -124,9 +136,18 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
       }
       case 'warren': {
         swarm.warren.failWith('error');
-        await sleep(spec.downMs);
+        const until = Date.now() + spec.downMs;
+        // Watched, not assumed from the grace window: a loaded machine syncs late, and only the
+        // moment the replicas actually wrote "unknown" says from when nothing may be assigned.
+        while (Date.now() < until && record.allUnknownAt === undefined) {
+          if ((await agentsNotUnknown(swarm)) === 0) record.allUnknownAt = Date.now();
+          else await sleep(50);
+        }
+        await sleep(Math.max(0, until - Date.now()));
         swarm.warren.recover();
-        record.detail = `Warren answered 500 for ${spec.downMs} ms`;
+        record.detail = `Warren answered 500 for ${spec.downMs} ms; every agent unknown ${
+          record.allUnknownAt === undefined ? 'never' : `after ${record.allUnknownAt - wallStart} ms`
+        }`;
         break;
       }
     }
