@@ -2,7 +2,10 @@
  * `npm run chaos` (full profile) and `npm run chaos:ci` (short profile): a swarm of Dispatch
  * replicas under faults, then checks. Exits 0 only when every check passes.
  *
- *   tsx chaos/run.ts [--profile full|short] [--seed <text>] [--tasks N] [--agents N] [--json <file>]
+ *   tsx chaos/run.ts [--profile full|short] [--seed <text>] [--tasks N] [--agents N] [--autovacuum on|off]
+ *                    [--json <file>]
+ *
+ * --autovacuum off runs the swarm's PostgreSQL with the queue maintenance alone (default on).
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -17,6 +20,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: 'dispatch-chaos' },
     tasks: { type: 'string' },
     agents: { type: 'string' },
+    autovacuum: { type: 'string', default: 'on' },
     json: { type: 'string' },
   },
 });
@@ -26,8 +30,20 @@ if (!base) {
   process.stderr.write(`unknown profile "${values.profile}" (full or short)\n`);
   process.exit(2);
 }
+if (values.autovacuum !== 'on' && values.autovacuum !== 'off') {
+  process.stderr.write(`--autovacuum takes on or off, not "${values.autovacuum}"\n`);
+  process.exit(2);
+}
+for (const flag of ['tasks', 'agents'] as const) {
+  const value = values[flag];
+  if (value !== undefined && !(Number.isInteger(Number(value)) && Number(value) >= 1)) {
+    process.stderr.write(`--${flag} takes a whole number of at least 1, not "${value}"\n`);
+    process.exit(2);
+  }
+}
 const profile = {
   ...base,
+  autovacuum: values.autovacuum === 'on',
   ...(values.tasks ? { tasks: Number(values.tasks) } : {}),
   ...(values.agents ? { agents: Number(values.agents) } : {}),
 };

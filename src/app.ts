@@ -37,6 +37,8 @@ export interface Dispatch {
   events: EventsService;
   /** Graceful stop: no new requests or jobs, in-flight ones finish, pools close. */
   stop(): Promise<void>;
+  /** Resolves (with why) if the job worker pool is lost; /ready answers 503 from then on. */
+  workerPoolLost: Promise<string>;
 }
 
 export function taskPolicy(config: DispatchConfig): TaskPolicy {
@@ -49,9 +51,13 @@ export function taskPolicy(config: DispatchConfig): TaskPolicy {
 
 /** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve and schedule. */
 export async function startDispatch(config: DispatchConfig, databaseUrl: string, logger: Logger): Promise<Dispatch> {
-  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', {
-    'dispatch.reassign_budget': String(config.lifecycle.reassign_budget),
-  });
+  const sessionSettings = { 'dispatch.reassign_budget': String(config.lifecycle.reassign_budget) };
+  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', sessionSettings);
+  // graphile-worker gets a pool of its own (a LISTEN connection and one per worker), so its
+  // connections can be told apart and a lost worker pool cannot starve the API of connections.
+  const jobsDatabase = openDatabase(databaseUrl, config.worker.concurrency + 2, 'dispatch-worker', sessionSettings);
+  let workerPoolLost!: (reason: string) => void;
+  const lostPromise = new Promise<string>((resolve) => (workerPoolLost = resolve));
   const { db, pool } = database;
   const servers: RunningServer[] = [];
   let runner: JobRunner | undefined;
@@ -130,13 +136,19 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await runner?.stop();
     await monitor?.stop();
     await database.close();
+    await jobsDatabase.close();
   };
   try {
     const { applied } = await migrateToLatest(db, pool, workerLogger(log));
     if (applied.length > 0) log.info({ applied }, 'database migrated');
 
     runner = await startJobRunner({
-      pool,
+      pool: jobsDatabase.pool,
+      lostAfterMs: config.worker.pool_lost_after_ms,
+      onLost: (reason) => {
+        log.fatal({ reason }, 'job worker pool lost: this replica no longer runs jobs');
+        workerPoolLost(reason);
+      },
       handlers: { ...assignment.jobs(), ...lifecycle.jobs() },
       concurrency: config.worker.concurrency,
       pollIntervalMs: config.worker.poll_interval_ms,
@@ -176,13 +188,14 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     });
     const ops = createOpsApp({
       registry: metrics.registry,
-      isReady: () => isDatabaseReady(db),
+      // Not ready once the job worker pool is lost (the process exits soon after), nor without the database.
+      isReady: async () => (runner?.alive() ?? false) && (await isDatabaseReady(db)),
     });
     servers.push(await listen(api, config.server.host, config.server.port));
     servers.push(await listen(ops, config.server.host, config.server.metrics_port));
     const [apiServer, opsServer] = servers as [RunningServer, RunningServer];
     log.info({ apiPort: apiServer.port, opsPort: opsServer.port }, 'dispatch listening');
-    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, events, stop: stopAll };
+    return { replicaId, apiPort: apiServer.port, opsPort: opsServer.port, database, metrics, assignment, events, stop: stopAll, workerPoolLost: lostPromise };
   } catch (error) {
     await stopAll();
     throw error;

@@ -51,6 +51,20 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
+  // A replica whose job worker pool is gone still answers HTTP but no longer assigns or times
+  // out anything: say so on /ready (already 503), give the load balancer a moment, then exit so
+  // the orchestrator starts a healthy one.
+  void dispatch.workerPoolLost.then(async () => {
+    if (stopping) return;
+    stopping = true;
+    await new Promise((resolve) => setTimeout(resolve, config.worker.unready_before_exit_ms));
+    const force = setTimeout(() => process.exit(1), config.server.shutdown_grace_ms);
+    force.unref();
+    await dispatch.stop().catch((error: unknown) => logger.error({ err: error }, 'stop after losing the job worker pool failed'));
+    await embedded?.stop();
+    logger.flush();
+    process.exit(1);
+  });
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;

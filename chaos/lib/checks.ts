@@ -192,6 +192,8 @@ export function checkAudit(report: AuditReport): CheckResult {
     ...report.limitBreaches.map((b) => `${b.agent} held ${b.held} > limit ${b.limit} at event ${b.eventId}`),
     ...report.attemptMismatches.map((m) => `task ${m.taskId}: ${m.event} for attempt ${m.got}, but attempt ${m.expected} was held (event ${m.eventId})`),
   ];
+  // A run in which no agent was ever full says nothing about limits.
+  if (report.agentsAtLimit === 0) violations.push(`no agent ever reached its limit (${report.assignments} assignments): limits were not exercised`);
   return result(
     'no double assignment, no limit breach',
     `${report.assignments} assignments; peak held ${report.peakHeld}; ${report.agentsAtLimit} agents reached their limit`,

@@ -1,3 +1,4 @@
+import { ERROR_LOG_LINE } from '../../test/helpers/replica-process.js';
 import type { FaultName, FaultSpec } from './profile.js';
 import type { Swarm } from './swarm.js';
 
@@ -14,6 +15,8 @@ export interface FaultRecord {
   wallEnd: number;
   /** Broken expectations of the fault itself (e.g. SIGTERM did not exit 0). */
   violations: string[];
+  /** Warren fault: when every agent was first seen unknown in the database (epoch ms), if it was. */
+  allUnknownAt?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,6 +41,41 @@ export async function waitReplicasReady(swarm: Swarm, timeoutMs: number): Promis
     if (Date.now() - started > timeoutMs) throw new Error(`replicas not ready ${timeoutMs} ms after the fault`);
     await sleep(100);
   }
+}
+
+/**
+ * While PostgreSQL is down every live replica must answer API calls 503 with Retry-After, at
+ * once: not refuse the connection, not hang, not 500. Returns what each did otherwise.
+ */
+export async function probeUnavailable(swarm: Pick<Swarm, 'slots'>, timeoutMs = 5_000): Promise<string[]> {
+  const replicas = swarm.slots.filter((r) => r !== null && !r.hasExited());
+  const findings = await Promise.all(
+    replicas.map(async (r) => {
+      try {
+        const response = await fetch(`${r!.apiUrl}/api/v1/tasks?limit=1`, {
+          headers: { 'x-agent-id': 'chaos-probe' },
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await response.body?.cancel();
+        if (response.status !== 503) return `${r!.name} answered ${response.status} while PostgreSQL was down (expected 503)`;
+        if (!response.headers.get('retry-after')) return `${r!.name} answered 503 without Retry-After while PostgreSQL was down`;
+        return null;
+      } catch (error) {
+        return `${r!.name} gave no answer while PostgreSQL was down: ${(error as Error).message}`;
+      }
+    }),
+  );
+  return findings.filter((f): f is string => f !== null);
+}
+
+async function agentsNotUnknown(swarm: Swarm): Promise<number> {
+  const row = await swarm.database.db
+    .selectFrom('dispatch_agents')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('source', '=', 'warren')
+    .where('status', '<>', 'unknown')
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
 }
 
 /** A live slot to hit; `preferred` when it is up. */
@@ -71,7 +109,7 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
         if (exit.code !== 0 || exit.signal !== null) {
           record.violations.push(`SIGTERMed replica exited ${JSON.stringify(exit)} (expected code 0); output: ${output.slice(-1_500)}`);
         }
-        if (/"level":"(error|fatal)"/.test(output)) record.violations.push(`SIGTERMed replica logged errors: ${output.slice(-1_500)}`);
+        if (ERROR_LOG_LINE.test(output)) record.violations.push(`SIGTERMed replica logged errors: ${output.slice(-1_500)}`);
         await sleep(spec.downMs);
         const replica = await swarm.startReplica(slot);
         record.detail = `slot ${slot + 1} exited ${exit.code} after ${ms} ms, ${replica.name} started`;
@@ -88,7 +126,8 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
         if (!swarm.postgres) throw new Error('the postgres fault needs the swarm to own its PostgreSQL');
         const down = Date.now();
         await swarm.postgres.down();
-        await sleep(spec.downMs);
+        record.violations.push(...(await probeUnavailable(swarm)));
+        await sleep(Math.max(0, spec.downMs - (Date.now() - down)));
         await swarm.postgres.up();
         const outage = Date.now() - down;
         const readyMs = await waitReplicasReady(swarm, 60_000);
@@ -97,9 +136,18 @@ export async function injectFault(swarm: Swarm, spec: FaultSpec, t0: number): Pr
       }
       case 'warren': {
         swarm.warren.failWith('error');
-        await sleep(spec.downMs);
+        const until = Date.now() + spec.downMs;
+        // Watched, not assumed from the grace window: a loaded machine syncs late, and only the
+        // moment the replicas actually wrote "unknown" says from when nothing may be assigned.
+        while (Date.now() < until && record.allUnknownAt === undefined) {
+          if ((await agentsNotUnknown(swarm)) === 0) record.allUnknownAt = Date.now();
+          else await sleep(50);
+        }
+        await sleep(Math.max(0, until - Date.now()));
         swarm.warren.recover();
-        record.detail = `Warren answered 500 for ${spec.downMs} ms`;
+        record.detail = `Warren answered 500 for ${spec.downMs} ms; every agent unknown ${
+          record.allUnknownAt === undefined ? 'never' : `after ${record.allUnknownAt - wallStart} ms`
+        }`;
         break;
       }
     }

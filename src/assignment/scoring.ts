@@ -12,6 +12,11 @@ export interface AgentSnapshot {
   lastAssignedAt: Date | null;
   /** A failed wake puts the agent on a cooldown until this instant. */
   avoidUntil: Date | null;
+  /**
+   * Read without its row lock: the batch deciding did not lock it because it was not free then.
+   * Such an agent explains a decision but never wins one, since another batch may be filling it.
+   */
+  unlocked?: boolean;
 }
 
 export interface TaskToPlace {
@@ -22,7 +27,16 @@ export interface TaskToPlace {
 }
 
 /** Why an agent cannot take a task (or `null` when it can). */
-export type Exclusion = 'no_capability' | 'drained' | 'stopped' | 'degraded' | 'unknown' | 'starting' | 'at_limit' | 'cooling_down';
+export type Exclusion =
+  | 'no_capability'
+  | 'drained'
+  | 'stopped'
+  | 'degraded'
+  | 'unknown'
+  | 'starting'
+  | 'at_limit'
+  | 'cooling_down'
+  | 'not_free_at_lock';
 
 /** v1's availability weights; busy counts only while under the limit (checked by `exclusionOf`). */
 export const AVAILABILITY: Record<AgentStatus, number> = {
@@ -53,6 +67,7 @@ export function exclusionOf(agent: AgentSnapshot, task: TaskToPlace, now: Date):
   }
   if (agent.activeTasks >= agent.maxConcurrent) return 'at_limit';
   if (agent.avoidUntil && agent.avoidUntil > now) return 'cooling_down';
+  if (agent.unlocked) return 'not_free_at_lock';
   return null;
 }
 

@@ -128,6 +128,12 @@ export const configSchema = z
         poll_interval_ms: z.number().int().min(50).default(500),
         heartbeat_interval_ms: positiveMs.default(5_000),
         dead_after_ms: positiveMs.default(30_000),
+        // The job worker pool is judged lost when it has failed to fetch a job for this long (its
+        // own retries included). Longer than a database restart, which it rides out by itself.
+        pool_lost_after_ms: positiveMs.default(60_000),
+        // Once the pool is lost, /ready answers 503 this long before the process exits (1), so a
+        // load balancer stops sending work before connections are refused.
+        unready_before_exit_ms: z.number().int().min(0).default(5_000),
       })
       .strict()
       .prefault({}),

@@ -10,6 +10,8 @@ export type JobHandler = (payload: unknown) => Promise<void>;
 export interface JobRunner {
   /** graphile-worker ids of this runner's pool and workers (the pool's appears in locked_by). */
   workerIds(): string[];
+  /** False once the worker pool is lost (see `onLost`); it never comes back. */
+  alive(): boolean;
   /** Takes no new jobs, lets running ones finish, releases its locks. */
   stop(): Promise<void>;
 }
@@ -21,6 +23,10 @@ export async function startJobRunner(options: {
   concurrency: number;
   pollIntervalMs: number;
   logger: Logger;
+  /** How long fetching jobs may keep failing before the pool counts as lost. */
+  lostAfterMs: number;
+  /** Called once when the pool is lost: its runner settled, or it cannot reach the database. */
+  onLost: (reason: string) => void;
 }): Promise<JobRunner> {
   const taskList: TaskList = {};
   for (const [name, handler] of Object.entries(options.handlers)) {
@@ -36,6 +42,13 @@ export async function startJobRunner(options: {
   events.on('pool:release', ({ workerPool }) => workerIds.delete(workerPool.id));
   events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
   events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
+  // A fetch that fails is retried by graphile-worker forever, which is right for a database
+  // restart but leaves a pool whose connections never come back looking alive: judge it by how
+  // long fetching has failed without one success in between.
+  let failingSince: number | null = null;
+  events.on('worker:getJob:error', () => (failingSince ??= Date.now()));
+  events.on('worker:getJob:empty', () => (failingSince = null));
+  events.on('job:start', () => (failingSince = null));
   const runner: Runner = await run({
     events,
     pgPool: options.pool,
@@ -45,9 +58,32 @@ export async function startJobRunner(options: {
     noHandleSignals: true,
     logger: workerLogger(options.logger),
   });
+  let stopping = false;
+  let lost = false;
+  const lose = (reason: string) => {
+    if (stopping || lost) return;
+    lost = true;
+    clearInterval(watch);
+    options.onLost(reason);
+  };
+  const watch = setInterval(() => {
+    if (failingSince !== null && Date.now() - failingSince > options.lostAfterMs) {
+      lose(`fetching jobs has failed for ${Date.now() - failingSince} ms`);
+    }
+  }, Math.min(1_000, options.lostAfterMs / 4));
+  watch.unref();
+  // 0.17 settles the runner's promise when its pool shuts itself down (a worker that exited, a
+  // job it could not release), sometimes without rejecting: either way nothing runs jobs any more.
+  runner.promise.then(
+    () => lose('the job runner stopped by itself'),
+    (error: unknown) => lose(`the job runner failed: ${error instanceof Error ? error.message : String(error)}`),
+  );
   return {
     workerIds: () => [...workerIds],
+    alive: () => !lost,
     async stop() {
+      stopping = true;
+      clearInterval(watch);
       await runner.stop();
     },
   };

@@ -30,7 +30,8 @@ export interface AuditReport {
 
 /**
  * Replays dispatch_task_events in id order and checks the two safety rules: a task is never held
- * by two attempts at once, and an agent never holds more than its limit.
+ * by two attempts at once, and an agent never holds more than its limit (the limit in force when
+ * each task was assigned).
  *
  * Why id order is a sound witness: an event's id is drawn inside its transaction. An assigner
  * that counted on a slot freed by a completion saw that completion committed, so the completion's
@@ -43,8 +44,15 @@ export async function auditAssignments(db: Db, defaultLimit: number): Promise<Au
   const agents = await sql<{ name: string; max_concurrent: number | null }>`SELECT name, max_concurrent FROM dispatch_agents`.execute(db);
   for (const a of agents.rows) limits.set(a.name, a.max_concurrent ?? defaultLimit);
 
-  const { rows } = await sql<{ id: number; task_id: string; event: string; agent_id: string | null; attempt: number | null }>`
-    SELECT id, task_id, event, agent_id, attempt FROM dispatch_task_events
+  // The limit in force at an assignment is on its event: the placement record keeps the winner's
+  // max_concurrent as read under its row lock in the assigning transaction. Limits change during
+  // a run (re-registration, a persona edited in PromptForge), so the table's value at the end is
+  // only the fallback, for events written without a placement.
+  const { rows } = await sql<{ id: number; task_id: string; event: string; agent_id: string | null; attempt: number | null; limit_then: number | null }>`
+    SELECT id, task_id, event, agent_id, attempt,
+           (SELECT (c ->> 'max_concurrent')::int FROM jsonb_array_elements(placement -> 'candidates') c
+             WHERE c ->> 'outcome' = 'won' AND c ->> 'agent' = agent_id LIMIT 1) AS limit_then
+      FROM dispatch_task_events
      WHERE event = 'assigned' OR event = ANY (${[...ATTEMPT_ENDS]}::text[])
      ORDER BY id`.execute(db);
 
@@ -69,7 +77,7 @@ export async function auditAssignments(db: Db, defaultLimit: number): Promise<Au
       holder.set(e.task_id, { agent, attempt: e.attempt });
       const count = (held.get(agent) ?? 0) + 1;
       held.set(agent, count);
-      const limit = limits.get(agent) ?? defaultLimit;
+      const limit = e.limit_then ?? limits.get(agent) ?? defaultLimit;
       if (count > limit) report.limitBreaches.push({ agent, eventId: e.id, held: count, limit });
       if (count >= limit) reachedLimit.add(agent);
       report.peakHeld = Math.max(report.peakHeld, count);

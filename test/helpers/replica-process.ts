@@ -27,6 +27,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A replica's log line at error or fatal level (the logger writes level labels, not numbers). */
+export const ERROR_LOG_LINE = /"level":"(error|fatal)"/;
+
+/** The error and fatal lines of a replica's output. */
+export function errorLogLines(output: string): string[] {
+  return output.split('\n').filter((line) => ERROR_LOG_LINE.test(line));
+}
+
 export interface ReplicaExit {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -1,34 +1,23 @@
 import { sql } from 'kysely';
 import { expect } from 'vitest';
+import { applyAssignments } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
 import type { TaskStatus } from '../../src/db/columns.js';
 import type { TaskRow } from '../../src/db/database.js';
+import { findTask } from '../../src/tasks/task.queries.js';
 import type { ApiClient, ApiResponse } from './http.js';
 
 /**
- * Puts a pending task in the hands of `agent` the way the broker does (status, assignee, a new
- * attempt, the assignment stamp and an `assigned` event, in one statement), so the worker calls
- * can be tested without registering agents and waiting for assignment. No timeout job is
- * scheduled: the deadline (timeout_ms, 5 minutes by default) outlives any test.
+ * Puts a pending task in the hands of `agent` through the broker's own write (applyAssignments:
+ * status, assignee, a new attempt, the `assigned` event and the timeout job, in one statement),
+ * so the worker calls can be tested without registering agents and waiting for assignment. The
+ * deadline (timeout_ms, 5 minutes by default) outlives any test.
  */
 export async function assignDirectly(db: Db, taskId: string, agent: string): Promise<TaskRow> {
-  const { rows } = await sql<TaskRow>`
-    WITH t AS (
-      UPDATE dispatch_tasks
-         SET status = 'assigned', assignee = ${agent}, attempt = attempt + 1, assigned_at = now(),
-             started_at = NULL, last_progress_at = NULL, unmatched_at = NULL, not_before = NULL,
-             deadline_at = dispatch_attempt_deadline(NULL, now(), now(), timeout_ms, heartbeat_timeout_ms)
-       WHERE id = ${taskId} AND status = 'pending'
-      RETURNING *
-    ), e AS (
-      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'assigned', assignee, attempt,
-             jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope, 'attempt', attempt)
-        FROM t
-    )
-    SELECT * FROM t`.execute(db);
-  const task = rows[0];
-  if (!task) throw new Error(`assignDirectly: task ${taskId} is not pending`);
+  const applied = await db.transaction().execute((tx) => applyAssignments(tx, [{ taskId, agent, placement: null }]));
+  if (applied.length === 0) throw new Error(`assignDirectly: task ${taskId} is not pending`);
+  const task = await findTask(db, taskId);
+  if (!task) throw new Error(`assignDirectly: task ${taskId} vanished`);
   return task;
 }
 

@@ -4,6 +4,7 @@ import { JOB } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
+import { waitForAssignerIdle } from '../helpers/jobs.js';
 import { waitFor } from '../helpers/wait.js';
 
 let database: TestDatabase;
@@ -45,12 +46,7 @@ const assigned = (id: string, what = 'assignment') =>
 
 /** Waits until the broker has looked at the task and left it pending (unmatched, or a placement). */
 async function settledPending(id: string) {
-  await waitFor(async () => {
-    const { rows } = await sql<{ idle: boolean }>`
-      SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-                          WHERE t.identifier = ${JOB.assignmentRun}) AS idle`.execute(database.handle.db);
-    return rows[0]!.idle;
-  }, { what: 'assigner idle' });
+  await waitForAssignerIdle(database.handle.db);
   expect((await getTask(id)).status).toBe('pending');
 }
 

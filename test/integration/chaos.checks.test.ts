@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AttemptLog } from '../../chaos/lib/agents.js';
+import { probeUnavailable } from '../../chaos/lib/faults.js';
+import { feedTasks } from '../../chaos/lib/feed.js';
+import { focusedProfile } from '../../chaos/lib/profile.js';
+import { runChaos } from '../../chaos/lib/run-chaos.js';
+import type { ReplicaProcess } from '../helpers/replica-process.js';
 import { checkAudit, checkOutcomes, checkReassignments, checkStream, type EventRecord, type StreamRecord, type TaskRecord } from '../../chaos/lib/checks.js';
 import { auditAssignments } from '../helpers/assignment-audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -145,9 +152,13 @@ describe('chaos checks: assignment audit (events table)', () => {
     const db = database.handle.db;
     const tasks = await insertTasks(db, 3, { scope: 'audit', requester: 'audit' });
     await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('solo', '{audit}', 'ready', 1), ('other', '{audit}', 'ready', 1)`.execute(db);
+    // Limits never reached prove nothing about limits.
+    const idle = checkAudit(await auditAssignments(db, 3));
+    expect(idle.violations.join()).toMatch(/no agent ever reached its limit/);
+    const [t1, t2, t3] = tasks as [string, string, string];
+    await sql`INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt) VALUES (${t3}, 'assigned', 'other', 1), (${t3}, 'completed', 'other', 1)`.execute(db);
     const clean = checkAudit(await auditAssignments(db, 3));
-    expect(clean.ok).toBe(true);
-    const [t1, t2] = tasks as [string, string];
+    expect(clean.violations).toEqual([]);
     await sql`
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt)
       VALUES (${t1}, 'assigned', 'solo', 1), (${t1}, 'assigned', 'other', 2), (${t2}, 'assigned', 'solo', 1)`.execute(db);
@@ -155,5 +166,80 @@ describe('chaos checks: assignment audit (events table)', () => {
     expect(audit.ok).toBe(false);
     expect(audit.violations.join()).toMatch(/assigned to other .* while solo held it/);
     expect(audit.violations.join()).toMatch(/solo held 2 > limit 1/);
+  });
+
+  it('judges each assignment by the limit in force then, and still catches a breach of it', async () => {
+    const db = database.handle.db;
+    const tasks = (await insertTasks(db, 3, { scope: 'elastic', requester: 'audit' })) as [string, string, string];
+    // Its limit was 2 while it was given two tasks, and lowered to 1 since (a persona edit).
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('elastic', '{elastic}', 'ready', 1)`.execute(db);
+    const placed = (limit: number) => JSON.stringify({ candidates: [{ agent: 'elastic', outcome: 'won', max_concurrent: limit }] });
+    await sql`
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, placement)
+      VALUES (${tasks[0]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb), (${tasks[1]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb)`.execute(db);
+    const audit = await auditAssignments(db, 3);
+    expect(audit.limitBreaches.filter((b) => b.agent === 'elastic')).toEqual([]);
+    // A third while the limit in force was still 2: a breach, planted on purpose.
+    await sql`INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, placement) VALUES (${tasks[2]}, 'assigned', 'elastic', 1, ${placed(2)}::jsonb)`.execute(
+      db,
+    );
+    expect(checkAudit(await auditAssignments(db, 3)).violations.join()).toMatch(/elastic held 3 > limit 2/);
+  });
+});
+
+describe('chaos: the PostgreSQL fault wants 503 with Retry-After, at once', () => {
+  const servers: Server[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+  async function replicaAnswering(name: string, answer: (res: ServerResponse) => void): Promise<ReplicaProcess> {
+    const server = createServer((_req, res) => answer(res));
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { name, apiUrl: `http://127.0.0.1:${port}`, hasExited: () => false } as unknown as ReplicaProcess;
+  }
+
+  it('accepts 503 with Retry-After and flags anything else', async () => {
+    const good = await replicaAnswering('good', (res) => res.writeHead(503, { 'retry-after': '1' }).end('{}'));
+    const bare = await replicaAnswering('bare', (res) => res.writeHead(503).end('{}'));
+    const broken = await replicaAnswering('broken', (res) => res.writeHead(500).end('{}'));
+    const hanging = await replicaAnswering('hanging', () => undefined);
+    const refusing = { ...(await replicaAnswering('refusing', () => undefined)), name: 'refusing', apiUrl: 'http://127.0.0.1:1' } as ReplicaProcess;
+    expect(await probeUnavailable({ slots: [good] }, 500)).toEqual([]);
+    const findings = await probeUnavailable({ slots: [good, bare, broken, hanging, refusing, null] }, 500);
+    expect(findings).toHaveLength(4);
+    expect(findings.join('\n')).toMatch(/bare answered 503 without Retry-After/);
+    expect(findings.join('\n')).toMatch(/broken answered 500/);
+    expect(findings.join('\n')).toMatch(/hanging gave no answer/);
+    expect(findings.join('\n')).toMatch(/refusing gave no answer/);
+  });
+});
+
+describe('chaos: task creation keeps its statistics', () => {
+  it('counts a 500 on creation even when the retry succeeds', async () => {
+    let calls = 0;
+    const server = createServer((_req, res) => {
+      calls += 1;
+      if (calls === 1) res.writeHead(500).end('{}');
+      else res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: randomUUID() }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const feed = await feedTasks({ ...focusedProfile('warren'), tasks: 1 }, () => [url], { deadline: Date.now() + 10_000 });
+      expect(feed.ids.filter(Boolean)).toHaveLength(1);
+      expect(feed.stats.serverErrors).toBe(1);
+      expect(feed.stats.lastServerError).toMatch(/POST \/api\/v1\/tasks -> 500/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('chaos: a run that cannot prove anything is refused', () => {
+  it('rejects a profile without tasks or agents', async () => {
+    await expect(runChaos({ profile: { ...focusedProfile('warren'), tasks: 0 } })).rejects.toThrow(/at least one task/);
+    await expect(runChaos({ profile: { ...focusedProfile('warren'), agents: 0 } })).rejects.toThrow(/one agent/);
   });
 });

@@ -13,14 +13,20 @@ import { useTestDatabase } from '../helpers/database.js';
 const database = useTestDatabase();
 
 const GRACE_MS = 4_000;
+// The grace counts from Warren's last good answer, up to one state_ttl_ms before the fault began.
+const STATE_TTL_MS = 500;
 
 describe('chaos: Warren failing', () => {
   it('tasks wait while Warren is down past the grace window, then resume', async () => {
     const report = await runChaosChecked(focusedProfile('warren', { atMs: 2_000, downMs: 10_000, feedMs: 12_000, tasks: 200 }), database().url);
     const fault = report.faults.find((f) => f.name === 'warren')!;
     const db = database().handle.db;
-    // Once the grace window has passed (plus a sync and a batch), nothing is assigned until Warren is back.
-    const quietFrom = fault.wallStart + GRACE_MS + 1_500;
+    // Statuses are kept through the grace window; once every agent is unknown (the replicas wrote
+    // it), no transaction that starts later can assign (an event's created_at is its
+    // transaction's start), until Warren is back.
+    expect(fault.allUnknownAt, fault.detail).toBeDefined();
+    const quietFrom = fault.allUnknownAt!;
+    expect(quietFrom - fault.wallStart).toBeGreaterThanOrEqual(GRACE_MS - STATE_TTL_MS);
     const assignedIn = async (from: number, to: number) =>
       (
         await sql<{ n: number }>`

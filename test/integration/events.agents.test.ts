@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { jobQueued, waitForJobRun } from '../helpers/jobs.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Two replicas, so every notice is applied twice: the outcome must be the same as once. */
@@ -93,10 +94,11 @@ describe('swarm.agent.<name>.<lifecycle>', () => {
     const created = await api('POST', '/api/v1/tasks', { body: { title: 'dream it', scope: 'lc-dream' } });
     await waitFor(async () => (await task(created.body.id)).status === 'assigned', { what: 'reserved for the sleeper' });
     await waitForAgent('lc-sleeper', 'starting');
+    await waitFor(() => jobQueued(database.handle.db, 'wake-check:lc-sleeper'), { what: 'wake check scheduled' });
     await notify('lc-sleeper', 'ready');
     await waitForAgent('lc-sleeper', 'ready');
     // The wake check runs at wake_timeout_ms; with the agent ready it returns nothing.
-    await new Promise((resolve) => setTimeout(resolve, WAKE_TIMEOUT_MS + 500));
+    await waitForJobRun(database.handle.db, 'wake-check:lc-sleeper', { timeoutMs: WAKE_TIMEOUT_MS + 10_000 });
     const t = await task(created.body.id);
     expect(t.status).toBe('assigned');
     expect(t.assignee).toBe('lc-sleeper');

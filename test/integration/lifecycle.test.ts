@@ -4,6 +4,7 @@ import { JOB_KEY } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
+import { jobQueued, waitForJobRun } from '../helpers/jobs.js';
 import { waitFor } from '../helpers/wait.js';
 
 let database: TestDatabase;
@@ -47,6 +48,17 @@ async function createTask(body: Record<string, unknown>) {
 const getTask = async (id: string) => (await api('GET', `/api/v1/tasks/${id}`)).body;
 const eventsOf = async (id: string) => ((await api('GET', `/api/v1/tasks/${id}/events`)).body.events as { event: string; agent_id: string; attempt: number }[]);
 
+async function deadlineOf(id: string): Promise<Date> {
+  const row = await database.handle.db.selectFrom('dispatch_tasks').select('deadline_at').where('id', '=', id).executeTakeFirstOrThrow();
+  return row.deadline_at!;
+}
+
+/** Whether the database clock (the one deadlines are kept by) is past `at` + `byMs`. */
+async function databasePassed(at: Date, byMs: number): Promise<boolean> {
+  const { rows } = await sql<{ past: boolean }>`SELECT now() > ${at}::timestamptz + make_interval(secs => ${byMs / 1000}) AS past`.execute(database.handle.db);
+  return rows[0]!.past;
+}
+
 function untilTask(id: string, predicate: (task: any) => boolean, what: string, timeoutMs = 8_000) {
   return waitFor(async () => {
     const task = await getTask(id);
@@ -79,10 +91,18 @@ describe('timeouts', () => {
     await register(agent, scope);
     const id = await createTask({ scope, timeout_ms: 60_000, heartbeat_timeout_ms: 300, max_retries: 0 });
     await untilTask(id, (t) => t.status === 'assigned', 'assignment');
-    for (let i = 0; i < 4; i += 1) {
-      const progress = await api('POST', `/api/v1/tasks/${id}/progress`, { agent, body: { step: i } });
+    const firstDeadline = await deadlineOf(id);
+    // The agent reports every 150 ms (half the heartbeat timeout) until the deadline the task had
+    // before any progress is well past: without the reports it would have timed out by then.
+    for (let step = 0; !(await databasePassed(firstDeadline, 300)); step += 1) {
+      const progress = await api('POST', `/api/v1/tasks/${id}/progress`, { agent, body: { step } });
       expect(progress.status).toBe(200);
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      const { last_progress_at: reported } = await database.handle.db
+        .selectFrom('dispatch_tasks')
+        .select('last_progress_at')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      await waitFor(() => databasePassed(reported!, 150), { what: 'the next report due' });
     }
     expect((await getTask(id)).status).toBe('running');
     const timedOut = await untilTask(id, (t) => t.status === 'timeout', 'heartbeat timeout after silence');
@@ -92,7 +112,9 @@ describe('timeouts', () => {
   it('raises the waiting-too-long alarm once for a task nobody takes, without failing it', async () => {
     const id = await createTask({ scope: freshScope(), start_timeout_ms: 100 });
     await waitFor(async () => (await eventsOf(id)).some((e) => e.event === 'start_overdue'), { what: 'start_overdue event' });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // A later task's alarm shows a later sweep has run, which could have raised the first one again.
+    const marker = await createTask({ scope: freshScope(), start_timeout_ms: 100 });
+    await waitFor(async () => (await eventsOf(marker)).some((e) => e.event === 'start_overdue'), { what: 'a later sweep' });
     expect((await eventsOf(id)).filter((e) => e.event === 'start_overdue')).toHaveLength(1);
     expect((await getTask(id)).status).toBe('pending');
     const metrics = await fetch(`${dispatch.opsUrl}/metrics`).then((r) => r.text());
@@ -202,8 +224,10 @@ describe('waking sleeping agents', () => {
       const row = await database.handle.db.selectFrom('dispatch_agents').select(['status', 'wake_requested_at']).where('name', '=', agent).executeTakeFirst();
       return row?.status === 'starting' && row.wake_requested_at !== null;
     }, { what: 'wake requested' });
+    await waitFor(() => jobQueued(database.handle.db, `wake-check:${agent}`), { what: 'wake check scheduled' });
     await register(agent, scope, { status: 'ready' });
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // The wake check (due wake_timeout_ms after the wake) is what would take the task back.
+    await waitForJobRun(database.handle.db, `wake-check:${agent}`);
     expect(await getTask(id)).toMatchObject({ status: 'assigned', assignee: agent, attempt: 1 });
   });
 
@@ -218,7 +242,11 @@ describe('waking sleeping agents', () => {
     expect((await eventsOf(id)).map((e) => e.event)).toContain('wake_timeout');
     const row = await database.handle.db.selectFrom('dispatch_agents').select(['avoid_until']).where('name', '=', agent).executeTakeFirstOrThrow();
     expect(row.avoid_until!.getTime()).toBeGreaterThan(Date.now());
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A task placed after it shows an assignment pass has run since: the cooling agent got nothing.
+    const markerScope = freshScope();
+    await register(`${markerScope}-a`, markerScope);
+    const marker = await createTask({ scope: markerScope });
+    await untilTask(marker, (t) => t.status === 'assigned', 'a later assignment pass');
     expect((await getTask(id)).status).toBe('pending');
   });
 });
@@ -256,13 +284,27 @@ describe('deadlines live in the database', () => {
       await first.stop();
       first = undefined;
       // Every deadline passes while no replica runs.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await waitFor(async () => {
+        const { rows } = await sql<{ due: boolean }>`
+          SELECT bool_and(deadline_at < now()) AS due FROM dispatch_tasks WHERE status = 'assigned'`.execute(db2.handle.db);
+        return rows[0]!.due;
+      }, { what: 'every deadline past' });
       second = await startTestDispatch(db2.url, config);
       await waitFor(async () => {
         const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'timeout'`.execute(db2.handle.db);
         return rows[0]!.n === 5;
       }, { what: 'all timed out after restart' });
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Every timeout job has run (none left to fire a second time)...
+      await waitFor(async () => {
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE key LIKE 'timeout:%'`.execute(db2.handle.db);
+        return rows[0]!.n === 0;
+      }, { what: 'timeout jobs done' });
+      // ...and the sweep, the other path that times tasks out, has run since: a later overdue alarm.
+      const { body: marker } = await apiClient(second.baseUrl)('POST', '/api/v1/tasks', { body: { title: 'marker', scope: 'nobody', start_timeout_ms: 50 } });
+      await waitFor(async () => {
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_task_events WHERE task_id = ${marker.id} AND event = 'start_overdue'`.execute(db2.handle.db);
+        return rows[0]!.n === 1;
+      }, { what: 'a later sweep' });
       const { rows } = await sql<{ task_id: string; n: number }>`
         SELECT task_id, count(*)::int AS n FROM dispatch_task_events WHERE event LIKE 'timeout%' GROUP BY task_id`.execute(db2.handle.db);
       expect(rows.map((r) => r.n)).toEqual([1, 1, 1, 1, 1]);

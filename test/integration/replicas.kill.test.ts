@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOB } from '../../src/db/contract.js';
+import { completeTask } from '../../src/tasks/task.queries.js';
 import { auditAssignments } from '../helpers/assignment-audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
+import { errorLogLines, spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
 import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
-import { insertTasks } from '../helpers/tasks.js';
+import { assignDirectly, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -106,24 +107,27 @@ describe('replica failure', () => {
     await createTasksOverHttp(replicas.map((r) => r.apiUrl), { count: 200, scope: (i) => SCOPES[i % 3]!, concurrency: 8 });
     await waitFor(async () => (await completed()) >= TASKS / 4, { timeoutMs: 60_000, intervalMs: 20, what: 'a quarter of the tasks done' });
 
-    // Kill the replica running the assignment job if we catch one in the act (while at least
-    // 40% of the work is left); any replica otherwise.
-    let victim: ReplicaProcess | undefined;
-    for (let probe = 0; !victim; probe++) {
-      victim = await activeAssigner();
-      if (!victim && probe % 20 === 19 && (await completed()) >= TASKS * 0.6) break;
+    // Catch the active assigner in the act: with one agent row locked, the replica running the
+    // assignment job stops inside its batch, holding the job, until the lock goes.
+    const blocker = await db().startTransaction().execute();
+    await sql`SELECT 1 FROM dispatch_agents WHERE name = (SELECT min(name) FROM dispatch_agents) FOR UPDATE`.execute(blocker);
+    let victim: ReplicaProcess;
+    try {
+      victim = await waitFor(activeAssigner, { timeoutMs: 15_000, intervalMs: 20, what: 'a replica running the assignment job' });
+    } catch (error) {
+      await blocker.rollback().execute();
+      throw error;
     }
-    const caughtAssigning = victim !== undefined;
-    victim ??= replicas[0]!;
     const victimWorkers = await workerIdsOf(victim);
     expect(victimWorkers.length).toBeGreaterThan(0);
     victim.kill('SIGKILL');
     const killedAt = Date.now();
     const exit = await victim.exited;
     expect(exit.signal).toBe('SIGKILL');
-    // Usually the job it was running is still locked in its name (unless the pass ended in the
-    // instant between the probe and the kill); either way nothing may stay locked for long.
+    // The job it was running stays locked in its name until the dead-replica sweep frees it.
     const lockedAtKill = await jobsLockedBy(victimWorkers);
+    await blocker.rollback().execute();
+    expect(lockedAtKill).toBeGreaterThan(0);
     const leftAtKill = await unfinished();
     expect(leftAtKill).toBeGreaterThan(0);
 
@@ -136,7 +140,7 @@ describe('replica failure', () => {
       { timeoutMs: DEAD_AFTER_MS + 10_000, intervalMs: 200, what: 'dead replica forgotten' },
     );
     console.log(
-      `kill: ${caughtAssigning ? `killed the active assigner (${lockedAtKill} job locks)` : 'no assigner caught; killed replica 1'} with ${leftAtKill} tasks unfinished; ` +
+      `kill: killed the active assigner (${lockedAtKill} job locks) with ${leftAtKill} tasks unfinished; ` +
         `the others finished them in ${finishedMs} ms; agents ${JSON.stringify(agents!.stats)}`,
     );
     expect(finishedMs).toBeLessThan(60_000);
@@ -152,24 +156,52 @@ describe('replica failure', () => {
     for (let batch = 0; batch < 3; batch++) await insertTasks(db(), TASKS / 3, { scope: SCOPES[batch]!, requester: 'bulk' });
     await waitFor(async () => (await completed()) >= 2_000 + TASKS / 4, { timeoutMs: 30_000, intervalMs: 20, what: 'work under way' });
 
-    // Requests already being served when the signal lands must still get their answers.
-    const inFlight = Array.from({ length: 10 }, () =>
-      fetch(`${leaving.apiUrl}/api/v1/tasks?limit=200`, { headers: { 'x-agent-id': 'observer' } }).then(
+    // Requests already being served when the signal lands must still get their answers. To be
+    // sure they are being served, each waits in the database on a task row the test holds.
+    const held = await insertTasks(db(), 3, { scope: 'held', requester: 'bulk' });
+    for (const id of held) await assignDirectly(db(), id, 'observer');
+    const holder = await db().startTransaction().execute();
+    await sql`SELECT 1 FROM dispatch_tasks WHERE id = ANY (${held}::uuid[]) FOR UPDATE`.execute(holder);
+    const inFlight = held.map((id) =>
+      fetch(`${leaving.apiUrl}/api/v1/tasks/${id}/progress`, {
+        method: 'POST',
+        headers: { 'x-agent-id': 'observer', 'content-type': 'application/json' },
+        body: JSON.stringify({ attempt: 1, message: 'still here' }),
+      }).then(
         (r) => r.status,
-        () => 'not accepted' as const,
+        (error: unknown) => `no answer: ${String(error)}`,
       ),
     );
-    await new Promise((r) => setTimeout(r, 5));
+    await waitFor(
+      async () => {
+        const { rows } = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%dispatch_tasks%'`.execute(db());
+        return rows[0]!.n === held.length;
+      },
+      { what: 'the requests waiting in the database' },
+    );
     leaving.kill('SIGTERM');
+    // The shutdown is under way once the replica refuses new connections; only then let go.
+    await waitFor(
+      () =>
+        fetch(`${leaving.opsUrl}/health`).then(
+          () => false,
+          () => true,
+        ),
+      { what: 'the replica to stop accepting connections' },
+    );
+    await holder.commit().execute();
     const statuses = await Promise.all(inFlight);
+    for (const id of held) expect(await completeTask(db(), { taskId: id, agent: 'observer', attempt: 1 }, null)).toBeDefined();
     const exit = await leaving.exited;
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(statuses.filter((s) => s !== 200 && s !== 'not accepted')).toEqual([]);
+    expect(statuses).toEqual(held.map(() => 200));
     // It said goodbye: no job of its workers stays locked, its heartbeat row is gone.
     expect(await jobsLockedBy(leavingWorkers)).toBe(0);
     const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_replicas WHERE id LIKE ${`%-${leaving.pid}-%`}`.execute(db());
     expect(left.rows[0]!.n).toBe(0);
-    expect(leaving.output()).not.toMatch(/"level":(50|60)/);
+    expect(errorLogLines(leaving.output())).toEqual([]);
 
     await waitFor(async () => (await unfinished()) === 0, { timeoutMs: 60_000, intervalMs: 100, what: 'the last replica finishing everything' });
     finished = true;

@@ -5,6 +5,7 @@ import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { FakePromptForge } from '../helpers/fake-promptforge.js';
 import { FakeWarren } from '../helpers/fake-warren.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
+import { jobQueued, waitForAssignerIdle, waitForJobRun } from '../helpers/jobs.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -66,7 +67,7 @@ describe('warren mode', () => {
     const first = await createTask(scope);
     const second = await createTask(scope);
     expect((await until(first, (t) => t.status === 'assigned', 'first')).assignee).toBe(agent);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitForAssignerIdle(database.handle.db);
     expect((await getTask(second)).status).toBe('pending');
     // Only the Warren/PromptForge list calls: never a call per task or per candidate.
     expect(warren.callsTo('GET', `/admin/agents/${agent}`)).toHaveLength(0);
@@ -81,8 +82,10 @@ describe('warren mode', () => {
     const id = await createTask(scope);
     expect((await until(id, (t) => t.status === 'assigned', 'reservation')).assignee).toBe(agent);
     await waitFor(() => warren.wakes.includes(agent), { what: 'wake call' });
+    // The wake check is scheduled before Warren is called; it is what would take the task back.
+    expect(await jobQueued(database.handle.db, `wake-check:${agent}`)).toBe(true);
     await waitFor(async () => (await agentRow(agent))?.status === 'ready', { what: 'agent up' });
-    await new Promise((resolve) => setTimeout(resolve, 1_700));
+    await waitForJobRun(database.handle.db, `wake-check:${agent}`);
     expect(await getTask(id)).toMatchObject({ status: 'assigned', assignee: agent, attempt: 1 });
   });
 
@@ -125,7 +128,7 @@ describe('warren mode', () => {
     warren.failWith('error');
     await waitFor(async () => (await agentRow(agent))?.status === 'unknown', { what: 'agents unknown after grace', timeoutMs: 8_000 });
     const id = await createTask(scope);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitForAssignerIdle(database.handle.db);
     expect((await getTask(id)).status).toBe('pending');
     const metrics = await fetch(`${dispatch.opsUrl}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/dispatch_integration_up\{service="warren"\} 0/);
@@ -138,9 +141,11 @@ describe('warren mode', () => {
     const agent = fresh('known');
     addAgent(agent, scope, 'ready');
     await waitFor(async () => (await agentRow(agent))?.capabilities.includes(scope), { what: 'sync' });
+    const asked = forge.callsTo('GET', '/api/v1/personas').length;
     forge.failWith('garbage');
     try {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // PromptForge has been asked (and failed) since, and a sync after that kept the cache.
+      await waitFor(() => forge.callsTo('GET', '/api/v1/personas').length > asked + 1, { what: 'failed persona reads' });
       const id = await createTask(scope);
       expect((await until(id, (t) => t.status === 'assigned', 'assignment on cached personas')).assignee).toBe(agent);
     } finally {

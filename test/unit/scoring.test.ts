@@ -58,6 +58,9 @@ describe('exclusionOf names the reason an agent is filtered', () => {
     [{ status: 'unknown' }, 'unknown'],
     [{ activeTasks: 3 }, 'at_limit'],
     [{ avoidUntil: new Date(now.getTime() + 1) }, 'cooling_down'],
+    [{ unlocked: true }, 'not_free_at_lock'],
+    // The reason it was not free when the batch locked, when the newer read still shows one.
+    [{ unlocked: true, activeTasks: 3 }, 'at_limit'],
   ];
   it.each(cases)('%j -> %s', (overrides, expected) => {
     expect(exclusionOf(agent(overrides), task(), now)).toBe(expected);

@@ -1,0 +1,126 @@
+import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Assigner } from '../../src/assignment/assigner.js';
+import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
+import type { DB } from '../../src/db/generated/database.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { completeTask } from '../../src/tasks/task.queries.js';
+import { auditAssignments } from '../helpers/assignment-audit.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { assignDirectly, insertTasks } from '../helpers/tasks.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Two assigners (two replicas) placing at the same instant, with the interleaving forced step by
+ * step. The broker's statements are real; the only thing added is a pause before one chosen
+ * statement of each assigner, so the order of events is the one under test every time.
+ */
+const database = useTestDatabase();
+const opened: DatabaseHandle[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((h) => h.close()));
+});
+
+/** Holds every statement matching `pattern` until released; says when one has arrived. */
+class Pause {
+  reached = false;
+  private release!: () => void;
+  private readonly released = new Promise<void>((resolve) => (this.release = resolve));
+  constructor(readonly pattern: RegExp) {}
+  async pass(text: string): Promise<void> {
+    if (!this.pattern.test(text)) return;
+    this.reached = true;
+    await this.released;
+  }
+  open(): void {
+    this.release();
+  }
+}
+
+/** A Kysely view of a real pool whose statements wait at their `pauses`. */
+function pausedDb(handle: DatabaseHandle, ...pauses: Pause[]): Db {
+  const pool: PostgresPool = {
+    async connect() {
+      const client = await handle.pool.connect();
+      return {
+        query: async (text: string, values: unknown[]) => {
+          for (const pause of pauses) await pause.pass(text);
+          return await client.query(text, values);
+        },
+        release: () => client.release(),
+      } as unknown as Awaited<ReturnType<PostgresPool['connect']>>;
+    },
+    end: async () => undefined,
+  };
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+}
+
+function assigner(db: Db, handle: DatabaseHandle): Assigner {
+  return new Assigner(db, handle.pool, { batchSize: 1, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
+}
+
+async function waitersOnLocks(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+  return rows[0]!.n;
+}
+
+describe('assignment under concurrent batches', () => {
+  it('never places a task on an agent the batch did not lock (no limit breach)', async () => {
+    const db = database().handle.db;
+    const open = (name: string) => {
+      const handle = openDatabase(database().url, 2, name);
+      opened.push(handle);
+      return handle;
+    };
+    // race-b: the agent whose limit (1) is at stake, holding one task; race-c: busy, so it scores
+    // below race-b and wins only when race-b cannot.
+    await sql`
+      INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES
+        ('race-b', '{build}', 'ready', 1), ('race-c', '{build}', 'busy', NULL)`.execute(db);
+    await insertTasks(db, 2, { scope: 'build' });
+    const [held] = await insertTasks(db, 1, { scope: 'other-work' });
+    await assignDirectly(db, held!, 'race-b');
+
+    // B's transaction begins (its now() is fixed) and waits before locking agents.
+    const bHandle = open('race-b-assigner');
+    const bLock = new Pause(/ORDER BY name\s+FOR UPDATE/);
+    const bWrite = new Pause(/placement jsonb\)/);
+    const b = assigner(pausedDb(bHandle, bLock, bWrite), bHandle).assignBatch();
+    await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
+    // race-c's cooldown ends after B began and before A begins: free for A, not for B, so the two
+    // batches lock disjoint agents and neither waits for the other at the lock step.
+    await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'race-c'`.execute(db);
+
+    // A locks race-c (race-b is at its limit) and waits before reading the other agents.
+    const aHandle = open('race-a-assigner');
+    const aRead = new Pause(/FROM dispatch_agents ORDER BY name/);
+    const a = assigner(pausedDb(aHandle, aRead), aHandle).assignBatch();
+    await waitFor(() => aRead.reached, { what: 'A about to read the other agents' });
+
+    // race-b's task completes: B locks race-b (free now) and stops before writing.
+    expect(await completeTask(db, { taskId: held!, agent: 'race-b', attempt: 1 }, { ok: true })).toBeDefined();
+    bLock.open();
+    await waitFor(() => bWrite.reached, { what: 'B about to write' });
+
+    // A reads race-b as free; with the defect it picks race-b and waits for B's lock on it.
+    let aDone = false;
+    void a.then(() => (aDone = true));
+    aRead.open();
+    await waitFor(async () => aDone || (await waitersOnLocks(db)) === 1, { what: 'A deciding' });
+    bWrite.open();
+    const results = await Promise.all([a, b]);
+    expect(results.map((r) => r.assigned)).toEqual([1, 1]);
+
+    const audit = await auditAssignments(db, 3);
+    expect(audit.limitBreaches).toEqual([]);
+    const { rows } = await sql<{ name: string; active_tasks: number }>`
+      SELECT name, active_tasks FROM dispatch_agents WHERE name IN ('race-b', 'race-c') ORDER BY name`.execute(db);
+    expect(rows).toEqual([
+      { name: 'race-b', active_tasks: 1 },
+      { name: 'race-c', active_tasks: 1 },
+    ]);
+  });
+});
