@@ -122,6 +122,8 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     logger: log,
     metrics,
     clientName: `dispatch ${replicaId}`,
+    acceptRequests: config.hermes.accept_requests,
+    allowedRequesters: config.hermes.requesters,
     connection: { login: { options: natsConnectOptions(config.hermes), settings: loginSettings(config.hermes) } },
   });
   const stopAll = async () => {

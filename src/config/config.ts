@@ -54,6 +54,10 @@ export const configSchema = z
         tls_ca_file: z.string().default(''),
         tls_cert_file: z.string().default(''),
         tls_key_file: z.string().default(''),
+        // swarm.task.request: false leaves it to another service (no consumer is made); a
+        // non-empty list accepts requests only from these requesters (the rest are rejected).
+        accept_requests: z.boolean().default(true),
+        requesters: z.array(z.string().min(1).max(200)).default([]),
       })
       .strict()
       .superRefine((hermes, ctx) => {

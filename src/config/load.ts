@@ -6,7 +6,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type EnvBinding = { env: string; path: [string, string]; type: 'string' | 'int' };
+type EnvBinding = { env: string; path: [string, string]; type: 'string' | 'int' | 'bool' | 'list' };
 
 /** v1's environment overrides, plus a few new ones; env always wins over the file. */
 const ENV_BINDINGS: EnvBinding[] = [
@@ -27,6 +27,8 @@ const ENV_BINDINGS: EnvBinding[] = [
   { env: 'DISPATCH_HERMES_TLS_CA_FILE', path: ['hermes', 'tls_ca_file'], type: 'string' },
   { env: 'DISPATCH_HERMES_TLS_CERT_FILE', path: ['hermes', 'tls_cert_file'], type: 'string' },
   { env: 'DISPATCH_HERMES_TLS_KEY_FILE', path: ['hermes', 'tls_key_file'], type: 'string' },
+  { env: 'DISPATCH_HERMES_ACCEPT_REQUESTS', path: ['hermes', 'accept_requests'], type: 'bool' },
+  { env: 'DISPATCH_HERMES_REQUESTERS', path: ['hermes', 'requesters'], type: 'list' },
   { env: 'DISPATCH_WARREN_URL', path: ['warren', 'url'], type: 'string' },
   { env: 'DISPATCH_WARREN_TOKEN', path: ['warren', 'token'], type: 'string' },
   { env: 'DISPATCH_FORGE_URL', path: ['promptforge', 'url'], type: 'string' },
@@ -64,12 +66,17 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   for (const binding of ENV_BINDINGS) {
     const value = env[binding.env];
     if (value === undefined || value === '') continue;
-    let typed: string | number = value;
+    let typed: string | number | boolean | string[] = value;
     if (binding.type === 'int') {
       if (!/^-?\d+$/.test(value.trim())) {
         throw new ConfigError(`${binding.env} must be a whole number, got "${value}"`);
       }
       typed = Number(value);
+    } else if (binding.type === 'bool') {
+      if (!/^(true|false)$/i.test(value.trim())) throw new ConfigError(`${binding.env} must be true or false, got "${value}"`);
+      typed = value.trim().toLowerCase() === 'true';
+    } else if (binding.type === 'list') {
+      typed = value.split(',').map((item) => item.trim()).filter(Boolean);
     }
     const [section, key] = binding.path;
     const existing = raw[section];

@@ -23,6 +23,10 @@ export interface EventsOptions {
   metrics: Metrics;
   /** Shown as the client name in NATS monitoring. */
   clientName: string;
+  /** hermes.accept_requests: false makes no swarm.task.request consumer (another service takes them). */
+  acceptRequests?: boolean;
+  /** hermes.requesters: the requesters swarm.task.request accepts; empty, any. */
+  allowedRequesters?: readonly string[];
   outbox?: Pick<OutboxPublisherOptions, 'pollIntervalMs' | 'batchSize' | 'backlogSampleMs'>;
   connection?: Pick<NatsLinkOptions, 'login' | 'retryInitialMs' | 'retryMaxMs' | 'reconnectTimeWaitMs' | 'connectTimeoutMs'>;
   /** How long a JetStream publish waits for its acknowledgement. */
@@ -72,6 +76,7 @@ export class EventsService {
     this.requests = new TaskRequestConsumer({
       db: options.db,
       policy: options.policy,
+      allowedRequesters: options.allowedRequesters,
       publish,
       logger: this.log,
       metrics: options.metrics,
@@ -150,7 +155,7 @@ export class EventsService {
   private async ensureStreamAndConsumer(nc: NatsConnection): Promise<void> {
     const jsm = await nc.jetstreamManager();
     const stream = await ensureEventStream(jsm, this.log);
-    await ensureTaskRequestConsumer(jsm, stream);
+    if (this.options.acceptRequests !== false) await ensureTaskRequestConsumer(jsm, stream);
     this.streamReady = true;
   }
 
@@ -159,7 +164,7 @@ export class EventsService {
     const nc = this.link?.connection;
     if (!nc) throw new Error('NATS is not connected');
     await this.ensureStreamAndConsumer(nc);
-    if (this.running && this.requestsFor !== nc) {
+    if (this.running && this.options.acceptRequests !== false && this.requestsFor !== nc) {
       await this.requests.stop();
       // stop() may have run meanwhile: a pull loop started now would outlive it and hold the drain.
       if (!this.running) return;

@@ -78,6 +78,8 @@ export function rejectionBody(error: DispatchError, original: unknown): Record<s
 export interface TaskRequestConsumerOptions {
   db: Db;
   policy: TaskPolicy;
+  /** hermes.requesters: empty accepts any requester. */
+  allowedRequesters?: readonly string[];
   publish: PublishFn;
   logger: Logger;
   metrics: Metrics;
@@ -165,10 +167,10 @@ export class TaskRequestConsumer extends BackgroundService<void> {
   }
 
   private async handle(message: JsMsg): Promise<void> {
-    const { db, policy, logger, metrics } = this.options;
+    const { db, policy, logger, metrics, allowedRequesters } = this.options;
     const request: TaskRequestMessage = { data: message.data, streamSeq: message.seq, timestampNanos: message.info.timestampNanos };
     try {
-      const outcome = await createTaskFromRequest({ db, policy, metrics }, request);
+      const outcome = await createTaskFromRequest({ db, policy, metrics, allowedRequesters }, request);
       if (outcome.kind === 'rejected') {
         logger.warn(
           { seq: message.seq, reason: outcome.error.message, details: outcome.error.details },

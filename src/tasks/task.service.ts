@@ -61,6 +61,8 @@ export interface TaskIntake {
   db: Db;
   policy: TaskPolicy;
   metrics: Pick<Metrics, 'taskTransitions'>;
+  /** swarm.task.request only (hermes.requesters): the requesters it accepts; empty, any. */
+  allowedRequesters?: readonly string[];
 }
 
 /**
@@ -91,6 +93,12 @@ export async function submitTask(
   if (requester === undefined) {
     throw new DispatchError('validation_failed', 'invalid request body: requester', [
       { field: 'requester', message: 'required: the agent asking for the task' },
+    ]);
+  }
+  const allowed = intake.allowedRequesters ?? [];
+  if (allowed.length > 0 && !allowed.includes(requester)) {
+    throw new DispatchError('forbidden', `requester ${requester} may not ask for tasks here`, [
+      { field: 'requester', message: 'not among the requesters this Dispatch accepts (hermes.requesters)' },
     ]);
   }
   const outcome = await createTask(intake.db, intake.policy, requester, input, idempotencyKey);
