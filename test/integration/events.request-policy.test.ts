@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TASK_REQUEST_CONSUMER, EVENT_STREAM } from '../../src/events/subjects.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { startTestDispatch } from '../helpers/dispatch.js';
 import { readStream, startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
 
