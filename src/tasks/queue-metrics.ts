@@ -98,21 +98,26 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
       });
     return inFlight;
   };
+  /** A metric's collect(): cleared, then filled from the shared snapshot (left empty when the read failed). */
+  const fromSnapshot =
+    <M extends { reset(): void }>(fill: (metric: M, s: Snapshot) => void) =>
+    async function collect(this: M): Promise<void> {
+      this.reset();
+      const s = await snapshot();
+      if (s) fill(this, s);
+    };
 
   new Gauge({
     name: 'dispatch_queue_depth',
     help: 'Open tasks by scope and status (pending, assigned, running), cluster-wide.',
     labelNames: ['scope', 'status'] as const,
     registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (!s) return;
+    collect: fromSnapshot<Gauge<'scope' | 'status'>>((gauge, s) => {
       const depth = sumBy(s.counts, (c) => `${s.label(c.scope)}\u0000${c.status}`, (c) => c.tasks);
       for (const scope of s.labels) {
-        for (const status of OPEN_STATUSES) this.set({ scope, status }, depth.get(`${scope}\u0000${status}`) ?? 0);
+        for (const status of OPEN_STATUSES) gauge.set({ scope, status }, depth.get(`${scope}\u0000${status}`) ?? 0);
       }
-    },
+    }),
   });
 
   new Gauge({
@@ -120,14 +125,11 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     help: 'Age of the oldest pending task per scope (0 when none waits), cluster-wide.',
     labelNames: ['scope'] as const,
     registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (!s) return;
+    collect: fromSnapshot<Gauge<'scope'>>((gauge, s) => {
       const oldest = new Map<string, number>();
       for (const o of s.oldest) oldest.set(s.label(o.scope), Math.max(oldest.get(s.label(o.scope)) ?? 0, o.seconds));
-      for (const scope of s.labels) this.set({ scope }, oldest.get(scope) ?? 0);
-    },
+      for (const scope of s.labels) gauge.set({ scope }, oldest.get(scope) ?? 0);
+    }),
   });
 
   new Counter({
@@ -135,16 +137,13 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     help: 'Tasks that reached a terminal status, by scope and outcome (completed, failed, cancelled, timeout), cluster-wide since migration 0008.',
     labelNames: ['scope', 'outcome'] as const,
     registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (!s) return;
+    collect: fromSnapshot<Counter<'scope' | 'outcome'>>((counter, s) => {
       const finished = s.observations.filter((o) => o.kind === 'finished');
       for (const [key, n] of sumBy(finished, (o) => `${s.label(o.scope)}\u0000${o.outcome}`, (o) => o.observations)) {
         const [scope, outcome] = key.split('\u0000') as [string, string];
-        this.inc({ scope, outcome }, n);
+        counter.inc({ scope, outcome }, n);
       }
-    },
+    }),
   });
 
   registry.registerMetric(
@@ -170,10 +169,9 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
       help,
       labelNames: ['agent'] as const,
       registers: [registry],
-      async collect() {
-        this.reset();
-        for (const a of (await snapshot())?.agents ?? []) this.set({ agent: a.name }, a[field]);
-      },
+      collect: fromSnapshot<Gauge<'agent'>>((gauge, s) => {
+        for (const a of s.agents) gauge.set({ agent: a.name }, a[field]);
+      }),
     });
   }
 }

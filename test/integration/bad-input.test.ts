@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH, MAX_JSON_NODES } from '../../src/domain/storable.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
-import { apiClient, type ApiClient } from '../helpers/http.js';
+import { useTaskApi } from '../helpers/task-api.js';
 import { assignDirectly, createTask, eventNames, expectError } from '../helpers/tasks.js';
 
 /**
@@ -11,19 +9,7 @@ import { assignDirectly, createTask, eventNames, expectError } from '../helpers/
  * not JSON is a 415; a PATCH that cancels and replaces the context is one statement.
  */
 
-let database: TestDatabase;
-let dispatch: TestDispatch;
-let api: ApiClient;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  dispatch = await startTestDispatch(database.url);
-  api = apiClient(dispatch.baseUrl, 'requester-bad-input');
-});
-afterAll(async () => {
-  await dispatch?.stop();
-  await database?.drop();
-});
+const { database, api } = await useTaskApi();
 
 const nestedArrays = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
 
