@@ -17,15 +17,26 @@ const LAYERS = [
   'http',
   'auth',
   'tasks',
+  'scopes',
+  'schedules',
   'assignment',
   'lifecycle',
   'agents',
   'events',
+  // The operators' dashboard: a presentation layer over every domain, like http/ (it may import it).
+  'ui',
+  'client',
+  'cli',
 ];
 /** The wiring in src/ itself, which no folder imports back. */
-const ROOT_MODULES = ['**/main.js', '**/app.js', '**/routes.js'];
-/** Domain folders: their logic never imports the HTTP layer; only their `*.routes.ts` do. */
-const DOMAINS = LAYERS.slice(LAYERS.indexOf('http') + 1);
+const ROOT_MODULES = ['**/main.js', '**/app.js', '**/routes.js', '**/cli.js'];
+/**
+ * Domain folders: their logic never imports the HTTP layer; only their `*.routes.ts` do, and the
+ * `*.openapi.ts` beside them that declare those routes for openapi.json.
+ */
+const DOMAINS = LAYERS.slice(LAYERS.indexOf('http') + 1, LAYERS.indexOf('events') + 1);
+/** The server's folders: the client (shipped apart, for agents) takes only types from them. */
+const SERVER = LAYERS.slice(0, LAYERS.indexOf('client'));
 
 function importBoundaries(folder, { routes }) {
   const later = LAYERS.slice(LAYERS.indexOf(folder) + 1);
@@ -48,9 +59,27 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  ...LAYERS.map((folder) => ({ files: [`src/${folder}/**/*.ts`], rules: importBoundaries(folder, { routes: false }) })),
-  ...DOMAINS.map((folder) => ({ files: [`src/${folder}/**/*.routes.ts`], rules: importBoundaries(folder, { routes: true }) })),
-  { files: ['bench/**', 'test/**', 'db/dump-schema.ts', 'src/main.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
+  ...LAYERS.map((folder) => ({ files: [`src/${folder}/**/*.{ts,tsx}`], rules: importBoundaries(folder, { routes: false }) })),
+  ...DOMAINS.map((folder) => ({
+    files: [`src/${folder}/**/*.routes.ts`, `src/${folder}/**/*.openapi.ts`],
+    rules: importBoundaries(folder, { routes: true }),
+  })),
+  {
+    files: ['src/client/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: SERVER.map((f) => `**/${f}/*`), allowTypeImports: true, message: 'The client takes only types from the server (import type).' },
+            { group: ['node:*'], message: 'The client runs wherever fetch does: no Node modules.' },
+          ],
+        },
+      ],
+    },
+  },
+  { files: ['src/cli/**/*.ts', 'examples/**'], rules: { 'no-console': 'off' } },
+  { files: ['bench/**', 'test/**', 'scripts/**', 'db/dump-schema.ts', 'src/main.ts', 'src/cli.ts', 'src/db/migrate-cli.ts'], rules: { 'no-console': 'off' } },
   // Tests read JSON response bodies whose shape is what they assert.
   { files: ['test/**', 'bench/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

@@ -4,3 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent schema:check
+# openapi.json is what the routes' declarations generate (src/routes.ts, npm run openapi).
+npm run --silent openapi:check

@@ -4,7 +4,7 @@
  *   npm run bench                         short profile (CI): about 8 minutes
  *   npm run bench -- --profile full       10-minute sustained run, larger samples
  *   npm run bench -- --profile smoke      every scenario at toy sizes (checks the bench runs)
- *   npm run bench -- --only latency,drain run some scenarios (latency, drain, history, sustained, http, scale)
+ *   npm run bench -- --only latency,drain run some scenarios (yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk, stream, scope-limits, dependencies, delayed)
  *   npm run bench -- --sustained-s 120    override the sustained run's length
  *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
  *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
@@ -14,8 +14,15 @@
  * server; each scenario creates a fresh database on it and drops it afterwards. Everything runs on
  * 127.0.0.1. Scenarios:
  *
+ *  - yardsticks: the libraries underneath, bare, on the same server (bench/reference/, one module
+ *    each): graphile-worker's addJob -> task start and its batched no-op throughput, a raw
+ *    `SKIP LOCKED` claim, the bare Hono + INSERT route. The closing summary prints each Dispatch
+ *    figure beside its yardstick as a ratio, with the target from issue 17.
  *  - latency: create-to-assigned (assigned_at - created_at, stamped by the database) for tasks
  *    created over REST one at a time with gaps (idle), and at ~1,000 creates/s.
+ *  - hops: where idle create -> assigned time goes, one stamp per hop (insert commit, NOTIFY,
+ *    job locked, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
+ *    track_commit_timestamp on and a private nats-server.
  *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas.
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table.
  *  - sustained: 3 replicas assigning while new work keeps arriving and finished work is
@@ -23,9 +30,21 @@
  *  - http: POST /api/v1/tasks under autocannon (50 connections split over the replicas) with 1
  *    and with 3 replicas, agents registered so every task is also assigned meanwhile; latency
  *    percentiles from the replicas' histograms merged, create-to-assigned from the table.
+ *  - bulk: POST /api/v1/tasks/requeue then /cancel of a 100 k failed backlog while 2 replicas
+ *    assign other work created at 200/s; that work's create-to-assigned without and during.
+ *  - delayed: run_at lateness (assigned_at - run_at, p50/p99) of 2,000 tasks due over 3 s, with
+ *    an idle agent pool, 1 and 3 replicas; none may be assigned before its run_at.
  *  - scale: the claim and the API's reads on tables of 10 k, 100 k and 1 M tasks, through the
  *    product's own query functions, with the plan PostgreSQL chose (auto_explain); a sequential
  *    scan of the task tables at 100 k rows or more fails the run.
+ *  - scope-limits: the drain with per-scope max_running and max_starts_per_minute set (high, so
+ *    they cost but never bind) against without, with 1 and 3 replicas.
+ *  - dependencies: dependency completed -> dependent assigned (p50/p99), one pair at a time over
+ *    REST; one completion releasing 10,000 dependents (time until all are assigned).
+ *
+ *  - connections: the PostgreSQL connections one replica holds (per pool, idle and under load),
+ *    then 10 replicas with the shipped pool settings on one server with max_connections = 100
+ *    (the benchmark's if it has that setting, else a scratch one), serving and assigning.
  *
  * "v1-style 5 s tick": the database's instant wake-ups are switched off in that scenario's database
  * (the triggers that enqueue an assignment pass when work appears), the replicas' own tick is set
@@ -37,15 +56,24 @@
 import { sql } from 'kysely';
 import { withBenchDatabase } from './lib/database.js';
 import { BATCH_SIZE, VACUUM_INTERVAL_MS, args, log } from './scenarios/common.js';
+import { summaryTable } from './lib/figures.js';
+import { bulkActions } from './scenarios/bulk.js';
+import { connections } from './scenarios/connections.js';
+import { delayed } from './scenarios/delayed.js';
+import { dependencies } from './scenarios/dependencies.js';
 import { drain } from './scenarios/drain.js';
 import { history } from './scenarios/history.js';
+import { hops } from './scenarios/hops.js';
 import { http } from './scenarios/http.js';
 import { latency } from './scenarios/latency.js';
 import { scale } from './scenarios/scale.js';
+import { scopeLimits } from './scenarios/scope-limits.js';
+import { stream } from './scenarios/stream.js';
 import { sustained } from './scenarios/sustained.js';
+import { yardsticks } from './scenarios/yardsticks.js';
 
 /** In the order they run; `--only` picks among these names. */
-const SCENARIOS = { latency, drain, history, sustained, http, scale };
+const SCENARIOS = { yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk: bulkActions, stream, 'scope-limits': scopeLimits, dependencies, delayed };
 
 const only = args.only ? new Set(args.only.split(',')) : null;
 const wants = (name: string) => !only || only.has(name);
@@ -68,6 +96,11 @@ async function main(): Promise<void> {
 
   console.log(`\n## Assignment benchmark (${args.profile} profile)\n`);
   console.log(report.join('\n\n'));
+  const summary = summaryTable();
+  if (summary) {
+    // Ratios, not absolute figures, are what travels: every yardstick ran on this server in this run.
+    console.log(`\n### Summary: Dispatch against its yardsticks, same server, same run\n\n${summary}`);
+  }
 }
 
 await main();

@@ -8,6 +8,14 @@ import * as m0006 from './migrations/0006_time_ordered_ids.js';
 import * as m0007 from './migrations/0007_placement_in_audit_trail.js';
 import * as m0008 from './migrations/0008_scope_counters.js';
 import * as m0009 from './migrations/0009_credentials.js';
+import * as m0010 from './migrations/0010_assignment_stream.js';
+import * as m0011 from './migrations/0011_scope_controls.js';
+import * as m0012 from './migrations/0012_task_timing.js';
+import * as m0013 from './migrations/0013_task_dependencies.js';
+import * as m0014 from './migrations/0014_schedules.js';
+import * as m0015 from './migrations/0015_trace_context.js';
+import * as m0016 from './migrations/0016_task_readers.js';
+import * as m0017 from './migrations/0017_claim_per_scope.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -24,6 +32,14 @@ export const migrations: Record<string, Migration> = {
   '0007_placement_in_audit_trail': m0007,
   '0008_scope_counters': m0008,
   '0009_credentials': m0009,
+  '0010_assignment_stream': m0010,
+  '0011_scope_controls': m0011,
+  '0012_task_timing': m0012,
+  '0013_task_dependencies': m0013,
+  '0014_schedules': m0014,
+  '0015_trace_context': m0015,
+  '0016_task_readers': m0016,
+  '0017_claim_per_scope': m0017,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -26,6 +26,28 @@ CREATE SCHEMA public;
 COMMENT ON SCHEMA public IS 'standard public schema';
 
 --
+-- Name: dispatch_add_parent_reader(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_add_parent_reader() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO dispatch_task_readers (task_id, reader, reason, task_created_at)
+  SELECT NEW.id, p.requester, 'parent_requester', NEW.created_at
+    FROM dispatch_tasks p
+   WHERE p.id = NEW.parent_id AND p.requester <> NEW.requester
+  ON CONFLICT (task_id, reader) DO NOTHING;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_add_parent_reader(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_add_parent_reader() IS 'Lets the requester of a task''s parent read the task (a subtask made by another agent).';
+
+--
 -- Name: dispatch_agents_count_existing(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -178,6 +200,43 @@ $$;
 COMMENT ON FUNCTION public.dispatch_latency_buckets() IS 'Histogram bucket upper bounds in seconds for dispatch_scope_observations, from 10 ms to an hour; the metrics scrape reads them from here.';
 
 --
+-- Name: dispatch_notify_assignments(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_notify_assignments() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM new_events
+              WHERE event IN ('assigned', 'cancelled', 'reassigned', 'wake_timeout', 'timeout_retry', 'timeout_exhausted')) THEN
+    PERFORM pg_notify('dispatch_assignments', '');
+  END IF;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_notify_assignments(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_notify_assignments() IS 'NOTIFY dispatch_assignments (empty payload) when a statement writes an event the assignment stream sends; one per transaction, however many rows.';
+
+--
+-- Name: dispatch_notify_due(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_notify_due(due timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    AS $$
+  SELECT pg_notify('dispatch_due', floor(extract(epoch FROM due) * 1000)::bigint::text)
+$$;
+
+--
+-- Name: FUNCTION dispatch_notify_due(due timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_notify_due(due timestamp with time zone) IS 'NOTIFY dispatch_due with a due time in epoch milliseconds: replicas armed later re-read the earliest due time (src/lifecycle/due-timer.ts).';
+
+--
 -- Name: dispatch_queue_events_for_publication(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -217,6 +276,26 @@ $$;
 --
 
 COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Appends observations (parallel arrays: scope, kind, outcome, seconds) to dispatch_scope_observations, one row per bucket touched; returns how many observations.';
+
+--
+-- Name: dispatch_remember_former_assignee(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_remember_former_assignee() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO dispatch_task_readers (task_id, reader, reason, task_created_at)
+  VALUES (NEW.id, OLD.assignee, 'former_assignee', NEW.created_at)
+  ON CONFLICT (task_id, reader) DO NOTHING;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_remember_former_assignee(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_remember_former_assignee() IS 'Keeps an agent that held an earlier attempt of a task able to read it once the task is assigned to another agent.';
 
 --
 -- Name: dispatch_request_assignment(); Type: FUNCTION; Schema: public; Owner: -
@@ -401,9 +480,10 @@ BEGIN
   WITH pair AS (
     SELECT n.scope, n.status, o.status AS was, n.attempt, o.attempt AS was_attempt,
            n.created_at, n.assigned_at, n.completed_at,
-           -- Waiting since: creation for a first attempt; for a later one, when it came back to
-           -- pending, or when its retry backoff ended if that is later.
-           CASE WHEN o.attempt = 0 THEN n.created_at ELSE greatest(o.updated_at, o.not_before) END AS ready_at,
+           -- Waiting since: creation for a first attempt, or its run_at if delayed (migration
+           -- 0012); for a later one, when it came back to pending, or when its retry backoff
+           -- ended if that is later. (greatest() skips nulls.)
+           CASE WHEN o.attempt = 0 THEN greatest(n.created_at, o.not_before) ELSE greatest(o.updated_at, o.not_before) END AS ready_at,
            coalesce(o.started_at, o.assigned_at) AS ran_from
       FROM new_rows n JOIN old_rows o USING (id)
   ), observed AS (
@@ -434,6 +514,185 @@ END $$;
 --
 
 COMMENT ON FUNCTION public.dispatch_scope_counts_on_update() IS 'Statement trigger: applies the net change of open tasks per scope and status to dispatch_scope_counts, and records finishes, assignments and ended attempts in dispatch_scope_observations.';
+
+--
+-- Name: dispatch_scope_counts_waiting(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_scope_counts_waiting() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO dispatch_scope_counts (scope, status, tasks)
+    SELECT scope, 'waiting', count(*) FROM new_rows WHERE status = 'waiting' GROUP BY scope;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO dispatch_scope_counts (scope, status, tasks)
+    SELECT scope, 'waiting', -count(*) FROM old_rows WHERE status = 'waiting' GROUP BY scope;
+  ELSE
+    INSERT INTO dispatch_scope_counts (scope, status, tasks)
+    SELECT scope, 'waiting', sum(n)::bigint FROM (
+      SELECT scope, count(*) AS n FROM new_rows WHERE status = 'waiting' GROUP BY scope
+      UNION ALL
+      SELECT scope, -count(*) FROM old_rows WHERE status = 'waiting' GROUP BY scope) delta
+     GROUP BY scope HAVING sum(n) <> 0;
+  END IF;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_scope_counts_waiting(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_scope_counts_waiting() IS 'Statement trigger: appends the net change of waiting tasks per scope to dispatch_scope_counts (the other open statuses are counted by dispatch_scope_counts_on_insert/update/delete).';
+
+--
+-- Name: dispatch_settle_dependents(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_settle_dependents() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  ended_ids uuid[];
+  ended_statuses text[];
+BEGIN
+  -- Inside dispatch_settle_ended(), whose loop takes the next level itself.
+  IF current_setting('dispatch.settling_dependents', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  SELECT array_agg(n.id), array_agg(n.status) INTO ended_ids, ended_statuses
+    FROM new_rows n JOIN old_rows o USING (id)
+   WHERE n.status IN ('completed', 'failed', 'cancelled', 'timeout')
+     AND o.status NOT IN ('completed', 'failed', 'cancelled', 'timeout')
+     AND EXISTS (SELECT 1 FROM dispatch_task_dependencies d WHERE d.depends_on_id = n.id);
+  IF ended_ids IS NOT NULL THEN
+    PERFORM dispatch_settle_ended(ended_ids, ended_statuses);
+  END IF;
+  RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_settle_dependents(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_settle_dependents() IS 'Statement trigger: tasks that just ended (completed, failed, cancelled, timeout) and have dependents are passed to dispatch_settle_ended().';
+
+--
+-- Name: dispatch_settle_ended(uuid[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_settle_ended(ended_ids uuid[], ended_statuses text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    AS $$
+DECLARE
+  chunk CONSTANT integer := 200;
+  level_ids uuid[] := ended_ids;
+  level_statuses text[] := ended_statuses;
+  next_ids uuid[];
+  cancelled_ids uuid[];
+  targets uuid[];
+  causes uuid[];
+  cause_statuses text[];
+  counts integer[];
+  i integer;
+BEGIN
+  PERFORM set_config('dispatch.settling_dependents', 'on', true);
+  WHILE level_ids IS NOT NULL LOOP
+    next_ids := NULL;
+    -- Dependents of a task that did not complete, whose policy is cancel: cancelled, naming it.
+    SELECT array_agg(task_id ORDER BY task_id), array_agg(dependency ORDER BY task_id), array_agg(dependency_status ORDER BY task_id)
+      INTO targets, causes, cause_statuses
+      FROM (SELECT DISTINCT ON (d.task_id) d.task_id, e.id AS dependency, e.status AS dependency_status
+              FROM unnest(level_ids, level_statuses) AS e(id, status)
+              JOIN dispatch_task_dependencies d ON d.depends_on_id = e.id
+             WHERE e.status <> 'completed'
+             ORDER BY d.task_id, e.id) hit;
+    FOR i IN 0 .. coalesce(cardinality(targets) - 1, -1) / chunk LOOP
+      WITH hit AS (
+        SELECT * FROM unnest(targets[i * chunk + 1 : (i + 1) * chunk], causes[i * chunk + 1 : (i + 1) * chunk],
+                             cause_statuses[i * chunk + 1 : (i + 1) * chunk]) AS h(task_id, dependency, dependency_status)
+      ), doomed AS MATERIALIZED (
+        SELECT t.id, hit.dependency, hit.dependency_status
+          FROM hit CROSS JOIN LATERAL (SELECT * FROM dispatch_tasks x WHERE x.id = hit.task_id OFFSET 0) t
+         WHERE t.status = 'waiting' AND t.on_dependency_failure = 'cancel'
+         ORDER BY t.id
+           FOR UPDATE OF t
+      ), c AS (
+        -- The guard is written so the planner cannot answer it from dispatch_tasks_waiting_idx:
+        -- scanning every waiting task for each batch is what the primary key avoids.
+        UPDATE dispatch_tasks t
+           SET status = 'cancelled', completed_at = now(),
+               error = format('dependency %s ended %s', doomed.dependency, doomed.dependency_status)
+          FROM doomed
+         WHERE t.id = doomed.id AND coalesce(t.status, '') = 'waiting'
+        RETURNING t.id, t.attempt, t.error, doomed.dependency, doomed.dependency_status
+      ), e AS (
+        INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+        SELECT id, 'cancelled', NULL, attempt,
+               jsonb_build_object('task_id', id, 'cancelled_by', 'dependency', 'reason', error,
+                                  'dependency_id', dependency, 'dependency_status', dependency_status)
+          FROM c
+      )
+      SELECT array_agg(id) INTO cancelled_ids FROM c;
+      next_ids := next_ids || cancelled_ids;
+    END LOOP;
+
+    -- Every other waiting dependent counts these dependencies off; at 0 it becomes pending, and
+    -- the wake-up trigger (migration 0002) requests an assignment pass for this commit.
+    SELECT array_agg(task_id ORDER BY task_id), array_agg(n ORDER BY task_id) INTO targets, counts
+      FROM (SELECT d.task_id, count(*)::integer AS n
+              FROM unnest(level_ids) AS e(id)
+              JOIN dispatch_task_dependencies d ON d.depends_on_id = e.id
+             GROUP BY d.task_id) counted;
+    FOR i IN 0 .. coalesce(cardinality(targets) - 1, -1) / chunk LOOP
+      WITH counted AS (
+        SELECT * FROM unnest(targets[i * chunk + 1 : (i + 1) * chunk], counts[i * chunk + 1 : (i + 1) * chunk]) AS c(task_id, n)
+      ), ready AS MATERIALIZED (
+        SELECT t.id, counted.n
+          FROM counted CROSS JOIN LATERAL (SELECT * FROM dispatch_tasks x WHERE x.id = counted.task_id OFFSET 0) t
+         WHERE t.status = 'waiting'
+         ORDER BY t.id
+           FOR UPDATE OF t
+      ), r AS (
+        UPDATE dispatch_tasks t
+           SET waiting_on = greatest(t.waiting_on - ready.n, 0),
+               status = CASE WHEN t.waiting_on <= ready.n THEN 'pending' ELSE 'waiting' END
+          FROM ready
+         WHERE t.id = ready.id AND coalesce(t.status, '') = 'waiting'
+        RETURNING t.id, t.status, t.attempt
+      )
+      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+      SELECT id, 'released', NULL, attempt, jsonb_build_object('task_id', id, 'reason', 'every dependency ended')
+        FROM r WHERE status = 'pending';
+    END LOOP;
+
+    level_ids := next_ids;
+    level_statuses := CASE WHEN next_ids IS NOT NULL THEN array_fill('cancelled'::text, ARRAY[cardinality(next_ids)]) END;
+  END LOOP;
+  PERFORM set_config('dispatch.settling_dependents', '', true);
+END $$;
+
+--
+-- Name: FUNCTION dispatch_settle_ended(ended_ids uuid[], ended_statuses text[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_settle_ended(ended_ids uuid[], ended_statuses text[]) IS 'Settles the dependents of tasks that ended (parallel arrays: id, terminal status): cancels those whose policy is cancel when a dependency did not complete (event cancelled, error naming it), then counts the ended dependencies off the others, making pending (event released) those with none left; repeats for the tasks it cancelled.';
+
+--
+-- Name: dispatch_stream_recipient(text, text, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_stream_recipient(event text, agent_id text, payload jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN event = 'cancelled' THEN payload->>'assignee' ELSE agent_id END $$;
+
+--
+-- Name: FUNCTION dispatch_stream_recipient(event text, agent_id text, payload jsonb); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_stream_recipient(event text, agent_id text, payload jsonb) IS 'The agent an audit event gives work to or takes it from (the assignee in a cancel''s payload, else agent_id); used by dispatch_assignment_feed and its index.';
 
 --
 -- Name: dispatch_sync_active_tasks(); Type: FUNCTION; Schema: public; Owner: -
@@ -494,16 +753,60 @@ BEGIN
 END $$;
 
 --
+-- Name: dispatch_task_rank(timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_task_rank(ready_at timestamp with time zone, priority integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT ready_at + (priority - 1) * CASE WHEN aging_ms > 0 THEN make_interval(secs => aging_ms / 1000.0) ELSE interval '1000 years' END
+    FROM (SELECT coalesce(nullif(current_setting('dispatch.aging_ms', true), '')::integer, 60000) AS aging_ms) AS s
+$$;
+
+--
+-- Name: FUNCTION dispatch_task_rank(ready_at timestamp with time zone, priority integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_task_rank(ready_at timestamp with time zone, priority integer) IS 'Claim order of a task ready at ready_at: one priority level per dispatch.aging_ms (session setting, default 60000; 0: no aging, levels 1000 years apart).';
+
+--
+-- Name: dispatch_tasks_fill_rank(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_tasks_fill_rank() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  NEW.rank := dispatch_task_rank(coalesce(NEW.run_at, NEW.created_at), NEW.priority);
+  RETURN NEW;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_tasks_fill_rank(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_tasks_fill_rank() IS 'Computes rank for a task inserted without one, or whose priority changed.';
+
+--
 -- Name: dispatch_tasks_wake_on_insert(); Type: FUNCTION; Schema: public; Owner: -
 --
 
 CREATE FUNCTION public.dispatch_tasks_wake_on_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+  due timestamptz;
 BEGIN
-  -- Tasks marked unmatched on insert have nobody to go to: only the others need an assigner.
-  IF EXISTS (SELECT 1 FROM new_rows WHERE status = 'pending' AND unmatched_at IS NULL) THEN
+  -- Tasks marked unmatched on insert have nobody to go to, and delayed ones are not due yet:
+  -- only the others need an assigner now.
+  IF EXISTS (SELECT 1 FROM new_rows WHERE status = 'pending' AND unmatched_at IS NULL
+                                      AND (not_before IS NULL OR not_before <= now())) THEN
     PERFORM dispatch_request_assignment();
+  END IF;
+  SELECT min(least(CASE WHEN not_before > now() THEN not_before END, start_by)) INTO due
+    FROM new_rows WHERE status = 'pending';
+  IF due IS NOT NULL THEN
+    PERFORM dispatch_notify_due(due);
   END IF;
   RETURN NULL;
 END $$;
@@ -516,18 +819,20 @@ CREATE FUNCTION public.dispatch_tasks_wake_on_update() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  later timestamptz;
+  due timestamptz;
 BEGIN
-  -- Tasks that came back to pending (retry, reassignment, failed wake): ready now, or after backoff.
+  -- Tasks that came back to pending (retry, reassignment, failed wake): ready now, or after
+  -- backoff; either way one that may expire needs the due timer to know.
   IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o USING (id)
               WHERE n.status = 'pending' AND o.status <> 'pending'
                 AND (n.not_before IS NULL OR n.not_before <= now())) THEN
     PERFORM dispatch_request_assignment();
   END IF;
-  SELECT min(n.not_before) INTO later FROM new_rows n JOIN old_rows o USING (id)
-   WHERE n.status = 'pending' AND o.status <> 'pending' AND n.not_before > now();
-  IF later IS NOT NULL THEN
-    PERFORM dispatch_request_assignment_at(later);
+  SELECT min(least(CASE WHEN n.not_before > now() THEN n.not_before END, n.start_by)) INTO due
+    FROM new_rows n JOIN old_rows o USING (id)
+   WHERE n.status = 'pending' AND o.status <> 'pending';
+  IF due IS NOT NULL THEN
+    PERFORM dispatch_notify_due(due);
   END IF;
   RETURN NULL;
 END $$;
@@ -745,6 +1050,119 @@ CREATE VIEW public.dispatch_agent_load AS
 COMMENT ON VIEW public.dispatch_agent_load IS 'Each agent with its live load; max_concurrent null means the configured default.';
 
 --
+-- Name: dispatch_task_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_task_events (
+    id bigint NOT NULL,
+    event_id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
+    task_id uuid NOT NULL,
+    event text NOT NULL,
+    agent_id text,
+    attempt integer,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    placement jsonb,
+    tx xid8 DEFAULT pg_current_xact_id(),
+    CONSTRAINT dispatch_task_events_event_check CHECK ((event ~ '^[a-z_]+$'::text))
+)
+WITH (autovacuum_vacuum_insert_scale_factor='0.05');
+
+--
+-- Name: TABLE dispatch_task_events; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_task_events IS 'Audit trail: one row per state change, written in the same transaction as the change. Ordered by id.';
+
+--
+-- Name: COLUMN dispatch_task_events.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.id IS 'Monotonic sequence; gives the order of events.';
+
+--
+-- Name: COLUMN dispatch_task_events.event_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.event_id IS 'Globally unique event id, carried in published messages (and used to deduplicate them).';
+
+--
+-- Name: COLUMN dispatch_task_events.task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.task_id IS 'Task the event belongs to.';
+
+--
+-- Name: COLUMN dispatch_task_events.event; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.event IS 'What happened: created, assigned, progress, completed, failed, fail_retry, timeout_retry, timeout_exhausted, reassigned, cancelled, unmatched, context_updated, ...';
+
+--
+-- Name: COLUMN dispatch_task_events.agent_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.agent_id IS 'Agent involved (requester, assignee, or the agent that made the call).';
+
+--
+-- Name: COLUMN dispatch_task_events.attempt; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.attempt IS 'Task attempt (lease) the event belongs to.';
+
+--
+-- Name: COLUMN dispatch_task_events.payload; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.payload IS 'Event body as published.';
+
+--
+-- Name: COLUMN dispatch_task_events.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.created_at IS 'When the event was recorded.';
+
+--
+-- Name: COLUMN dispatch_task_events.placement; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.placement IS 'Assigned events only: the placement decision (agents considered, each score, why each other one lost or was filtered). Not published to NATS; served by GET /api/v1/tasks/:id/placement.';
+
+--
+-- Name: COLUMN dispatch_task_events.tx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_events.tx IS 'The writing transaction (pg_current_xact_id()). The assignment stream reads events in (tx, id) order and only below pg_snapshot_xmin, so an id committed late is never skipped. NULL for events written before migration 0010.';
+
+--
+-- Name: dispatch_assignment_feed; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.dispatch_assignment_feed AS
+ SELECT e.id,
+    e.tx,
+    e.task_id,
+    e.attempt,
+    public.dispatch_stream_recipient(e.event, e.agent_id, e.payload) AS agent,
+        CASE e.event
+            WHEN 'assigned'::text THEN 'assigned'::text
+            WHEN 'cancelled'::text THEN 'cancelled'::text
+            WHEN 'timeout_retry'::text THEN 'timeout'::text
+            WHEN 'timeout_exhausted'::text THEN 'timeout'::text
+            ELSE 'reassigned'::text
+        END AS kind
+   FROM public.dispatch_task_events e
+  WHERE ((e.event = ANY (ARRAY['assigned'::text, 'cancelled'::text, 'reassigned'::text, 'wake_timeout'::text, 'timeout_retry'::text, 'timeout_exhausted'::text])) AND ((e.event <> 'cancelled'::text) OR (NOT (EXISTS ( SELECT 1
+           FROM public.dispatch_task_events p
+          WHERE ((p.task_id = e.task_id) AND (p.attempt = e.attempt) AND (p.id < e.id) AND (p.event = ANY (ARRAY['timeout_retry'::text, 'timeout_exhausted'::text, 'reassigned'::text, 'wake_timeout'::text, 'fail_retry'::text, 'failed'::text, 'completed'::text]))))))));
+
+--
+-- Name: VIEW dispatch_assignment_feed; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.dispatch_assignment_feed IS 'What GET /api/v1/agents/:id/assignments sends: per agent, work given (assigned) and taken away (cancelled; reassigned: the agent stopped or did not wake; timeout), in (tx, id) order.';
+
+--
 -- Name: dispatch_capable_scopes; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -864,13 +1282,13 @@ WITH (autovacuum_vacuum_scale_factor='0.0', autovacuum_vacuum_threshold='1000', 
 -- Name: TABLE dispatch_event_outbox; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.dispatch_event_outbox IS 'Task events committed but not yet acknowledged by JetStream; the publisher deletes each id after the acknowledgement.';
+COMMENT ON TABLE public.dispatch_event_outbox IS 'Task and scope events committed but not yet acknowledged by JetStream; the publisher deletes each id after the acknowledgement.';
 
 --
 -- Name: COLUMN dispatch_event_outbox.id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_event_outbox.id IS 'dispatch_task_events.id of the owed event; publication follows this order.';
+COMMENT ON COLUMN public.dispatch_event_outbox.id IS 'dispatch_task_events.id or dispatch_scope_events.id (one sequence) of the owed event; publication follows this order.';
 
 --
 -- Name: COLUMN dispatch_event_outbox.created_at; Type: COMMENT; Schema: public; Owner: -
@@ -914,11 +1332,19 @@ CREATE TABLE public.dispatch_tasks (
     assigned_at timestamp with time zone,
     started_at timestamp with time zone,
     completed_at timestamp with time zone,
+    run_at timestamp with time zone,
+    start_by timestamp with time zone,
+    timeout_reason text,
+    rank timestamp with time zone,
+    waiting_on integer DEFAULT 0 NOT NULL,
+    on_dependency_failure text DEFAULT 'cancel'::text NOT NULL,
+    traceparent text,
     CONSTRAINT dispatch_tasks_active_has_assignee CHECK (((status <> ALL (ARRAY['assigned'::text, 'running'::text])) OR ((assignee IS NOT NULL) AND (assigned_at IS NOT NULL)))),
     CONSTRAINT dispatch_tasks_attempt_check CHECK ((attempt >= 0)),
     CONSTRAINT dispatch_tasks_heartbeat_timeout_ms_check CHECK ((heartbeat_timeout_ms > 0)),
     CONSTRAINT dispatch_tasks_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
     CONSTRAINT dispatch_tasks_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT dispatch_tasks_on_dependency_failure_check CHECK ((on_dependency_failure = ANY (ARRAY['cancel'::text, 'run'::text]))),
     CONSTRAINT dispatch_tasks_priority_check CHECK (((priority >= 1) AND (priority <= 5))),
     CONSTRAINT dispatch_tasks_reassign_count_check CHECK ((reassign_count >= 0)),
     CONSTRAINT dispatch_tasks_requester_check CHECK (((length(requester) >= 1) AND (length(requester) <= 200))),
@@ -926,10 +1352,14 @@ CREATE TABLE public.dispatch_tasks (
     CONSTRAINT dispatch_tasks_retry_count_check CHECK ((retry_count >= 0)),
     CONSTRAINT dispatch_tasks_scope_check CHECK ((((length(scope) >= 1) AND (length(scope) <= 200)) AND (scope = lower(scope)))),
     CONSTRAINT dispatch_tasks_start_timeout_ms_check CHECK ((start_timeout_ms > 0)),
-    CONSTRAINT dispatch_tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text, 'completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text]))),
+    CONSTRAINT dispatch_tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'pending'::text, 'assigned'::text, 'running'::text, 'completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text]))),
     CONSTRAINT dispatch_tasks_terminal_is_stamped CHECK (((status <> ALL (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text])) OR (completed_at IS NOT NULL))),
     CONSTRAINT dispatch_tasks_timeout_ms_check CHECK ((timeout_ms > 0)),
-    CONSTRAINT dispatch_tasks_title_check CHECK (((length(title) >= 1) AND (length(title) <= 500)))
+    CONSTRAINT dispatch_tasks_timeout_reason_check CHECK ((timeout_reason = ANY (ARRAY['expired'::text, 'execution'::text, 'heartbeat'::text]))),
+    CONSTRAINT dispatch_tasks_title_check CHECK (((length(title) >= 1) AND (length(title) <= 500))),
+    CONSTRAINT dispatch_tasks_traceparent_check CHECK ((traceparent ~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'::text)),
+    CONSTRAINT dispatch_tasks_waiting_on_check CHECK ((waiting_on >= 0)),
+    CONSTRAINT dispatch_tasks_waiting_on_dependencies CHECK (((status <> 'waiting'::text) OR (waiting_on > 0)))
 )
 WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
 
@@ -973,13 +1403,13 @@ COMMENT ON COLUMN public.dispatch_tasks.scope IS 'Capability tag the task needs,
 -- Name: COLUMN dispatch_tasks.priority; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_tasks.priority IS '1 (most urgent) to 5; pending work is taken in priority order, then oldest first.';
+COMMENT ON COLUMN public.dispatch_tasks.priority IS '1 (most urgent) to 5; pending work is taken in rank order: priority raised one level per assignment.aging_ms waited, then oldest first.';
 
 --
 -- Name: COLUMN dispatch_tasks.status; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_tasks.status IS 'pending, assigned, running (terminal: completed, failed, cancelled, timeout).';
+COMMENT ON COLUMN public.dispatch_tasks.status IS 'waiting (for its dependencies), pending (for an agent), assigned, running (terminal: completed, failed, cancelled, timeout).';
 
 --
 -- Name: COLUMN dispatch_tasks.assignee; Type: COMMENT; Schema: public; Owner: -
@@ -1063,7 +1493,7 @@ COMMENT ON COLUMN public.dispatch_tasks.idempotency_key IS 'Idempotency-Key head
 -- Name: COLUMN dispatch_tasks.not_before; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_tasks.not_before IS 'Retry backoff: a pending task is not assigned before this instant.';
+COMMENT ON COLUMN public.dispatch_tasks.not_before IS 'A pending task is not assigned before this instant: run_at of a delayed task, or the end of a retry backoff.';
 
 --
 -- Name: COLUMN dispatch_tasks.avoid_agent; Type: COMMENT; Schema: public; Owner: -
@@ -1126,6 +1556,48 @@ COMMENT ON COLUMN public.dispatch_tasks.started_at IS 'First progress report of 
 COMMENT ON COLUMN public.dispatch_tasks.completed_at IS 'When the task reached a terminal status.';
 
 --
+-- Name: COLUMN dispatch_tasks.run_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.run_at IS 'Requested earliest assignment (run_at, or creation + delay_ms); null when the task was not delayed. Copied into not_before at creation, which is what the claim reads.';
+
+--
+-- Name: COLUMN dispatch_tasks.start_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.start_by IS 'Expiry: a task still pending (not assigned) at this instant ends timeout with timeout_reason expired. Null: never expires.';
+
+--
+-- Name: COLUMN dispatch_tasks.timeout_reason; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.timeout_reason IS 'Why a task ended timeout: expired (not assigned by start_by), execution (timeout_ms) or heartbeat (heartbeat_timeout_ms); null for other statuses.';
+
+--
+-- Name: COLUMN dispatch_tasks.rank; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.rank IS 'Claim order (aging): ready time (run_at, else created_at) + (priority - 1) x assignment.aging_ms. Pending tasks are claimed in rank order; see dispatch_task_rank().';
+
+--
+-- Name: COLUMN dispatch_tasks.waiting_on; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.waiting_on IS 'Dependencies (dispatch_task_dependencies) not yet ended; the task is waiting while this is above 0. Decremented by dispatch_settle_dependents().';
+
+--
+-- Name: COLUMN dispatch_tasks.on_dependency_failure; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.on_dependency_failure IS 'cancel: the task is cancelled when a dependency fails, is cancelled or times out; run: it runs anyway once every dependency has ended.';
+
+--
+-- Name: COLUMN dispatch_tasks.traceparent; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.traceparent IS 'W3C trace context (traceparent header) sent with the create request: handed to the assignee in the task JSON and on every NATS event of the task; Dispatch''s own spans (when OTLP export is on) are its children. NULL: sent without one.';
+
+--
 -- Name: dispatch_overdue_tasks; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -1181,16 +1653,28 @@ CREATE VIEW public.dispatch_queue_depth AS
  SELECT dispatch_tasks.scope,
     dispatch_tasks.status,
     count(*) AS tasks,
-    min(dispatch_tasks.created_at) AS oldest_created_at
+    min(dispatch_tasks.created_at) AS oldest_created_at,
+        CASE
+            WHEN (dispatch_tasks.status = 'waiting'::text) THEN 'dependencies'::text
+            WHEN (dispatch_tasks.status <> 'pending'::text) THEN NULL::text
+            WHEN (dispatch_tasks.not_before > now()) THEN 'time'::text
+            ELSE 'agent'::text
+        END AS waiting_for
    FROM public.dispatch_tasks
-  WHERE (dispatch_tasks.status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text]))
-  GROUP BY dispatch_tasks.scope, dispatch_tasks.status;
+  WHERE (dispatch_tasks.status = ANY (ARRAY['waiting'::text, 'pending'::text, 'assigned'::text, 'running'::text]))
+  GROUP BY dispatch_tasks.scope, dispatch_tasks.status,
+        CASE
+            WHEN (dispatch_tasks.status = 'waiting'::text) THEN 'dependencies'::text
+            WHEN (dispatch_tasks.status <> 'pending'::text) THEN NULL::text
+            WHEN (dispatch_tasks.not_before > now()) THEN 'time'::text
+            ELSE 'agent'::text
+        END;
 
 --
 -- Name: VIEW dispatch_queue_depth; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON VIEW public.dispatch_queue_depth IS 'Open work by scope and status, with the age of the oldest task.';
+COMMENT ON VIEW public.dispatch_queue_depth IS 'Open work by scope and status, with the age of the oldest task; waiting_for says why open work does not run yet: dependencies (status waiting), time (pending: delayed, or in retry backoff) or agent (pending: due, waiting for a free capable agent).';
 
 --
 -- Name: dispatch_replicas; Type: TABLE; Schema: public; Owner: -
@@ -1234,6 +1718,140 @@ COMMENT ON COLUMN public.dispatch_replicas.started_at IS 'When the replica start
 COMMENT ON COLUMN public.dispatch_replicas.heartbeat_at IS 'Last heartbeat; refreshed every worker.heartbeat_interval_ms.';
 
 --
+-- Name: dispatch_scheduled_tasks; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.dispatch_scheduled_tasks AS
+ SELECT dispatch_tasks.id,
+    dispatch_tasks.scope,
+    dispatch_tasks.priority,
+    dispatch_tasks.not_before AS waiting_until,
+    dispatch_tasks.run_at,
+    dispatch_tasks.start_by,
+    (dispatch_tasks.not_before - now()) AS due_in,
+        CASE
+            WHEN ((dispatch_tasks.run_at IS NOT NULL) AND (dispatch_tasks.not_before = dispatch_tasks.run_at)) THEN 'run_at'::text
+            ELSE 'retry backoff'::text
+        END AS reason
+   FROM public.dispatch_tasks
+  WHERE ((dispatch_tasks.status = 'pending'::text) AND (dispatch_tasks.not_before > now()));
+
+--
+-- Name: VIEW dispatch_scheduled_tasks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.dispatch_scheduled_tasks IS 'Pending tasks waiting until a time (run_at or a retry backoff), not for an agent; ORDER BY waiting_until reads dispatch_tasks_not_before_idx.';
+
+--
+-- Name: dispatch_schedules; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_schedules (
+    id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
+    owner text NOT NULL,
+    cron text NOT NULL,
+    time_zone text NOT NULL,
+    template jsonb NOT NULL,
+    catch_up text DEFAULT 'skip'::text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    next_run_at timestamp with time zone,
+    last_run_at timestamp with time zone,
+    last_task_id uuid,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dispatch_schedules_catch_up_check CHECK ((catch_up = ANY (ARRAY['skip'::text, 'one'::text]))),
+    CONSTRAINT dispatch_schedules_cron_check CHECK (((length(cron) >= 1) AND (length(cron) <= 200))),
+    CONSTRAINT dispatch_schedules_owner_check CHECK (((length(owner) >= 1) AND (length(owner) <= 200))),
+    CONSTRAINT dispatch_schedules_paused_has_no_next CHECK (((NOT paused) OR (next_run_at IS NULL))),
+    CONSTRAINT dispatch_schedules_time_zone_check CHECK (((length(time_zone) >= 1) AND (length(time_zone) <= 100)))
+);
+
+--
+-- Name: TABLE dispatch_schedules; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_schedules IS 'Recurring tasks: a cron expression in a time zone and a task template. The ScheduleRunner of any replica creates the task of each occurrence once (FOR UPDATE SKIP LOCKED, next_run_at advanced in the same transaction).';
+
+--
+-- Name: COLUMN dispatch_schedules.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.id IS 'Schedule id; its tasks carry the Idempotency-Key schedule:<id>@<occurrence, ISO 8601>.';
+
+--
+-- Name: COLUMN dispatch_schedules.owner; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.owner IS 'The agent that created the schedule: the requester of every task it creates.';
+
+--
+-- Name: COLUMN dispatch_schedules.cron; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.cron IS 'Cron expression (5 fields, or 6 with seconds first), read by croner.';
+
+--
+-- Name: COLUMN dispatch_schedules.time_zone; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.time_zone IS 'IANA time zone the cron expression is read in (daylight saving time included).';
+
+--
+-- Name: COLUMN dispatch_schedules.template; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.template IS 'The task to create at each occurrence: the fields of POST /api/v1/tasks (title, scope, priority, context, ...).';
+
+--
+-- Name: COLUMN dispatch_schedules.catch_up; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.catch_up IS 'Occurrences missed by more than schedules.late_after_ms (every replica down): skip creates none of them; one creates one task for them all.';
+
+--
+-- Name: COLUMN dispatch_schedules.paused; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.paused IS 'A paused schedule creates nothing; resuming starts from the next occurrence after the resume.';
+
+--
+-- Name: COLUMN dispatch_schedules.next_run_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.next_run_at IS 'The next occurrence not yet handled; null while paused or when the expression has no future time.';
+
+--
+-- Name: COLUMN dispatch_schedules.last_run_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.last_run_at IS 'The occurrence of the last task created.';
+
+--
+-- Name: COLUMN dispatch_schedules.last_task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.last_task_id IS 'The last task created (it may since have been deleted by retention).';
+
+--
+-- Name: COLUMN dispatch_schedules.last_error; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.last_error IS 'Why the last occurrence created no task (its template was refused), or null.';
+
+--
+-- Name: COLUMN dispatch_schedules.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.created_at IS 'When the schedule was created.';
+
+--
+-- Name: COLUMN dispatch_schedules.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_schedules.updated_at IS 'Last change to the row (maintained by trigger).';
+
+--
 -- Name: dispatch_scope_counts; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1241,7 +1859,7 @@ CREATE TABLE public.dispatch_scope_counts (
     scope text NOT NULL,
     status text NOT NULL,
     tasks bigint NOT NULL,
-    CONSTRAINT dispatch_scope_counts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'assigned'::text, 'running'::text])))
+    CONSTRAINT dispatch_scope_counts_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'pending'::text, 'assigned'::text, 'running'::text])))
 );
 
 --
@@ -1260,13 +1878,89 @@ COMMENT ON COLUMN public.dispatch_scope_counts.scope IS 'Task scope (dispatch_ta
 -- Name: COLUMN dispatch_scope_counts.status; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_scope_counts.status IS 'pending, assigned or running.';
+COMMENT ON COLUMN public.dispatch_scope_counts.status IS 'waiting, pending, assigned or running.';
 
 --
 -- Name: COLUMN dispatch_scope_counts.tasks; Type: COMMENT; Schema: public; Owner: -
 --
 
 COMMENT ON COLUMN public.dispatch_scope_counts.tasks IS 'A change in the number of tasks of this scope in this status (negative when they left it); summed per key.';
+
+--
+-- Name: dispatch_task_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.dispatch_task_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.dispatch_task_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: dispatch_scope_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_scope_events (
+    id bigint DEFAULT nextval('public.dispatch_task_events_id_seq'::regclass) NOT NULL,
+    event_id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
+    scope text NOT NULL,
+    event text NOT NULL,
+    changed_by text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dispatch_scope_events_event_check CHECK ((event = ANY (ARRAY['paused'::text, 'resumed'::text, 'limits_changed'::text])))
+);
+
+--
+-- Name: TABLE dispatch_scope_events; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_scope_events IS 'Audit trail of scope controls: one row per change made by PATCH /api/v1/scopes/:scope, in the same transaction. Ids share dispatch_task_events_id_seq, so both trails replay together in id order; published to NATS as swarm.dispatch.scope.<event> through dispatch_event_outbox.';
+
+--
+-- Name: COLUMN dispatch_scope_events.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.id IS 'From the task events'' sequence: orders scope changes among task events.';
+
+--
+-- Name: COLUMN dispatch_scope_events.event_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.event_id IS 'Globally unique event id, carried in the published message (and used to deduplicate it).';
+
+--
+-- Name: COLUMN dispatch_scope_events.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.scope IS 'The scope changed.';
+
+--
+-- Name: COLUMN dispatch_scope_events.event; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.event IS 'paused, resumed, or limits_changed (max_running or max_starts_per_minute changed without a pause or resume).';
+
+--
+-- Name: COLUMN dispatch_scope_events.changed_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.changed_by IS 'Who: a credential id, "bootstrap", or the agent in header mode.';
+
+--
+-- Name: COLUMN dispatch_scope_events.payload; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.payload IS 'Event body as published: the scope''s controls after the change.';
+
+--
+-- Name: COLUMN dispatch_scope_events.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_events.created_at IS 'When the change was made.';
 
 --
 -- Name: dispatch_scope_observations; Type: TABLE; Schema: public; Owner: -
@@ -1326,95 +2020,191 @@ COMMENT ON COLUMN public.dispatch_scope_observations.observations IS 'Observatio
 COMMENT ON COLUMN public.dispatch_scope_observations.seconds IS 'Sum of those observations in seconds; summed per key.';
 
 --
--- Name: dispatch_task_events; Type: TABLE; Schema: public; Owner: -
+-- Name: dispatch_scope_starts; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.dispatch_task_events (
-    id bigint NOT NULL,
-    event_id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
-    task_id uuid NOT NULL,
-    event text NOT NULL,
-    agent_id text,
-    attempt integer,
-    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    placement jsonb,
-    CONSTRAINT dispatch_task_events_event_check CHECK ((event ~ '^[a-z_]+$'::text))
-)
-WITH (autovacuum_vacuum_insert_scale_factor='0.05');
-
---
--- Name: TABLE dispatch_task_events; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.dispatch_task_events IS 'Audit trail: one row per state change, written in the same transaction as the change. Ordered by id.';
-
---
--- Name: COLUMN dispatch_task_events.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.id IS 'Monotonic sequence; gives the order of events.';
-
---
--- Name: COLUMN dispatch_task_events.event_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.event_id IS 'Globally unique event id, carried in published messages (and used to deduplicate them).';
-
---
--- Name: COLUMN dispatch_task_events.task_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.task_id IS 'Task the event belongs to.';
-
---
--- Name: COLUMN dispatch_task_events.event; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.event IS 'What happened: created, assigned, progress, completed, failed, fail_retry, timeout_retry, timeout_exhausted, reassigned, cancelled, unmatched, context_updated, ...';
-
---
--- Name: COLUMN dispatch_task_events.agent_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.agent_id IS 'Agent involved (requester, assignee, or the agent that made the call).';
-
---
--- Name: COLUMN dispatch_task_events.attempt; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.attempt IS 'Task attempt (lease) the event belongs to.';
-
---
--- Name: COLUMN dispatch_task_events.payload; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.payload IS 'Event body as published.';
-
---
--- Name: COLUMN dispatch_task_events.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.created_at IS 'When the event was recorded.';
-
---
--- Name: COLUMN dispatch_task_events.placement; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_task_events.placement IS 'Assigned events only: the placement decision (agents considered, each score, why each other one lost or was filtered). Not published to NATS; served by GET /api/v1/tasks/:id/placement.';
-
---
--- Name: dispatch_task_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
---
-
-ALTER TABLE public.dispatch_task_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.dispatch_task_events_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
+CREATE TABLE public.dispatch_scope_starts (
+    scope text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    starts integer NOT NULL,
+    CONSTRAINT dispatch_scope_starts_starts_check CHECK ((starts > 0))
 );
+
+--
+-- Name: TABLE dispatch_scope_starts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_scope_starts IS 'Assignments of scopes that have max_starts_per_minute, one row per assignment batch and scope, written under the scope''s row lock; the sum over the last 60 s is the sliding window. Rows older than a few minutes are deleted by the next batch of the scope.';
+
+--
+-- Name: COLUMN dispatch_scope_starts.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_starts.scope IS 'Task scope.';
+
+--
+-- Name: COLUMN dispatch_scope_starts.started_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_starts.started_at IS 'The assigning transaction''s now(), the same instant as the assigned events'' created_at.';
+
+--
+-- Name: COLUMN dispatch_scope_starts.starts; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scope_starts.starts IS 'Tasks of the scope that batch assigned.';
+
+--
+-- Name: dispatch_scopes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_scopes (
+    scope text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    max_running integer,
+    max_starts_per_minute integer,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    changed_by text NOT NULL,
+    CONSTRAINT dispatch_scopes_max_running_check CHECK ((max_running > 0)),
+    CONSTRAINT dispatch_scopes_max_starts_per_minute_check CHECK ((max_starts_per_minute > 0))
+);
+
+--
+-- Name: TABLE dispatch_scopes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_scopes IS 'Operator controls per scope (PATCH /api/v1/scopes/:scope). A scope without a row is unpaused and unlimited. Read by every assignment batch in its own transaction; rows of limited scopes are locked FOR UPDATE there, so limits hold exactly across replicas.';
+
+--
+-- Name: COLUMN dispatch_scopes.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.scope IS 'Task scope (dispatch_tasks.scope, lower case).';
+
+--
+-- Name: COLUMN dispatch_scopes.paused; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.paused IS 'True: tasks of this scope are accepted but none is assigned until resumed.';
+
+--
+-- Name: COLUMN dispatch_scopes.max_running; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.max_running IS 'Most tasks of this scope assigned or running at once across the swarm; NULL for no limit.';
+
+--
+-- Name: COLUMN dispatch_scopes.max_starts_per_minute; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.max_starts_per_minute IS 'Most assignments of this scope in any 60 seconds (counted in dispatch_scope_starts while the limit is set); NULL for no limit.';
+
+--
+-- Name: COLUMN dispatch_scopes.changed_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.changed_at IS 'Last change.';
+
+--
+-- Name: COLUMN dispatch_scopes.changed_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_scopes.changed_by IS 'Who made the last change: a credential id, "bootstrap" for the admin token, or the agent in header mode.';
+
+--
+-- Name: dispatch_task_dependencies; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_task_dependencies (
+    task_id uuid NOT NULL,
+    depends_on_id uuid NOT NULL,
+    CONSTRAINT dispatch_task_dependencies_check CHECK ((task_id <> depends_on_id))
+);
+
+--
+-- Name: TABLE dispatch_task_dependencies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_task_dependencies IS 'Task dependency graph: task_id waits for depends_on_id to complete. Written once, when task_id is created (its dependencies existed before it, so there is no cycle). Edges go with either task when retention deletes it.';
+
+--
+-- Name: COLUMN dispatch_task_dependencies.task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_dependencies.task_id IS 'The dependent task.';
+
+--
+-- Name: COLUMN dispatch_task_dependencies.depends_on_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_dependencies.depends_on_id IS 'A task it waits for.';
+
+--
+-- Name: dispatch_task_readers; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_task_readers (
+    task_id uuid NOT NULL,
+    reader text NOT NULL,
+    reason text NOT NULL,
+    task_created_at timestamp with time zone NOT NULL,
+    CONSTRAINT dispatch_task_readers_reason_check CHECK ((reason = ANY (ARRAY['former_assignee'::text, 'parent_requester'::text])))
+);
+
+--
+-- Name: TABLE dispatch_task_readers; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_task_readers IS 'Agents that may read a task besides its requester and current assignee: agents that held an earlier attempt, and the requester of its parent. Written by triggers (dispatch_tasks_former_assignee, dispatch_tasks_parent_reader); read by task lists and GET /api/v1/tasks/:id for callers that do not read every task.';
+
+--
+-- Name: COLUMN dispatch_task_readers.task_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_readers.task_id IS 'The task that may be read (its rows go with it when retention deletes it).';
+
+--
+-- Name: COLUMN dispatch_task_readers.reader; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_readers.reader IS 'The agent that may read it.';
+
+--
+-- Name: COLUMN dispatch_task_readers.reason; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_readers.reason IS 'former_assignee: held an earlier attempt, then the task went to another agent; parent_requester: requested the task''s parent.';
+
+--
+-- Name: COLUMN dispatch_task_readers.task_created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_task_readers.task_created_at IS 'The task''s created_at, copied so a reader''s tasks list in the API''s order from one index.';
+
+--
+-- Name: dispatch_waiting_tasks; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.dispatch_waiting_tasks AS
+ SELECT t.id,
+    t.scope,
+    t.priority,
+    t.requester,
+    t.waiting_on,
+    t.on_dependency_failure,
+    t.created_at,
+    ( SELECT array_agg(d.depends_on_id ORDER BY d.depends_on_id) AS array_agg
+           FROM (public.dispatch_task_dependencies d
+             JOIN public.dispatch_tasks o ON ((o.id = d.depends_on_id)))
+          WHERE ((d.task_id = t.id) AND (o.status <> ALL (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text])))) AS open_dependencies
+   FROM public.dispatch_tasks t
+  WHERE (t.status = 'waiting'::text);
+
+--
+-- Name: VIEW dispatch_waiting_tasks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.dispatch_waiting_tasks IS 'Tasks waiting for their dependencies (status waiting), with the dependencies still open. Tasks waiting for an agent are pending (dispatch_queue_depth).';
 
 --
 -- Name: dispatch_agents dispatch_agents_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1459,6 +2249,34 @@ ALTER TABLE ONLY public.dispatch_replicas
     ADD CONSTRAINT dispatch_replicas_pkey PRIMARY KEY (id);
 
 --
+-- Name: dispatch_schedules dispatch_schedules_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_schedules
+    ADD CONSTRAINT dispatch_schedules_pkey PRIMARY KEY (id);
+
+--
+-- Name: dispatch_scope_events dispatch_scope_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_scope_events
+    ADD CONSTRAINT dispatch_scope_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: dispatch_scopes dispatch_scopes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_scopes
+    ADD CONSTRAINT dispatch_scopes_pkey PRIMARY KEY (scope);
+
+--
+-- Name: dispatch_task_dependencies dispatch_task_dependencies_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_task_dependencies
+    ADD CONSTRAINT dispatch_task_dependencies_pkey PRIMARY KEY (task_id, depends_on_id);
+
+--
 -- Name: dispatch_task_events dispatch_task_events_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1471,6 +2289,13 @@ ALTER TABLE ONLY public.dispatch_task_events
 
 ALTER TABLE ONLY public.dispatch_task_events
     ADD CONSTRAINT dispatch_task_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: dispatch_task_readers dispatch_task_readers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_task_readers
+    ADD CONSTRAINT dispatch_task_readers_pkey PRIMARY KEY (task_id, reader);
 
 --
 -- Name: dispatch_tasks dispatch_tasks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1486,10 +2311,28 @@ ALTER TABLE ONLY public.dispatch_tasks
 CREATE INDEX dispatch_credentials_agent ON public.dispatch_credentials USING btree (agent_id, created_at);
 
 --
+-- Name: dispatch_schedules_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_schedules_due_idx ON public.dispatch_schedules USING btree (next_run_at) WHERE (next_run_at IS NOT NULL);
+
+--
+-- Name: dispatch_schedules_owner_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_schedules_owner_idx ON public.dispatch_schedules USING btree (owner, created_at DESC, id DESC);
+
+--
 -- Name: dispatch_scope_counts_key; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX dispatch_scope_counts_key ON public.dispatch_scope_counts USING btree (scope, status);
+
+--
+-- Name: dispatch_scope_events_scope; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_scope_events_scope ON public.dispatch_scope_events USING btree (scope, id);
 
 --
 -- Name: dispatch_scope_observations_key; Type: INDEX; Schema: public; Owner: -
@@ -1498,10 +2341,58 @@ CREATE INDEX dispatch_scope_counts_key ON public.dispatch_scope_counts USING btr
 CREATE INDEX dispatch_scope_observations_key ON public.dispatch_scope_observations USING btree (scope, kind, outcome, le);
 
 --
+-- Name: dispatch_scope_starts_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_scope_starts_key ON public.dispatch_scope_starts USING btree (scope, started_at);
+
+--
+-- Name: dispatch_task_dependencies_dependents_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_task_dependencies_dependents_idx ON public.dispatch_task_dependencies USING btree (depends_on_id, task_id);
+
+--
+-- Name: dispatch_task_events_stream_agent_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_task_events_stream_agent_idx ON public.dispatch_task_events USING btree (public.dispatch_stream_recipient(event, agent_id, payload), tx, id) WHERE (event = ANY (ARRAY['assigned'::text, 'cancelled'::text, 'reassigned'::text, 'wake_timeout'::text, 'timeout_retry'::text, 'timeout_exhausted'::text]));
+
+--
+-- Name: INDEX dispatch_task_events_stream_agent_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_task_events_stream_agent_idx IS 'One agent''s stream events in stream order (a reconnect''s replay, a long poll).';
+
+--
+-- Name: dispatch_task_events_stream_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_task_events_stream_idx ON public.dispatch_task_events USING btree (tx, id) WHERE (event = ANY (ARRAY['assigned'::text, 'cancelled'::text, 'reassigned'::text, 'wake_timeout'::text, 'timeout_retry'::text, 'timeout_exhausted'::text]));
+
+--
+-- Name: INDEX dispatch_task_events_stream_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_task_events_stream_idx IS 'The events the assignment stream sends, in stream order (live reads of every connected agent).';
+
+--
 -- Name: dispatch_task_events_task_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX dispatch_task_events_task_idx ON public.dispatch_task_events USING btree (task_id, id);
+
+--
+-- Name: dispatch_task_readers_list_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_task_readers_list_idx ON public.dispatch_task_readers USING btree (reader, task_created_at DESC, task_id DESC);
+
+--
+-- Name: INDEX dispatch_task_readers_list_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_task_readers_list_idx IS 'A reader''s tasks newest first, as GET /api/v1/tasks pages them.';
 
 --
 -- Name: dispatch_tasks_active_by_assignee_idx; Type: INDEX; Schema: public; Owner: -
@@ -1540,6 +2431,18 @@ CREATE INDEX dispatch_tasks_deadline_idx ON public.dispatch_tasks USING btree (d
 CREATE UNIQUE INDEX dispatch_tasks_idempotency_idx ON public.dispatch_tasks USING btree (requester, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
 --
+-- Name: dispatch_tasks_not_before_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_tasks_not_before_idx ON public.dispatch_tasks USING btree (not_before) WHERE ((status = 'pending'::text) AND (not_before IS NOT NULL));
+
+--
+-- Name: INDEX dispatch_tasks_not_before_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_tasks_not_before_idx IS 'Pending tasks waiting until a time (run_at or retry backoff): the due timer reads the earliest.';
+
+--
 -- Name: dispatch_tasks_parent_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1558,10 +2461,16 @@ CREATE INDEX dispatch_tasks_pending_by_scope_idx ON public.dispatch_tasks USING 
 COMMENT ON INDEX public.dispatch_tasks_pending_by_scope_idx IS 'Pending tasks by scope, oldest first: dispatch_oldest_pending_seconds reads one entry per scope.';
 
 --
--- Name: dispatch_tasks_pending_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: dispatch_tasks_pending_scope_rank_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX dispatch_tasks_pending_idx ON public.dispatch_tasks USING btree (priority, created_at, id) INCLUDE (scope) WHERE (status = 'pending'::text);
+CREATE INDEX dispatch_tasks_pending_scope_rank_idx ON public.dispatch_tasks USING btree (scope, rank, id) WHERE (status = 'pending'::text);
+
+--
+-- Name: INDEX dispatch_tasks_pending_scope_rank_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_tasks_pending_scope_rank_idx IS 'The claim: each scope''s pending tasks in rank (aging) order.';
 
 --
 -- Name: dispatch_tasks_requester_idx; Type: INDEX; Schema: public; Owner: -
@@ -1576,6 +2485,18 @@ CREATE INDEX dispatch_tasks_requester_idx ON public.dispatch_tasks USING btree (
 CREATE INDEX dispatch_tasks_start_alarm_idx ON public.dispatch_tasks USING btree (created_at) WHERE ((status = 'pending'::text) AND (start_timeout_ms IS NOT NULL) AND (start_alarm_at IS NULL));
 
 --
+-- Name: dispatch_tasks_start_by_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_tasks_start_by_idx ON public.dispatch_tasks USING btree (start_by) WHERE ((status = 'pending'::text) AND (start_by IS NOT NULL));
+
+--
+-- Name: INDEX dispatch_tasks_start_by_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_tasks_start_by_idx IS 'Pending tasks that expire: the due timer reads the earliest start_by and expires those past it.';
+
+--
 -- Name: dispatch_tasks_unmarked_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1586,6 +2507,12 @@ CREATE INDEX dispatch_tasks_unmarked_idx ON public.dispatch_tasks USING btree (s
 --
 
 COMMENT ON INDEX public.dispatch_tasks_unmarked_idx IS 'Pending tasks whose unmatched event is not yet recorded, by scope: the unmatched pass probes it once per scope.';
+
+--
+-- Name: dispatch_tasks_waiting_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dispatch_tasks_waiting_idx ON public.dispatch_tasks USING btree (created_at) WHERE (status = 'waiting'::text);
 
 --
 -- Name: dispatch_agents dispatch_agents_count_on_insert; Type: TRIGGER; Schema: public; Owner: -
@@ -1618,6 +2545,24 @@ CREATE TRIGGER dispatch_agents_wake_on_insert AFTER INSERT ON public.dispatch_ag
 CREATE TRIGGER dispatch_agents_wake_on_update AFTER UPDATE ON public.dispatch_agents FOR EACH ROW WHEN (((new.status = ANY (ARRAY['ready'::text, 'sleeping'::text, 'busy'::text])) AND (NOT new.drained) AND ((old.status IS DISTINCT FROM new.status) OR old.drained OR (new.active_tasks < old.active_tasks) OR (old.capabilities IS DISTINCT FROM new.capabilities) OR (old.max_concurrent IS DISTINCT FROM new.max_concurrent) OR ((old.avoid_until IS NOT NULL) AND (new.avoid_until IS NULL))))) EXECUTE FUNCTION public.dispatch_agents_wake();
 
 --
+-- Name: dispatch_schedules dispatch_schedules_touch; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_schedules_touch BEFORE UPDATE ON public.dispatch_schedules FOR EACH ROW EXECUTE FUNCTION public.dispatch_touch_updated_at();
+
+--
+-- Name: dispatch_scope_events dispatch_scope_events_outbox; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_scope_events_outbox AFTER INSERT ON public.dispatch_scope_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_queue_events_for_publication();
+
+--
+-- Name: dispatch_task_events dispatch_task_events_notify_assignments; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_task_events_notify_assignments AFTER INSERT ON public.dispatch_task_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_notify_assignments();
+
+--
 -- Name: dispatch_task_events dispatch_task_events_outbox; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1642,6 +2587,30 @@ CREATE TRIGGER dispatch_tasks_active_on_insert AFTER INSERT ON public.dispatch_t
 CREATE TRIGGER dispatch_tasks_active_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_sync_active_tasks();
 
 --
+-- Name: dispatch_tasks dispatch_tasks_former_assignee; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_former_assignee AFTER UPDATE OF assignee ON public.dispatch_tasks FOR EACH ROW WHEN (((old.assignee IS NOT NULL) AND (old.assignee IS DISTINCT FROM new.assignee))) EXECUTE FUNCTION public.dispatch_remember_former_assignee();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_parent_reader; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_parent_reader AFTER INSERT ON public.dispatch_tasks FOR EACH ROW WHEN ((new.parent_id IS NOT NULL)) EXECUTE FUNCTION public.dispatch_add_parent_reader();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_rank_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_rank_on_insert BEFORE INSERT ON public.dispatch_tasks FOR EACH ROW WHEN ((new.rank IS NULL)) EXECUTE FUNCTION public.dispatch_tasks_fill_rank();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_rank_on_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_rank_on_update BEFORE UPDATE OF priority, rank ON public.dispatch_tasks FOR EACH ROW WHEN (((new.priority IS DISTINCT FROM old.priority) OR (new.rank IS NULL))) EXECUTE FUNCTION public.dispatch_tasks_fill_rank();
+
+--
 -- Name: dispatch_tasks dispatch_tasks_scope_counts_on_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1660,10 +2629,34 @@ CREATE TRIGGER dispatch_tasks_scope_counts_on_insert AFTER INSERT ON public.disp
 CREATE TRIGGER dispatch_tasks_scope_counts_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_on_update();
 
 --
+-- Name: dispatch_tasks dispatch_tasks_settle_dependents; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_settle_dependents AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_settle_dependents();
+
+--
 -- Name: dispatch_tasks dispatch_tasks_touch; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER dispatch_tasks_touch BEFORE UPDATE ON public.dispatch_tasks FOR EACH ROW EXECUTE FUNCTION public.dispatch_touch_updated_at();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_waiting_counts_on_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_waiting_counts_on_delete AFTER DELETE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_waiting();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_waiting_counts_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_waiting_counts_on_insert AFTER INSERT ON public.dispatch_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_waiting();
+
+--
+-- Name: dispatch_tasks dispatch_tasks_waiting_counts_on_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER dispatch_tasks_waiting_counts_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_scope_counts_waiting();
 
 --
 -- Name: dispatch_tasks dispatch_tasks_wake_on_insert; Type: TRIGGER; Schema: public; Owner: -
@@ -1678,11 +2671,18 @@ CREATE TRIGGER dispatch_tasks_wake_on_insert AFTER INSERT ON public.dispatch_tas
 CREATE TRIGGER dispatch_tasks_wake_on_update AFTER UPDATE ON public.dispatch_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.dispatch_tasks_wake_on_update();
 
 --
--- Name: dispatch_event_outbox dispatch_event_outbox_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: dispatch_task_dependencies dispatch_task_dependencies_depends_on_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.dispatch_event_outbox
-    ADD CONSTRAINT dispatch_event_outbox_id_fkey FOREIGN KEY (id) REFERENCES public.dispatch_task_events(id) ON DELETE CASCADE;
+ALTER TABLE ONLY public.dispatch_task_dependencies
+    ADD CONSTRAINT dispatch_task_dependencies_depends_on_id_fkey FOREIGN KEY (depends_on_id) REFERENCES public.dispatch_tasks(id) ON DELETE CASCADE;
+
+--
+-- Name: dispatch_task_dependencies dispatch_task_dependencies_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_task_dependencies
+    ADD CONSTRAINT dispatch_task_dependencies_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.dispatch_tasks(id) ON DELETE CASCADE;
 
 --
 -- Name: dispatch_task_events dispatch_task_events_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1690,6 +2690,13 @@ ALTER TABLE ONLY public.dispatch_event_outbox
 
 ALTER TABLE ONLY public.dispatch_task_events
     ADD CONSTRAINT dispatch_task_events_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.dispatch_tasks(id) ON DELETE CASCADE;
+
+--
+-- Name: dispatch_task_readers dispatch_task_readers_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_task_readers
+    ADD CONSTRAINT dispatch_task_readers_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.dispatch_tasks(id) ON DELETE CASCADE;
 
 --
 -- Name: dispatch_tasks dispatch_tasks_parent_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -1,7 +1,9 @@
 import { AssignmentService } from './assignment/assignment.service.js';
 import { createDirectorySync } from './agents/directory-sync.js';
+import { AssignmentHub } from './agents/assignment-hub.js';
 import type { DispatchConfig } from './config/config.js';
-import { openDatabase, type DatabaseHandle } from './db/database.js';
+import { newClient, type DatabaseHandle } from './db/database.js';
+import { APPLICATION_NAME, connectionBudget, openReplicaConnections, warnIfSettingsLost } from './db/connections.js';
 import { migrateToLatest } from './db/migrate.js';
 import { isDatabaseReady } from './db/readiness.queries.js';
 import { createApi } from './http/api.js';
@@ -14,15 +16,22 @@ import { ReplicaMonitor } from './jobs/replica-monitor.js';
 import { startJobRunner, type JobRunner } from './jobs/runner.js';
 import { workerLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createTracer } from './observability/tracing.js';
 import { registerQueueMetrics } from './tasks/queue-metrics.js';
+import { registerScopeMetrics } from './scopes/scope-metrics.js';
 import type { TaskPolicy } from './tasks/task.service.js';
 import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
+import { ScheduleRunner } from './schedules/schedule.runner.js';
 import { ScopeCounterFolding } from './tasks/scope-counter-folding.js';
+import { LiveFeed } from './ui/live-feed.js';
 
 /** How often one replica folds the scope counters' appended changes (a scrape sums what is left). */
 const SCOPE_COUNTER_FOLD_MS = 1_000;
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
+import { DueTimer } from './lifecycle/due-timer.js';
+import { NotificationListener } from './db/listener.js';
+import { ADVISORY_LOCK, NOTIFY_CHANNEL } from './db/contract.js';
 import { EventsService } from './events/events.service.js';
 import { loginSettings, natsConnectOptions } from './events/nats-auth.js';
 
@@ -51,14 +60,14 @@ export function taskPolicy(config: DispatchConfig): TaskPolicy {
 
 /** Builds one Dispatch replica on the database at `databaseUrl`: migrate, then serve and schedule. */
 export async function startDispatch(config: DispatchConfig, databaseUrl: string, logger: Logger): Promise<Dispatch> {
-  const sessionSettings = { 'dispatch.reassign_budget': String(config.lifecycle.reassign_budget) };
-  const database = openDatabase(databaseUrl, config.database.pool_size, 'dispatch', sessionSettings);
-  // graphile-worker gets a pool of its own (a LISTEN connection and one per worker), so its
-  // connections can be told apart and a lost worker pool cannot starve the API of connections.
-  const jobsDatabase = openDatabase(databaseUrl, config.worker.concurrency + 2, 'dispatch-worker', sessionSettings);
+  // API, direct (session locks) and graphile-worker pools: see src/db/connections.ts. A lost
+  // worker pool cannot starve the API of connections, and the API pool may go through PgBouncer.
+  const connections = openReplicaConnections(config, databaseUrl);
+  const directUrl = config.database.direct_url || databaseUrl;
+  const { api: database, direct, jobs: jobsDatabase } = connections;
   let workerPoolLost!: (reason: string) => void;
   const lostPromise = new Promise<string>((resolve) => (workerPoolLost = resolve));
-  const { db, pool } = database;
+  const { db } = database;
   const servers: RunningServer[] = [];
   let runner: JobRunner | undefined;
   let monitor: ReplicaMonitor | undefined;
@@ -67,7 +76,9 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const maxConcurrent = config.assignment.max_concurrent_per_agent;
   const metrics = createMetrics();
   registerQueueMetrics(metrics.registry, { db, logger: log, maxScopes: config.metrics.max_scopes, defaultMaxConcurrent: maxConcurrent });
+  registerScopeMetrics(metrics.registry, { db, logger: log, maxScopes: config.metrics.max_scopes });
   const policy = taskPolicy(config);
+  const tracer = await createTracer(config.tracing, log, replicaId);
   // Warren mode when Warren and PromptForge are configured; otherwise agents register over REST.
   const directory = createDirectorySync(config, { db, logger: log, metrics });
   const wakeAgent: WakeAgent | null = directory
@@ -90,12 +101,14 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   );
   const assignment = new AssignmentService(
     db,
-    pool,
+    direct.pool,
     {
       batchSize: config.assignment.batch_size,
       defaultMaxConcurrent: maxConcurrent,
+      agingMs: config.assignment.aging_ms,
       tickIntervalMs: config.assignment.tick_interval_ms,
       maintenance: { intervalMs: config.assignment.vacuum_interval_ms, deadTuples: config.assignment.vacuum_dead_tuples },
+      tracer,
       onSleepingWinners: (agents) => {
         lifecycle.requestWakes(agents).catch((error: unknown) => log.warn({ err: error, agents }, 'could not enqueue wakes'));
       },
@@ -103,8 +116,30 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
+  // One LISTEN connection per replica for both channels; it needs a session of its own, so it
+  // never goes through a transaction pooler (database.direct_url).
+  const listener = new NotificationListener(
+    {
+      newClient: () => newClient(directUrl, APPLICATION_NAME.listen),
+      channels: {
+        [NOTIFY_CHANNEL.due]: (payload) => dueTimer.notify(Number(payload)),
+        [NOTIFY_CHANNEL.assignments]: () => assignmentHub.notified(),
+      },
+      onListening: () => {
+        dueTimer.resync();
+        assignmentHub.notified();
+      },
+    },
+    log,
+  );
+  // The lease lives on the LISTEN connection, so it goes with the replica.
+  const dueTimerLease = {
+    holds: () => listener.holds(ADVISORY_LOCK.dueTimer),
+    tryTake: () => listener.tryHold(ADVISORY_LOCK.dueTimer),
+  };
+  const dueTimer = new DueTimer(db, dueTimerLease, { safetyIntervalMs: config.assignment.tick_interval_ms }, log, metrics);
   const retention = new TaskRetention(
-    pool,
+    direct.pool,
     {
       keepFinishedMs: config.retention.keep_finished_ms,
       intervalMs: config.retention.interval_ms,
@@ -114,6 +149,11 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     metrics,
   );
   const scopeCounters = new ScopeCounterFolding(db, SCOPE_COUNTER_FOLD_MS, log);
+  const schedules = new ScheduleRunner(
+    { db, policy, metrics },
+    { intervalMs: config.schedules.poll_interval_ms, lateAfterMs: config.schedules.late_after_ms, batchSize: 20 },
+    log,
+  );
   const events = new EventsService({
     url: config.hermes.url,
     statsIntervalMs: config.hermes.stats_interval_ms,
@@ -124,25 +164,46 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     clientName: `dispatch ${replicaId}`,
     acceptRequests: config.hermes.accept_requests,
     allowedRequesters: config.hermes.requesters,
+    tracer,
     connection: { login: { options: natsConnectOptions(config.hermes), settings: loginSettings(config.hermes) } },
   });
+  const assignmentHub = new AssignmentHub(
+    db,
+    listener,
+    {
+      keepaliveMs: config.server.stream_keepalive_ms,
+      // Three refreshes per timeout: one lost write does not get a connected agent declared stopped.
+      heartbeatIntervalMs: directory ? null : Math.floor(config.assignment.agent_heartbeat_timeout_ms / 3),
+    },
+    log,
+  );
+  const feed = new LiveFeed(db, log);
   const stopAll = async () => {
+    // Open streams (agents' assignment streams, the dashboard's) never finish on their own: end
+    // them, or the servers wait for them forever.
+    await assignmentHub.stop();
+    await feed.stop();
     await Promise.all(servers.map((s) => s.close()));
     // No new tasks from NATS either; the outbox batch in flight commits before the pool closes.
     await events.stop();
     await assignment.stop();
     await retention.stop();
+    await schedules.stop();
     await scopeCounters.stop();
     await lifecycle.stop();
+    await listener.stop();
+    await dueTimer.stop();
     await directory?.sync.stop();
     await runner?.stop();
     await monitor?.stop();
-    await database.close();
-    await jobsDatabase.close();
+    await tracer.stop();
+    await connections.close();
   };
   try {
-    const { applied } = await migrateToLatest(db, pool, workerLogger(log));
+    const { applied } = await migrateToLatest(direct.db, direct.pool, workerLogger(log));
     if (applied.length > 0) log.info({ applied }, 'database migrated');
+    log.info({ connections: connectionBudget(config), pooled: connections.pooled }, 'PostgreSQL connections at most (api + direct + jobs + listen)');
+    await warnIfSettingsLost(connections, config, log);
 
     runner = await startJobRunner({
       pool: jobsDatabase.pool,
@@ -157,35 +218,48 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       logger: log,
     });
     const workerIds = runner.workerIds;
-    monitor = new ReplicaMonitor(db, pool, replicaId, workerIds, {
+    monitor = new ReplicaMonitor(db, direct.pool, replicaId, workerIds, {
       intervalMs: config.worker.heartbeat_interval_ms,
       deadAfterMs: config.worker.dead_after_ms,
+      onCount: (live) => metrics.replicasLive.set(live),
     }, log);
     await monitor.start();
     directory?.sync.start();
     assignment.start();
     lifecycle.start();
+    dueTimer.start();
     retention.start();
+    schedules.start();
     scopeCounters.start();
     events.start();
+    await assignmentHub.start();
+    listener.start();
+    feed.start();
     log.info({ mode: directory ? 'warren' : 'standalone' }, directory ? 'agents come from Warren and PromptForge' : 'standalone mode: agents register with PUT /api/v1/agents/:id');
 
     const authMode = resolveAuthMode(config, log);
     if (authMode === 'token') await bootstrapAdmin(db, config, log);
     const credentials = new CredentialVerifier(db);
+    const auth = { mode: authMode, adminToken: config.server.admin_token, verify: (token: string) => credentials.verify(token) };
     const api = createApi({
       logger: log,
       metrics,
-      auth: { mode: authMode, adminToken: config.server.admin_token, verify: (token) => credentials.verify(token) },
+      auth,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
+      liveReplicas: () => monitor?.liveReplicas ?? 1,
       bodyLimitBytes: config.server.body_limit_bytes,
       routers: apiRouters({
         db,
         metrics,
+        tracer,
         policy,
         adminToken: config.server.admin_token,
         defaultMaxConcurrent: maxConcurrent,
+        agingMs: config.assignment.aging_ms,
         agentsFromWarren: Boolean(directory),
+        auth,
+        feed,
+        assignmentHub,
       }),
     });
     const ops = createOpsApp({

@@ -1,4 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import { startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { freePort } from '../../test/helpers/replica-process.js';
 import { runOnServer, scratchDatabase, type ScratchDatabase } from '../../test/helpers/scratch-database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
@@ -21,11 +27,12 @@ export const admin = (sqlText: string) => runOnServer(benchServerUrl(), sqlText)
 /** A scenario's database; its pool is the benchmark's own (loads, measurements), replicas open theirs. */
 export type BenchDatabase = ScratchDatabase;
 
-/** A fresh, migrated database for one scenario; `drop()` removes it. */
-export async function createBenchDatabase(label: string, poolSize = 8): Promise<BenchDatabase> {
+/** A fresh database for one scenario, migrated unless `migrate` is false; `drop()` removes it. */
+export async function createBenchDatabase(label: string, poolSize = 8, migrate = true): Promise<BenchDatabase> {
   const name = `dispatch_bench_${label}_${randomBytes(3).toString('hex')}`;
   await admin(`CREATE DATABASE ${name}`);
   const database = scratchDatabase(benchServerUrl(), name, poolSize, 'dispatch-bench');
+  if (!migrate) return database;
   try {
     await migrateToLatest(database.handle.db, database.handle.pool, workerLogger(createLogger({ level: 'warn' })));
   } catch (error) {
@@ -36,11 +43,33 @@ export async function createBenchDatabase(label: string, poolSize = 8): Promise<
 }
 
 /** Runs `fn` on a fresh database and always drops it afterwards. */
-export async function withBenchDatabase<T>(label: string, fn: (database: BenchDatabase) => Promise<T>): Promise<T> {
-  const database = await createBenchDatabase(label);
+export async function withBenchDatabase<T>(label: string, fn: (database: BenchDatabase) => Promise<T>, migrate = true): Promise<T> {
+  const database = await createBenchDatabase(label, 8, migrate);
   try {
     return await fn(database);
   } finally {
     await database.drop();
+  }
+}
+
+/**
+ * A scratch PostgreSQL of its own with track_commit_timestamp on (commit times are otherwise
+ * invisible, and the setting needs a server restart), migrated; destroyed afterwards.
+ */
+export async function withCommitStampedServer<T>(label: string, fn: (url: string, database: DatabaseHandle) => Promise<T>): Promise<T> {
+  const logger = createLogger({ level: 'warn' });
+  const server = await startEmbeddedPostgres({
+    baseDir: mkdtempSync(join(tmpdir(), `dispatch-bench-${label}-`)),
+    port: await freePort(),
+    logger,
+    settings: { track_commit_timestamp: 'on' },
+  });
+  const database = openDatabase(server.url, 4, 'dispatch-bench');
+  try {
+    await migrateToLatest(database.db, database.pool, workerLogger(logger));
+    return await fn(server.url, database);
+  } finally {
+    await database.close();
+    await server.destroy();
   }
 }

@@ -16,6 +16,8 @@ export interface LoadOptions {
   durationS: number;
   /** What the warm-up sends, when it must be told apart from the measured run (another x-agent-id). */
   warmup?: RequestShape;
+  /** Called when the measured run starts and when it ends (after the warm-up). */
+  onMeasure?: (moment: 'start' | 'end') => void;
 }
 
 export interface LoadResult {
@@ -67,5 +69,8 @@ export async function loadPhase(urls: readonly string[], shape: RequestShape, op
   urls.forEach(assertLoopback);
   if (urls.length === 0 || urls.length > options.connections) throw new Error(`need 1 to ${options.connections} targets, got ${urls.length}`);
   await once(urls, options.warmup ?? shape, options.connections, options.warmupS);
-  return await once(urls, shape, options.connections, options.durationS);
+  options.onMeasure?.('start');
+  const result = await once(urls, shape, options.connections, options.durationS);
+  options.onMeasure?.('end');
+  return result;
 }

@@ -4,7 +4,11 @@ import type { Db } from '../../src/db/database.js';
 import { listTaskEvents, listTasks } from '../../src/tasks/task.queries.js';
 import { getTask } from '../../src/tasks/task.service.js';
 import { readOldestPending } from '../../src/tasks/queue-metrics.queries.js';
+import { scopeOverview } from '../../src/scopes/scope.service.js';
+import { readQueueStats } from '../../src/tasks/stats.queries.js';
+import { REPLICA_ADMIN_TOKEN } from '../../test/helpers/replica-process.js';
 import { withBenchDatabase } from './database.js';
+import { withReplicas } from './replicas.js';
 import { openPlanCapture, type StatementPlan } from './query-plans.js';
 import { BENCH_SCOPE, insertFinished, insertPending } from './workload.js';
 
@@ -18,13 +22,49 @@ export interface ScaleQuery {
   plan: StatementPlan;
 }
 
+/** A whole HTTP request to a replica on the table, as a scraper or an operator makes it. */
+export interface ScaleRequest {
+  name: string;
+  /** Median and slowest of REQUEST_REPEATS, after one warm-up. */
+  medianMs: number;
+  maxMs: number;
+}
+
 export interface ScaleRun {
   rows: number;
   tableMb: number;
   queries: ScaleQuery[];
+  requests: ScaleRequest[];
 }
 
 const REPEATS = 3;
+const REQUEST_REPEATS = 9;
+
+/** Times GET `url` (median and max of REQUEST_REPEATS, after a warm-up); any answer but 200 fails the run. */
+async function timeRequest(name: string, url: string, headers: Record<string, string>): Promise<ScaleRequest> {
+  const times: number[] = [];
+  for (let i = 0; i <= REQUEST_REPEATS; i++) {
+    const started = performance.now();
+    const response = await fetch(url, { headers });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${name}: ${response.status}`);
+    if (i > 0) times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return { name, medianMs: times[Math.floor(times.length / 2)]!, maxMs: times[times.length - 1]! };
+}
+
+/** The scrape, GET /api/v1/stats and GET /api/v1/scopes through one replica on the filled table. */
+async function timeRequests(databaseUrl: string): Promise<ScaleRequest[]> {
+  return await withReplicas(databaseUrl, { count: 1 }, async ([replica]) => {
+    const admin = { authorization: `Bearer ${REPLICA_ADMIN_TOKEN}`, 'x-agent-id': 'bench-operator' };
+    return [
+      await timeRequest('GET /metrics (the whole scrape)', `${replica!.opsUrl}/metrics`, {}),
+      await timeRequest('GET /api/v1/stats', `${replica!.apiUrl}/api/v1/stats`, admin),
+      await timeRequest('GET /api/v1/scopes', `${replica!.apiUrl}/api/v1/scopes`, admin),
+    ];
+  });
+}
 
 /** The row in the middle of the newest-first order, as a keyset cursor. */
 async function middleCursor(db: Db, rows: number): Promise<{ created_at: string; id: string }> {
@@ -66,15 +106,21 @@ export async function scaleRun(rows: number): Promise<ScaleRun> {
       ['list, assignee=…', () => listTasks(db, { assignee: 'bench-agent-007', limit: 50 })],
       ['list, requester=…', () => listTasks(db, { requester: 'history', limit: 50 })],
       ['list, page in the middle (keyset)', () => listTasks(db, { limit: 50, after: cursor })],
+      // A caller that reads only its own tasks: as requester, as assignee, as a reader (three indexes).
+      ["list, a worker's or requester's own (involving=…)", () => listTasks(db, { involving: 'history', limit: 50 })],
       // GET /:id reads through the route's batched lookup (one `id = ANY(...)` statement per batch).
       ['get by id (getTask)', () => getTask(db, taskId)],
       // GET /:id/events also runs getTask first (the row above); this is its own statement.
       ['events of a task', () => listTaskEvents(db, taskId)],
       // The metrics scrape's only statement that reads a task table (the rest read counters).
       ['scrape: oldest pending per scope', () => readOldestPending(db)],
+      // GET /api/v1/scopes: counters and dispatch_scopes, plus the same probe per scope as the scrape.
+      ['GET /api/v1/scopes (scopeOverview)', () => scopeOverview(db)],
+      // GET /api/v1/stats: open work from the counters; the one statement reads the finished window.
+      ['GET /api/v1/stats (readQueueStats)', () => readQueueStats(db)],
     ];
+    const queries: ScaleQuery[] = [];
     try {
-      const queries: ScaleQuery[] = [];
       for (const [name, run] of workload) {
         let plans: StatementPlan[] = [];
         // The last of a few runs: warm caches, as a live server has them.
@@ -82,9 +128,9 @@ export async function scaleRun(rows: number): Promise<ScaleRun> {
         if (plans.length !== 1) throw new Error(`${name}: expected one statement reading the task tables, got ${plans.length}`);
         queries.push({ name, plan: plans[0]! });
       }
-      return { rows, tableMb: Number(size[0]!.mb), queries };
     } finally {
       await capture.handle.close();
     }
+    return { rows, tableMb: Number(size[0]!.mb), queries, requests: await timeRequests(database.url) };
   });
 }

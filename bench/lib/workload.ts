@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.js';
 import { JOB_KEY } from '../../src/db/contract.js';
-import { insertTask } from '../../src/tasks/task.queries.js';
+import { insertTask, type NewTask } from '../../src/tasks/task.queries.js';
 import { ReplicaClient } from '../../test/helpers/simulated-agents.js';
 import { summarize, type LatencySummary } from './stats.js';
 
@@ -51,26 +51,31 @@ export interface PacedResult {
   late: number;
 }
 
+/** A task as POST /api/v1/tasks would insert it for the bench scope, with the API's defaults. */
+export function benchTask(requester: string, title: string): NewTask {
+  return {
+    requester,
+    title,
+    description: null,
+    scope: BENCH_SCOPE,
+    priority: 3,
+    context: null,
+    timeout_ms: 300_000,
+    heartbeat_timeout_ms: null,
+    start_timeout_ms: null,
+    max_retries: 1,
+    parent_id: null,
+    idempotency_key: null,
+  };
+}
+
 /** How a paced creation reaches the database: over REST, or the REST handler's own INSERT run directly. */
 export type Arrival = { via: 'rest'; urls: readonly string[] } | { via: 'sql'; db: Db };
 
 function creator(arrival: Arrival, requester: string): (i: number) => Promise<void> {
   if (arrival.via === 'sql') {
     return async (i) => {
-      await insertTask(arrival.db, {
-        requester,
-        title: `bench ${i}`,
-        description: null,
-        scope: BENCH_SCOPE,
-        priority: 3,
-        context: null,
-        timeout_ms: 300_000,
-        heartbeat_timeout_ms: null,
-        start_timeout_ms: null,
-        max_retries: 1,
-        parent_id: null,
-        idempotency_key: null,
-      });
+      await insertTask(arrival.db, benchTask(requester, `bench ${i}`));
     };
   }
   const client = new ReplicaClient(arrival.urls);

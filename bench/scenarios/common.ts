@@ -41,6 +41,7 @@ export const PROFILE = {
   httpWarmupS: SMOKE ? 1 : 2,
   httpSeconds: FULL ? 30 : SMOKE ? 2 : 10,
   scaleRows: SMOKE ? [1_000, 5_000, 20_000] : [10_000, 100_000, 1_000_000],
+  delayedTasks: SMOKE ? 200 : 2_000,
 };
 /** assignment.vacuum_interval_ms for the replicas: the shipped default unless given (0 turns it off). */
 export const VACUUM_INTERVAL_MS = Number(args['vacuum-interval-ms'] ?? parseConfig({}).assignment.vacuum_interval_ms);
@@ -120,9 +121,10 @@ export async function explainClaim(db: Db, limit: number): Promise<{ ms: number;
       await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(tx);
       const { rows } = await sql<{ 'QUERY PLAN': string }>`
         EXPLAIN (ANALYZE, BUFFERS)
-        SELECT id, scope, priority, avoid_agent FROM dispatch_tasks
+        SELECT id, scope, priority, avoid_agent, coalesce(run_at, created_at) AS ready_at, rank FROM dispatch_tasks
          WHERE status = 'pending' AND scope = ANY (${['bench']}::text[]) AND (not_before IS NULL OR not_before <= now())
-         ORDER BY priority, created_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+           AND (start_by IS NULL OR start_by > now())
+         ORDER BY rank, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
       const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
       const ms = Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN);
       const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Number.NaN);

@@ -1,4 +1,5 @@
 import { withBenchDatabase } from '../lib/database.js';
+import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table } from '../lib/stats.js';
 import { dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
@@ -35,6 +36,7 @@ export async function drain(report: string[]): Promise<void> {
       const run = await drainRun(mode, replicas);
       log(`  ${fmtRate((run.tasks * 1_000) / run.endToEndMs)} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}`);
       runs.push(run);
+      if (mode === 'instant') recordFigure(replicas === 1 ? 'drain1' : 'drain3', (run.tasks * 1_000) / run.endToEndMs);
     }
   }
   const rows = runs.map((r) => {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
 import { loadPhase, type LoadResult, type RequestShape } from '../lib/http-load.js';
+import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table, type LatencySummary } from '../lib/stats.js';
 import { BENCH_SCOPE, createToAssigned, waitAssigned } from '../lib/workload.js';
@@ -72,6 +73,7 @@ export async function http(report: string[]): Promise<void> {
     const run = await httpRun(replicas);
     log(`  ${fmtRate(run.load.requestsPerSecond)} p99 ${run.load.p99} ms; create -> assigned p99 ${fmtMs(run.latency.p99)}`);
     runs.push(run);
+    if (replicas === 1) recordFigure('httpCreates1', run.load.requestsPerSecond);
   }
   report.push(
     '### HTTP load: creates over REST while the same replicas assign them',

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
+import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table, type LatencySummary } from '../lib/stats.js';
 import { createPaced, createToAssigned, waitAssigned } from '../lib/workload.js';
@@ -58,6 +59,11 @@ export async function latency(report: string[]): Promise<void> {
       const run = await latencyRun(mode, load);
       log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)})`);
       runs.push(run);
+      if (mode === 'instant' && load === 'idle') {
+        recordFigure('idleP50', run.summary.p50);
+        recordFigure('idleP99', run.summary.p99);
+      }
+      if (mode === 'instant' && load === 'rate-rest') recordFigure('restRateP99', run.summary.p99);
     }
   }
   const rows = runs.map((r) => {

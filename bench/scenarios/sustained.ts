@@ -76,7 +76,7 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
           const now = await counts();
           const claim = await explainClaim(db, BATCH_SIZE);
           const table = await sql<{ kb: number; dead: number; vacuums: number }>`
-            SELECT pg_relation_size('dispatch_tasks_pending_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
+            SELECT pg_relation_size('dispatch_tasks_pending_scope_rank_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
               FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
           const t = table.rows[0]!;
           const io = await sql<{ lsn: string; mb: number }>`

@@ -1,5 +1,4 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { z } from 'zod';
 import type { Db } from '../db/database.js';
 import { readJsonBody } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
@@ -8,28 +7,10 @@ import { agentIdSchema, coversScope, hasRole } from '../domain/caller.js';
 import { agentToJson } from './agent.json.js';
 import * as q from './agent.queries.js';
 import { registerAgentBatched } from './agent.batcher.js';
+import { registrationSchema } from './agent.schemas.js';
 
-const capabilityTag = z.string().trim().min(1).max(200).transform((s) => s.toLowerCase());
-const capabilityList = z.array(capabilityTag).max(500);
-
-/** A standalone agent announcing itself; repeated as its heartbeat. */
-const registrationSchema = z
-  .object({
-    capabilities: z.union([
-      capabilityList,
-      // v1 personas carry a comma-separated list; accept the same text here, under the same rules.
-      z
-        .string()
-        .max(10_000)
-        .transform((s) => s.split(',').filter((t) => t.trim() !== ''))
-        .pipe(capabilityList),
-    ]),
-    status: z.enum(['ready', 'busy', 'sleeping', 'degraded', 'stopped']).default('ready'),
-    max_concurrent: z.number().int().positive().max(100_000).nullable().optional(),
-  })
-  .strict();
-
-function agentName(raw: string): string {
+/** The :id of an agent route, checked. */
+export function agentName(raw: string): string {
   if (!agentIdSchema.safeParse(raw).success) {
     throw new DispatchError('validation_failed', 'invalid agent id', [{ field: 'id', message: 'printable ASCII without spaces, at most 200 characters' }]);
   }

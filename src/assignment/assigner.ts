@@ -3,10 +3,11 @@ import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, tryAdv
 import { ADVISORY_LOCK } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
+import type { Tracer } from '../observability/tracing.js';
 import type { Metrics } from '../observability/metrics.js';
+import { scopeBudget } from '../scopes/scope-limits.js';
 import {
   applyAssignments,
-  claimPendingTasks,
   enqueueAssignmentRun,
   lockAssignableAgents,
   markUnmatched,
@@ -14,13 +15,20 @@ import {
   readCapableScopes,
   type Assignment,
 } from './assignment.queries.js';
+import { claimUnderScopeControls, settleScopeStarts, type ControlledScope } from './scope-claim.js';
+import { effectivePriority } from './aging.js';
+import type { PlacementRecordJson } from './placement.schemas.js';
 import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './scoring.js';
 
 export interface AssignerOptions {
   batchSize: number;
   defaultMaxConcurrent: number;
+  /** assignment.aging_ms, to record the effective priority a task was claimed with (default 60000). */
+  agingMs?: number;
   /** Called after commit with the sleeping agents that just won tasks (they must be woken). */
   onSleepingWinners?: (agents: string[]) => void;
+  /** Assign spans for traced tasks, after commit. */
+  tracer?: Tracer;
 }
 
 export interface BatchResult {
@@ -29,17 +37,32 @@ export interface BatchResult {
 }
 
 const MAX_CANDIDATES_RECORDED = 10;
+/** The database's own default for dispatch.aging_ms (dispatch_task_rank). */
+const DEFAULT_AGING_MS = 60_000;
 const LOCK_WAIT_MS = 1_000;
 
-/** The placement record kept on the task: enough to answer "why this agent?" later. */
-export function placementRecord(decision: PlacementDecision, now: Date) {
+/**
+ * The placement record kept on the task: enough to answer "why this agent?" later. A task of a
+ * controlled scope also records the scope's limits and usage as the batch read them under the
+ * scope's row lock, before this task.
+ */
+export function placementRecord(decision: PlacementDecision, now: Date, effective_priority: number, scope?: ControlledScope): PlacementRecordJson {
   return {
     decided_at: now.toISOString(),
+    effective_priority,
     winner: decision.winner?.name ?? null,
     score: decision.score,
     considered: decision.candidates.length,
     candidates: decision.candidates.slice(0, MAX_CANDIDATES_RECORDED),
     without_capability: decision.withoutCapability,
+    ...(scope && {
+      scope_limits: {
+        max_running: scope.state.maxRunning,
+        running_before: scope.state.running + scopeBudget(scope.state) - scope.remaining,
+        max_starts_per_minute: scope.state.maxStartsPerMinute,
+        starts_before: scope.state.maxStartsPerMinute === null ? null : scope.state.starts + scopeBudget(scope.state) - scope.remaining,
+      },
+    }),
   };
 }
 
@@ -76,8 +99,13 @@ export class Assigner {
       const free = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent);
       const freeNames = new Set(free.map((a) => a.name));
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
-      const tasks = await claimPendingTasks(tx, servable, this.options.batchSize);
-      if (tasks.length === 0) return { claimed: 0, assigned: 0 };
+      // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
+      const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize);
+      const now = new Date();
+      if (tasks.length === 0) {
+        await settleScopeStarts(tx, controlled, new Map(), now);
+        return { claimed: 0, assigned: 0, applied: [] };
+      }
       // Agents that cannot take work are read (unlocked) only to explain the decisions. This read
       // is newer than the lock: one that was full then may look free now while another replica's
       // batch, holding its lock, fills it. Placing on it overfilled agents (test/integration/
@@ -87,27 +115,37 @@ export class Assigner {
         .map((a) => ({ ...a, unlocked: true }));
       const byScope = indexByCapability([...free, ...others]);
       const total = free.length + others.length;
-      const now = new Date();
       const decisions: Assignment[] = [];
       for (const task of tasks) {
+        const scope = controlled.get(task.scope);
+        // The scope's budget was read under its row lock: spend it, never more.
+        if (scope && scope.remaining <= 0) continue;
         const capable = byScope.get(task.scope) ?? [];
         const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now);
         decision.withoutCapability = total - capable.length;
         const winner = decision.winner;
         if (!winner) continue;
         if (winner.status === 'sleeping') sleepingWinners.add(winner.name);
-        decisions.push({ taskId: task.id, agent: winner.name, placement: placementRecord(decision, now) });
+        const effective = effectivePriority(task.priority, task.ready_at, now, this.options.agingMs ?? DEFAULT_AGING_MS);
+        decisions.push({ taskId: task.id, agent: winner.name, placement: placementRecord(decision, now, effective, scope) });
+        if (scope) scope.remaining -= 1;
         // The winner's load grows inside the batch, so the next task sees it (and its limit).
         winner.activeTasks += 1;
         winner.lastAssignedAt = now;
       }
       const applied = await applyAssignments(tx, decisions);
-      return { claimed: tasks.length, assigned: applied.length };
+      if (controlled.size > 0) {
+        const started = new Map<string, number>();
+        for (const a of applied) started.set(a.scope, (started.get(a.scope) ?? 0) + 1);
+        await settleScopeStarts(tx, controlled, started, now);
+      }
+      return { claimed: tasks.length, assigned: applied.length, applied };
     });
+    this.options.tracer?.assigned(result.applied);
     this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
     if (result.assigned > 0) this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
     if (sleepingWinners.size > 0) this.options.onSleepingWinners?.([...sleepingWinners]);
-    return result;
+    return { claimed: result.claimed, assigned: result.assigned };
   }
 
   /**

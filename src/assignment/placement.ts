@@ -1,28 +1,57 @@
 import type { Db } from '../db/database.js';
 import type { TaskRow } from '../db/database.js';
+import { scopeWaitReason } from '../scopes/scope-limits.js';
+import { readScopeControls, readScopeUsage } from '../scopes/scope.queries.js';
 import { lastPlacement, readAllAgents } from './assignment.queries.js';
+import { effectivePriority } from './aging.js';
 import { decidePlacement } from './scoring.js';
+
+export interface PlacementSettings {
+  defaultMaxConcurrent: number;
+  /** assignment.aging_ms: one level of priority gained per this much waiting (0: none). */
+  agingMs: number;
+}
+
+/** Why a pending task waits for a time rather than for an agent, if it does. */
+function waitingForTime(task: TaskRow, now: Date): string | null {
+  if (!task.not_before || task.not_before <= now) return null;
+  const why = task.run_at && task.attempt === 0 && task.not_before.getTime() === task.run_at.getTime() ? 'run_at' : 'retry backoff';
+  return `waiting until ${task.not_before.toISOString()} (${why})`;
+}
 
 /**
  * Why a task is where it is. A placed task shows the decision recorded when it was placed; a
  * pending one is evaluated now against the live directory and says why it is still waiting.
  */
-export async function explainPlacement(db: Db, task: TaskRow, defaultMaxConcurrent: number, now = new Date()) {
+export async function explainPlacement(db: Db, task: TaskRow, settings: PlacementSettings, now = new Date()) {
   const lastDecision = await lastPlacement(db, task.id);
+  if (task.status === 'waiting') {
+    const reason = `waiting for ${task.waiting_on} ${task.waiting_on === 1 ? 'dependency' : 'dependencies'} to end (GET /api/v1/tasks/${task.id} lists them)`;
+    return { task_id: task.id, status: task.status, assignee: task.assignee, attempt: task.attempt, waiting_because: [reason], decision: lastDecision };
+  }
   if (task.status !== 'pending') {
     return { task_id: task.id, status: task.status, assignee: task.assignee, attempt: task.attempt, decision: lastDecision };
   }
-  const agents = await readAllAgents(db, defaultMaxConcurrent);
+  const agents = await readAllAgents(db, settings.defaultMaxConcurrent);
   const capable = agents.filter((a) => a.capabilities.includes(task.scope));
   const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now);
   const waiting: string[] = [];
-  if (task.not_before && task.not_before > now) waiting.push(`retry backoff until ${task.not_before.toISOString()}`);
+  // The scope's pause and limits (migration 0011), read unlocked: what the next batch would see.
+  const [scopeState] = await readScopeUsage(db, await readScopeControls(db, task.scope));
+  const held = scopeState && scopeWaitReason(scopeState);
+  if (held) waiting.push(held);
+  const untilTime = waitingForTime(task, now);
+  if (untilTime) waiting.push(untilTime);
   if (capable.length === 0) waiting.push(`no agent has the capability "${task.scope}"`);
   else if (!decision.winner) waiting.push('every capable agent is drained, stopped, unhealthy or at its limit');
   else if (waiting.length === 0) waiting.push(`eligible now: ${decision.winner.name} would win; it is queued behind more urgent or older tasks`);
+  if (task.start_by) waiting.push(`expires (ends timeout, reason expired) if not assigned by ${task.start_by.toISOString()}`);
   return {
     task_id: task.id,
     status: task.status,
+    priority: task.priority,
+    // Aging counts from when the task became ready; a delayed task has not aged before its run_at.
+    effective_priority: effectivePriority(task.priority, task.run_at ?? task.created_at, now, settings.agingMs),
     waiting_because: waiting,
     unmatched_at: task.unmatched_at?.toISOString() ?? null,
     candidates: decision.candidates,

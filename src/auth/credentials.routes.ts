@@ -1,40 +1,13 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { Db } from '../db/database.js';
-import { CREDENTIAL_ROLES } from '../db/columns.js';
 import { agentIdSchema } from '../domain/caller.js';
 import { DispatchError } from '../domain/errors.js';
 import { readJsonBody } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
 import * as q from './credentials.queries.js';
+import { credentialToJson, newCredentialSchema } from './credentials.schemas.js';
 import { issueCredential } from './credentials.service.js';
-
-const scopeTag = z.string().trim().min(1).max(200).transform((s) => s.toLowerCase());
-
-const newCredentialSchema = z
-  .object({
-    role: z.enum(CREDENTIAL_ROLES),
-    scopes: z.array(scopeTag).max(500).default([]),
-    expires_at: z.iso
-      .datetime({ offset: true })
-      .transform((s) => new Date(s))
-      .refine((d) => d.getTime() > Date.now(), 'must be in the future')
-      .optional(),
-  })
-  .strict();
-
-const credentialToJson = (row: q.CredentialRow) => ({
-  id: row.id,
-  agent_id: row.agent_id,
-  role: row.role,
-  scopes: row.scopes,
-  created_at: row.created_at.toISOString(),
-  created_by: row.created_by,
-  expires_at: row.expires_at?.toISOString() ?? null,
-  revoked_at: row.revoked_at?.toISOString() ?? null,
-  revoked_by: row.revoked_by,
-  last_used_at: row.last_used_at?.toISOString() ?? null,
-});
 
 function agentParam(raw: string): string {
   if (!agentIdSchema.safeParse(raw).success) {
@@ -61,9 +34,9 @@ export function credentialRoutes({ db, admin }: { db: Db; admin: MiddlewareHandl
     .get('/:id/credentials', admin, async (c) => {
       return c.json({ credentials: (await q.listCredentials(db, agentParam(c.req.param('id')))).map(credentialToJson) });
     })
-    .delete('/:id/credentials/:credential', admin, async (c) => {
+    .delete('/:id/credentials/:credential_id', admin, async (c) => {
       const agentId = agentParam(c.req.param('id'));
-      const id = c.req.param('credential');
+      const id = c.req.param('credential_id');
       const revoked = z.uuid().safeParse(id).success ? await q.revokeCredential(db, agentId, id, c.get('caller').actor) : undefined;
       if (!revoked) throw new DispatchError('not_found', `agent ${agentId} has no credential ${id}`);
       return c.json(credentialToJson(revoked));

@@ -40,6 +40,8 @@ export interface CredentialVerifierOptions {
  */
 export class CredentialVerifier {
   private readonly cache = new Map<string, { credential: q.CredentialRow | undefined; until: number }>();
+  /** Lookups under way: the calls that find the same token's entry stale meanwhile wait for this one. */
+  private readonly lookups = new Map<string, Promise<q.CredentialRow | undefined>>();
   private readonly touchedAt = new Map<string, number>();
   private readonly cacheMs: number;
   private readonly touchEveryMs: number;
@@ -62,15 +64,27 @@ export class CredentialVerifier {
     const now = this.now();
     const cached = this.cache.get(key);
     let credential = cached && cached.until > now ? cached.credential : undefined;
-    if (!cached || cached.until <= now) {
-      credential = await q.findUsableCredential(this.db, hash);
-      if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, { credential, until: now + this.cacheMs });
-    }
+    if (!cached || cached.until <= now) credential = await this.lookUp(key, hash, now);
     // An expiry passes between lookups too.
     if (credential?.expires_at && credential.expires_at.getTime() <= now) return undefined;
     if (credential) this.noteUse(credential.id, now);
     return credential;
+  }
+
+  /** One lookup per token at a time, however many calls carry it at once. */
+  private lookUp(key: string, hash: Buffer, now: number): Promise<q.CredentialRow | undefined> {
+    const pending = this.lookups.get(key);
+    if (pending) return pending;
+    const lookup = q
+      .findUsableCredential(this.db, hash)
+      .then((credential) => {
+        if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
+        this.cache.set(key, { credential, until: now + this.cacheMs });
+        return credential;
+      })
+      .finally(() => this.lookups.delete(key));
+    this.lookups.set(key, lookup);
+    return lookup;
   }
 
   private noteUse(id: string, now: number): void {

@@ -18,6 +18,8 @@ export const configSchema = z
         rate_limit_per_minute: z.number().int().positive().default(120),
         body_limit_bytes: z.number().int().positive().default(1024 * 1024),
         shutdown_grace_ms: positiveMs.default(10_000),
+        // A comment line on open assignment streams this often, so proxies and clients see them alive.
+        stream_keepalive_ms: z.number().int().min(100).max(15_000).default(15_000),
       })
       .strict()
       .prefault({}),
@@ -35,7 +37,17 @@ export const configSchema = z
     database: z
       .object({
         url: z.string().default(''),
-        pool_size: z.number().int().positive().max(200).default(10),
+        // Connections of the API pool (request handling and most background loops), opened on
+        // demand. Small by default so that 10 replicas fit a stock max_connections of 100 (see
+        // docs/OPERATIONS.md, "Connections"); the API batches its writes and reads, so a few suffice.
+        pool_size: z.number().int().positive().max(200).default(4),
+        // Where the connections that hold session state go when database.url is a transaction
+        // pooler (PgBouncer): graphile-worker (LISTEN, prepared statements), the assigner's and the
+        // maintenance loops' session advisory locks, migrations. Empty: database.url.
+        direct_url: z.string().default(''),
+        // The direct pool for those session locks (the assigner holds one while it drains; a
+        // migration holds its lock on one and migrates on another, hence at least 2).
+        direct_pool_size: z.number().int().min(2).max(200).default(2),
         embedded_dir: z.string().default('.dispatch/postgres'),
         embedded_port: z.number().int().min(1).max(65535).default(54329),
       })
@@ -97,6 +109,9 @@ export const configSchema = z
         max_concurrent_per_agent: z.number().int().positive().default(3),
         batch_size: z.number().int().positive().max(5_000).default(500),
         agent_heartbeat_timeout_ms: positiveMs.default(30_000),
+        // Aging (no starvation): a pending task's effective priority rises one level per aging_ms
+        // waited, so a priority-5 task overtakes priority-1 work 4 x aging_ms younger than it. 0: off.
+        aging_ms: z.number().int().min(0).max(2_147_483_647).default(60_000),
         // Vacuum the queue's hot tables once they hold this many dead tuples, checked every
         // vacuum_interval_ms (0: leave it all to autovacuum). See src/assignment/queue-maintenance.ts.
         vacuum_interval_ms: z.number().int().min(0).default(10_000),
@@ -124,11 +139,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    schedules: z
+      .object({
+        // How often each replica looks for due schedules (an index probe): the most an
+        // occurrence's task can be late. See src/schedules/schedule.runner.ts.
+        poll_interval_ms: positiveMs.default(250),
+        // An occurrence older than this when a replica first sees it was missed (every replica
+        // down): the schedule's catch_up policy decides (skip, or one task for them all).
+        late_after_ms: positiveMs.default(60_000),
+      })
+      .strict()
+      .prefault({}),
     worker: z
       .object({
-        concurrency: z.number().int().positive().max(64).default(4),
-        // Scheduled jobs (timeouts, wake checks, retry backoff) are found by polling; jobs due now
-        // arrive by NOTIFY at once. This bounds how late a timeout can fire.
+        concurrency: z.number().int().positive().max(64).default(3),
+        // graphile-worker's own pool on the direct URL: one connection LISTENs for new jobs, the
+        // rest fetch and complete jobs (brief statements; the handlers use the API pool).
+        pool_size: z.number().int().min(2).max(200).default(3),
+        // Scheduled jobs (timeouts, wake checks) are found by polling; jobs due now arrive by
+        // NOTIFY at once. This bounds how late a timeout can fire. (Delayed tasks, ends of retry
+        // backoff and expiry do not wait for it: src/lifecycle/due-timer.ts.)
         poll_interval_ms: z.number().int().min(50).default(500),
         heartbeat_interval_ms: positiveMs.default(5_000),
         dead_after_ms: positiveMs.default(30_000),
@@ -146,6 +176,17 @@ export const configSchema = z
         // Scopes with a label of their own in the queue metrics; the rest are summed as `other`,
         // so a swarm that invents scopes cannot blow up Prometheus's series count.
         max_scopes: z.number().int().positive().max(10_000).default(50),
+      })
+      .strict()
+      .prefault({}),
+    tracing: z
+      .object({
+        // OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); empty: no spans are
+        // made and the exporter is not loaded. See src/observability/tracing.ts.
+        otlp_endpoint: z.string().default(''),
+        // key=value request headers for the collector (an API key): never logged.
+        otlp_headers: z.array(z.string()).default([]),
+        service_name: z.string().min(1).default('dispatch'),
       })
       .strict()
       .prefault({}),

@@ -5,7 +5,7 @@
  * against the constraints.
  */
 
-export const TASK_STATUSES = ['pending', 'assigned', 'running', 'completed', 'failed', 'cancelled', 'timeout'] as const;
+export const TASK_STATUSES = ['waiting', 'pending', 'assigned', 'running', 'completed', 'failed', 'cancelled', 'timeout'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const TERMINAL_STATUSES = ['completed', 'failed', 'cancelled', 'timeout'] as const satisfies readonly TaskStatus[];
 

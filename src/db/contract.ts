@@ -22,7 +22,7 @@ export const JOB = {
 export const JOB_KEY = {
   /** + task id: the attempt's timeout job (SQL: dispatch_schedule_timeouts, dispatch_unschedule_timeout). */
   timeout: 'timeout:',
-  /** + epoch second: one delayed assignment pass per second of backoff (SQL: dispatch_request_assignment_at). */
+  /** + epoch second: one assignment pass at a time no task row holds (SQL: dispatch_request_assignment_at). */
   assignmentAt: 'assignment:at:',
   /** + agent name: at most one pending wake per agent. */
   wake: 'wake:',
@@ -45,8 +45,34 @@ export const ADVISORY_LOCK = {
   taskRetention: 72142504,
   /** Transaction lock of the replica folding the scope counters (dispatch_fold_scope_counters, migration 0008). */
   scopeCounterFolding: 72142505,
+  /**
+   * Scope controls: every assignment batch holds it shared for its transaction; a change to
+   * dispatch_scopes (src/scopes/) takes it exclusively first, so once the change commits no batch
+   * that read the old pause or limits is still in flight.
+   */
+  scopeControls: 72142506,
+  /**
+   * Session lock, on its LISTEN connection, of the one replica whose due timer wakes at due
+   * instants (src/lifecycle/due-timer.ts); the others try to take it at each safety pass.
+   */
+  dueTimer: 72142507,
   /** Transaction lock of the replica publishing an outbox batch (src/events/outbox.queries.ts). */
   outboxPublisher: 72142510,
   /** Held while a replica migrates ("M_DISP"); above 2^31, so it is passed as text and cast. */
   migration: 0x4d5f_4449_5350n,
+} as const;
+
+/** LISTEN/NOTIFY channels. */
+export const NOTIFY_CHANNEL = {
+  /**
+   * Work given to an agent or taken away committed (migration 0010, dispatch_notify_assignments()):
+   * one notification per transaction, empty payload; each replica's hub (src/agents/assignment-hub.ts)
+   * then reads the audit trail.
+   */
+  assignments: 'dispatch_assignments',
+  /**
+   * A statement made a task due at a time (delayed, expiring, or back from a backoff); the payload
+   * is the earliest such time in epoch milliseconds (SQL: dispatch_notify_due, migration 0012).
+   */
+  due: 'dispatch_due',
 } as const;

@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, type Selectable } from 'kysely';
 import pg from 'pg';
-import type { DB, DispatchAgents, DispatchTaskEvents, DispatchTasks } from './generated/database.js';
+import type { DB, DispatchAgents, DispatchSchedules, DispatchTaskEvents, DispatchTasks } from './generated/database.js';
 
 // Return int8 (count(*), bigint ids) as JS numbers where they fit; every bigint we read is a
 // count or an event sequence far below 2^53.
@@ -11,11 +11,25 @@ export type Db = Kysely<DB>;
 export type TaskRow = Selectable<DispatchTasks>;
 export type TaskEventRow = Selectable<DispatchTaskEvents>;
 export type AgentRow = Selectable<DispatchAgents>;
+export type ScheduleRow = Selectable<DispatchSchedules>;
 
 export interface DatabaseHandle {
   pool: pg.Pool;
   db: Db;
   close(): Promise<void>;
+}
+
+/** Session settings as libpq's `options` (`-c key=value ...`). */
+function settingsOption(sessionSettings: Record<string, string>): string {
+  return Object.entries(sessionSettings)
+    .map(([key, value]) => `-c ${key}=${value}`)
+    .join(' ');
+}
+
+/** One connection outside any pool, for a session that must stay put (LISTEN). */
+export function newClient(connectionString: string, applicationName: string, sessionSettings: Record<string, string> = {}): pg.Client {
+  const options = settingsOption(sessionSettings);
+  return new pg.Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: 10_000, ...(options ? { options } : {}) });
 }
 
 /** One pool and its Kysely view; the owner closes both. */
@@ -26,9 +40,7 @@ export function openDatabase(
   /** Settings the database's own rules read (e.g. dispatch.reassign_budget), set on every connection. */
   sessionSettings: Record<string, string> = {},
 ): DatabaseHandle {
-  const options = Object.entries(sessionSettings)
-    .map(([key, value]) => `-c ${key}=${value}`)
-    .join(' ');
+  const options = settingsOption(sessionSettings);
   const pool = new pg.Pool({
     connectionString,
     max: poolSize,

@@ -5,7 +5,8 @@ export const agentIdSchema = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+  .describe('an agent id: printable ASCII without spaces, at most 200 characters');
 
 /**
  * What a credential lets its holder do (the values of dispatch_credentials.role).

@@ -1,18 +1,21 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
-export type ErrorCode =
-  | 'invalid_json'
-  | 'validation_failed'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'stale_attempt'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal';
+/** Every error code the API answers with (src/http/errors.ts maps each to its HTTP status). */
+export const ERROR_CODES = [
+  'invalid_json',
+  'validation_failed',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'stale_attempt',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'unavailable',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface ErrorDetail {
   field: string;
@@ -30,6 +33,18 @@ export class DispatchError extends Error {
     super(message);
   }
 }
+
+/** The body of every error answer, as clients parse it (documented in openapi.json as `Error`). */
+export const errorJsonSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(ERROR_CODES),
+      message: z.string().min(1),
+      details: z.array(z.object({ field: z.string(), message: z.string() })).describe('One entry per offending field, header or limit; may be empty.'),
+    }),
+  })
+  .meta({ id: 'Error' });
+export type ErrorJson = z.infer<typeof errorJsonSchema>;
 
 /** Zod issues as `{field, message}` pairs; an unknown key is named as its own field. */
 export function detailsFromZod(error: z.ZodError, prefix = ''): ErrorDetail[] {

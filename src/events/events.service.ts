@@ -1,4 +1,4 @@
-import type { JetStreamClient, NatsConnection } from 'nats';
+import { headers as createHeaders, type JetStreamClient, type MsgHdrs, type NatsConnection } from 'nats';
 import { BackgroundService } from '../background/service.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
@@ -7,6 +7,7 @@ import type { TaskPolicy } from '../tasks/task.service.js';
 import { AgentEventsSubscriber } from './agent-events.js';
 import { NatsLink, type NatsLinkOptions } from './nats-link.js';
 import { discardStaleOwedEvents } from './outbox.queries.js';
+import type { Tracer } from '../observability/tracing.js';
 import { OutboxPublisher, type OutboxPublisherOptions, type PublishFn } from './outbox-publisher.js';
 import { StatsPublisher } from './stats-publisher.js';
 import { ensureEventStream, ensureTaskRequestConsumer } from './stream.js';
@@ -26,6 +27,8 @@ export interface EventsOptions {
   /** hermes.accept_requests: false makes no swarm.task.request consumer (another service takes them). */
   acceptRequests?: boolean;
   /** hermes.requesters: the requesters swarm.task.request accepts; empty, any. */
+  /** Spans for tasks created from `swarm.task.request` with a traceparent header. */
+  tracer?: Tracer;
   allowedRequesters?: readonly string[];
   outbox?: Pick<OutboxPublisherOptions, 'pollIntervalMs' | 'batchSize' | 'backlogSampleMs'>;
   connection?: Pick<NatsLinkOptions, 'login' | 'retryInitialMs' | 'retryMaxMs' | 'reconnectTimeWaitMs' | 'connectTimeoutMs'>;
@@ -77,6 +80,7 @@ export class EventsService {
       db: options.db,
       policy: options.policy,
       allowedRequesters: options.allowedRequesters,
+      tracer: options.tracer,
       publish,
       logger: this.log,
       metrics: options.metrics,
@@ -188,6 +192,7 @@ export class EventsService {
         this.jetstream(nc).publish(message.subject, encodeBody(message.body, maxBytes), {
           msgID: message.msgId,
           timeout: this.options.publishTimeoutMs ?? 5_000,
+          ...(message.headers ? { headers: natsHeaders(message.headers) } : {}),
         }),
         this.link!.whenLost(),
       ]);
@@ -277,4 +282,10 @@ class OwedEventsTrimmer extends BackgroundService<number> {
     if (dropped > 0) this.logger.info({ dropped }, 'NATS is not configured: dropped events owed to it for over a day');
     return dropped;
   }
+}
+
+function natsHeaders(values: Record<string, string>): MsgHdrs {
+  const hdrs = createHeaders();
+  for (const [key, value] of Object.entries(values)) hdrs.set(key, value);
+  return hdrs;
 }

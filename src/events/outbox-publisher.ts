@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { OutageLog } from '../background/outage-log.js';
 import * as q from './outbox.queries.js';
-import { taskEventMessage, type OutgoingMessage } from './subjects.js';
+import { scopeEventMessage, taskEventMessage, type OutgoingMessage } from './subjects.js';
 
 /** Publishes one message to JetStream and resolves with its acknowledgement; throws if not stored. */
 export type PublishFn = (message: OutgoingMessage) => Promise<{ duplicate: boolean }>;
@@ -48,13 +48,17 @@ export async function publishInTaskOrder(
   rows: q.OwedEvent[],
   publish: PublishFn,
 ): Promise<{ published: q.OwedEvent[]; duplicates: number; held: number; error: unknown }> {
+  // A scope's events form a chain of their own, like a task's. A row whose event is gone has
+  // nothing to send: it counts as published, so it leaves the outbox.
+  const published: q.OwedEvent[] = rows.filter((row) => row.task_id === null && !row.scope);
   const chains = new Map<string, q.OwedEvent[]>();
   for (const row of rows) {
-    const chain = chains.get(row.task_id);
+    const key = row.task_id ?? (row.scope ? `scope:${row.scope}` : null);
+    if (key === null) continue;
+    const chain = chains.get(key);
     if (chain) chain.push(row);
-    else chains.set(row.task_id, [row]);
+    else chains.set(key, [row]);
   }
-  const published: q.OwedEvent[] = [];
   let duplicates = 0;
   let held = 0;
   let error: unknown;
@@ -62,7 +66,7 @@ export async function publishInTaskOrder(
     [...chains.values()].map(async (chain) => {
       for (const [index, row] of chain.entries()) {
         try {
-          const ack = await publish(taskEventMessage(row));
+          const ack = await publish(messageOf(row));
           if (ack.duplicate) duplicates += 1;
           published.push(row);
         } catch (failure) {
@@ -74,6 +78,10 @@ export async function publishInTaskOrder(
     }),
   );
   return { published, duplicates, held, error };
+}
+
+function messageOf(row: q.OwedEvent): OutgoingMessage {
+  return row.task_id !== null ? taskEventMessage({ ...row, task_id: row.task_id }) : scopeEventMessage({ ...row, scope: row.scope! });
 }
 
 /** The outbox's publishing loop: every replica runs one; one at a time publishes. */

@@ -23,8 +23,15 @@ const PUBLISHER_IDLE_LIMIT = '30s';
 
 export type Tx = Transaction<DB>;
 
-export interface OwedEvent extends StoredTaskEvent {
+/**
+ * An owed event: a task event, or a scope event (migration 0011: scope is set, task_id is null).
+ * Both null: the event row was deleted before it was published (by hand; retention keeps owed
+ * events), and there is nothing left to send.
+ */
+export interface OwedEvent extends Omit<StoredTaskEvent, 'task_id'> {
   id: number;
+  task_id: string | null;
+  scope?: string | null;
 }
 
 /** Cheap idle check for the poll loop: an index probe on a table that is usually empty. */
@@ -49,9 +56,13 @@ export async function asOnlyPublisher<T>(db: Db, work: (tx: Tx) => Promise<T>): 
 /** The oldest owed events, in commit-safe id order. */
 export async function readOwedEvents(tx: Tx, limit: number): Promise<OwedEvent[]> {
   const { rows } = await sql<OwedEvent>`
-    SELECT e.id, e.event_id, e.task_id, e.event, e.payload, e.created_at
+    SELECT o.id, coalesce(e.event_id, s.event_id) AS event_id, e.task_id, s.scope, coalesce(e.event, s.event) AS event,
+           coalesce(e.payload, s.payload) AS payload, coalesce(e.created_at, s.created_at) AS created_at, t.traceparent
       FROM dispatch_event_outbox o
-      JOIN dispatch_task_events e ON e.id = o.id
+      LEFT JOIN dispatch_task_events e ON e.id = o.id
+      LEFT JOIN dispatch_scope_events s ON s.id = o.id
+      -- A primary-key probe per task event, for the trace context the task's messages carry on.
+      LEFT JOIN dispatch_tasks t ON t.id = e.task_id
      ORDER BY o.id
      LIMIT ${limit}`.execute(tx);
   return rows;

@@ -4,7 +4,8 @@
  *
  * Task events go to `swarm.task.<task id>.<name>` with the stored payload as the body, plus:
  *   task_id, event_id (the row's uuid, also the JetStream message id) and occurred_at (the
- *   commit-time stamp of the row, ISO 8601).
+ *   commit-time stamp of the row, ISO 8601). A task created with a W3C `traceparent` has it as a
+ *   header of each of its messages.
  * Names follow the reference where it has one; the other stored events keep their own name:
  *   created, assigned, progress, completed, cancelled, unmatched, reassigned   as stored
  *   failed        terminal failure, `retrying: false`
@@ -14,6 +15,8 @@
  *                 whether the task is finished.
  *   timeout_retry / timeout_exhausted -> `timeout` {task_id, retry_count, max_retries} with
  *                 `outcome: 'retry' | 'exhausted'` and `retrying` (same rule as `failed`).
+ *   expired       -> `timeout` {task_id, reason: 'expired', start_by, error} with `outcome: 'expired'`,
+ *                 `retrying: false`: the task was still pending at its start_by and ended.
  *   anything else (context_updated, wake_requested, wake_timeout, start_overdue, ...) -> its own name.
  */
 
@@ -28,6 +31,12 @@ export const TASK_REQUEST_SUBJECT = 'swarm.task.request';
 export const TASK_REJECTED_SUBJECT = 'swarm.dispatch.rejected';
 /** Published: queue statistics, every hermes.stats_interval_ms, by one replica. */
 export const STATS_SUBJECT = 'swarm.dispatch.stats';
+/**
+ * Published: a scope paused, resumed or its limits changed (dispatch_scope_events), as
+ * `swarm.dispatch.scope.<paused|resumed|limits_changed>` with the scope in the body: scope names
+ * are free text (spaces, dots), which a subject token cannot carry.
+ */
+export const SCOPE_EVENTS_SUBJECT = 'swarm.dispatch.scope';
 /** Consumed: Warren's lifecycle notices, `swarm.agent.<name>.<started|ready|degraded|stopped>`. */
 export const AGENT_EVENTS_SUBJECT = 'swarm.agent.*.*';
 
@@ -52,6 +61,8 @@ export interface StoredTaskEvent {
   event: string;
   payload: unknown;
   created_at: Date;
+  /** The task's W3C traceparent, sent on as a message header. */
+  traceparent?: string | null;
 }
 
 export interface OutgoingMessage {
@@ -59,6 +70,8 @@ export interface OutgoingMessage {
   /** JetStream message id (Nats-Msg-Id): the stream drops a second copy within its duplicate window. */
   msgId: string;
   body: Record<string, unknown>;
+  /** NATS message headers besides Nats-Msg-Id (the task's `traceparent`). */
+  headers?: Record<string, string>;
 }
 
 const asObject = (payload: unknown): Record<string, unknown> =>
@@ -75,6 +88,8 @@ function rename(event: string): { name: string; extra: Record<string, unknown> }
       return { name: 'timeout', extra: { outcome: 'retry', retrying: true } };
     case 'timeout_exhausted':
       return { name: 'timeout', extra: { outcome: 'exhausted', retrying: false } };
+    case 'expired':
+      return { name: 'timeout', extra: { outcome: 'expired', retrying: false } };
     default:
       return { name: event, extra: {} };
   }
@@ -96,6 +111,25 @@ export function taskEventMessage(row: StoredTaskEvent): OutgoingMessage {
       event_id: row.event_id,
       occurred_at: row.created_at.toISOString(),
     },
+    ...(row.traceparent ? { headers: { traceparent: row.traceparent } } : {}),
+  };
+}
+
+/** What a stored scope event carries into its message. */
+export interface StoredScopeEvent {
+  event_id: string;
+  scope: string;
+  event: string;
+  payload: unknown;
+  created_at: Date;
+}
+
+/** The message for one scope event; the envelope fields are written last, as for task events. */
+export function scopeEventMessage(row: StoredScopeEvent): OutgoingMessage {
+  return {
+    subject: `${SCOPE_EVENTS_SUBJECT}.${row.event}`,
+    msgId: row.event_id,
+    body: { ...asObject(row.payload), scope: row.scope, event_id: row.event_id, occurred_at: row.created_at.toISOString() },
   };
 }
 

@@ -6,6 +6,8 @@ import { DispatchError } from '../domain/errors.js';
 import { findUnstorable } from '../domain/storable.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { acceptTraceparent } from '../observability/trace-context.js';
+import type { Tracer } from '../observability/tracing.js';
 import { submitTask, type TaskIntake, type TaskPolicy } from '../tasks/task.service.js';
 import type { PublishFn } from './outbox-publisher.js';
 import { BackgroundService } from '../background/service.js';
@@ -17,6 +19,8 @@ export interface TaskRequestMessage {
   /** Stream sequence and store time: together they name this message for good. */
   streamSeq: number;
   timestampNanos: number;
+  /** The message's W3C `traceparent` header, if any. */
+  traceparent?: string;
 }
 
 export type TaskRequestOutcome =
@@ -55,7 +59,10 @@ function originalOf(text: string): unknown {
 export async function createTaskFromRequest(intake: TaskIntake, message: TaskRequestMessage): Promise<TaskRequestOutcome> {
   const text = new TextDecoder().decode(message.data);
   try {
-    const outcome = await submitTask(intake, text, undefined, requestIdempotencyKey(message));
+    const outcome = await submitTask(intake, text, {
+      idempotencyKey: requestIdempotencyKey(message),
+      traceparent: acceptTraceparent(message.traceparent),
+    });
     return { kind: outcome.replayed ? 'replayed' : 'created', task: outcome.task };
   } catch (error) {
     if (error instanceof DispatchError && error.code !== 'conflict') return { kind: 'rejected', error, original: originalOf(text) };
@@ -80,6 +87,7 @@ export interface TaskRequestConsumerOptions {
   policy: TaskPolicy;
   /** hermes.requesters: empty accepts any requester. */
   allowedRequesters?: readonly string[];
+  tracer?: Tracer;
   publish: PublishFn;
   logger: Logger;
   metrics: Metrics;
@@ -167,10 +175,15 @@ export class TaskRequestConsumer extends BackgroundService<void> {
   }
 
   private async handle(message: JsMsg): Promise<void> {
-    const { db, policy, logger, metrics, allowedRequesters } = this.options;
-    const request: TaskRequestMessage = { data: message.data, streamSeq: message.seq, timestampNanos: message.info.timestampNanos };
+    const { db, policy, logger, metrics, allowedRequesters, tracer } = this.options;
+    const request: TaskRequestMessage = {
+      data: message.data,
+      streamSeq: message.seq,
+      timestampNanos: message.info.timestampNanos,
+      traceparent: message.headers?.get('traceparent') || undefined,
+    };
     try {
-      const outcome = await createTaskFromRequest({ db, policy, metrics, allowedRequesters }, request);
+      const outcome = await createTaskFromRequest({ db, policy, metrics, allowedRequesters, tracer }, request);
       if (outcome.kind === 'rejected') {
         logger.warn(
           { seq: message.seq, reason: outcome.error.message, details: outcome.error.details },

@@ -6,7 +6,7 @@ import type { ApiEnv } from './context.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { DispatchError } from '../domain/errors.js';
 import { renderError } from './errors.js';
-import { identifyCaller, limitBody, rateLimit, requestContext, type CallerIdentification } from './middleware.js';
+import { identifyCaller, limitBody, limitUnauthenticated, rateLimit, requestContext, type CallerIdentification } from './middleware.js';
 import { RateLimiter } from './rate-limit.js';
 
 /** A domain's Hono sub-app and the path it is mounted under. */
@@ -20,6 +20,8 @@ export interface ApiDeps {
   metrics: Metrics;
   auth: CallerIdentification;
   rateLimitPerMinute: number;
+  /** Replicas alive (the heartbeats'): each enforces its share of the rate limit. */
+  liveReplicas?: () => number;
   bodyLimitBytes: number;
   /** Every domain router, in mounting order (see src/routes.ts). */
   routers: MountedRouter[];
@@ -29,7 +31,8 @@ export interface ApiDeps {
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.use('*', requestContext(deps.logger, deps.metrics));
-  app.use('/api/v1/*', limitBody(deps.bodyLimitBytes), identifyCaller(deps.auth), rateLimit(new RateLimiter(deps.rateLimitPerMinute)));
+  const limiter = () => new RateLimiter(deps.rateLimitPerMinute, Date.now, 100_000, deps.liveReplicas);
+  app.use('/api/v1/*', limitBody(deps.bodyLimitBytes), limitUnauthenticated(limiter()), identifyCaller(deps.auth), rateLimit(limiter()));
   for (const { path, router } of deps.routers) app.route(path, router);
   app.notFound((c) => renderError(c, new DispatchError('not_found', `no route ${c.req.method} ${c.req.path}`)));
   app.onError((error, c) => {

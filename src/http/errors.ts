@@ -1,8 +1,9 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { DispatchError, ErrorCode } from '../domain/errors.js';
+import type { DispatchError, ErrorCode, ErrorJson } from '../domain/errors.js';
 
-const STATUS_BY_CODE: Record<ErrorCode, ContentfulStatusCode> = {
+/** The HTTP status of each error code (openapi.json documents each status with its codes). */
+export const STATUS_BY_CODE: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_json: 400,
   validation_failed: 400,
   unauthorized: 401,
@@ -17,7 +18,7 @@ const STATUS_BY_CODE: Record<ErrorCode, ContentfulStatusCode> = {
   internal: 500,
 };
 
-export function errorBody(error: DispatchError) {
+export function errorBody(error: DispatchError): ErrorJson {
   return { error: { code: error.code, message: error.message, details: error.details } };
 }
 

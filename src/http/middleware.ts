@@ -1,6 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { agentIdSchema, hasRole, type Caller, type Role } from '../domain/caller.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -60,9 +61,14 @@ export function limitBody(maxSize: number): MiddlewareHandler<ApiEnv> {
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** The configured admin token's digest, hashed once rather than on every call. */
+const expectedDigests = new Map<string, Buffer>();
+
 /** Constant-time comparison (hashing first makes the lengths equal). */
-export function tokenMatches(presented: string, expected: string): boolean {
-  return timingSafeEqual(digest(presented), digest(expected));
+function tokenMatches(presented: string, expected: string): boolean {
+  let expectedDigest = expectedDigests.get(expected);
+  if (!expectedDigest) expectedDigests.set(expected, (expectedDigest = digest(expected)));
+  return timingSafeEqual(digest(presented), expectedDigest);
 }
 
 function bearerToken(header: string | undefined): string | undefined {
@@ -100,40 +106,52 @@ function validAgentHeader(agent: string): string {
 const HEADER_MODE_ROLES: ReadonlySet<Role> = new Set(['worker', 'requester']);
 
 /**
- * Who the caller is. A credential's bearer token names its agent, role and scopes; an X-Agent-ID
- * sent with it must be that agent (403 otherwise). The admin token (server.admin_token) is the
- * bootstrap admin. In header mode a call without a credential is taken at its X-Agent-ID word,
- * as v1 did; in token mode it is refused.
+ * The caller a bearer token proves: the admin token (server.admin_token) is the bootstrap admin; a
+ * credential names its agent, role and scopes, and an X-Agent-ID sent with it (`claimed`) must be
+ * that agent (403 otherwise). Undefined when the token is no credential in header mode, where the
+ * call is then taken at its X-Agent-ID word. Shared by the API and the dashboard's sign-in.
+ */
+export async function callerForToken(options: CallerIdentification, token: string, claimed: string | undefined): Promise<Caller | undefined> {
+  if (options.adminToken !== '' && tokenMatches(token, options.adminToken)) {
+    // Header mode records the admin's X-Agent-ID, as v1 did; token mode the bootstrap credential.
+    const actor = options.mode === 'header' ? (claimed ?? 'admin') : 'bootstrap';
+    return { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), readsAllTasks: true, scopes: [], actor };
+  }
+  if (options.mode === 'header' && !token.startsWith('dsp_')) return undefined;
+  const credential = await options.verify(token);
+  if (!credential) {
+    const message = 'the bearer token is not a valid credential (unknown, revoked or expired)';
+    throw new DispatchError('unauthorized', message, [{ field: 'Authorization', message }]);
+  }
+  if (claimed !== undefined && claimed !== credential.agent_id) {
+    throw new DispatchError('forbidden', `X-Agent-ID ${claimed} is not the agent this credential belongs to`, [
+      { field: 'X-Agent-ID', message: 'must name the credential\'s agent, or be left out' },
+    ]);
+  }
+  const admin = credential.role === 'admin';
+  const readsAllTasks = admin || credential.role === 'observer' || options.mode === 'header';
+  return { agent: credential.agent_id, admin, roles: new Set([credential.role]), readsAllTasks, scopes: credential.scopes, actor: credential.id };
+}
+
+/**
+ * Who the caller is (see callerForToken). In header mode a call without a credential is taken at
+ * its X-Agent-ID word, as v1 did; in token mode it is refused.
  */
 export function identifyCaller(options: CallerIdentification): MiddlewareHandler<ApiEnv> {
-  const unauthorized = (message: string) => new DispatchError('unauthorized', message, [{ field: 'Authorization', message }]);
   return async (c, next) => {
     const header = c.req.header('x-agent-id');
     const claimed = header === undefined || header === '' ? undefined : validAgentHeader(header);
     const token = bearerToken(c.req.header('authorization'));
-    let caller: Caller;
     if (options.mode === 'header' && claimed === undefined) {
       // v1: every call names its agent, an admin's too.
       throw new DispatchError('unauthorized', 'X-Agent-ID header is required', [{ field: 'X-Agent-ID', message: 'required' }]);
     }
-    if (token !== undefined && options.adminToken !== '' && tokenMatches(token, options.adminToken)) {
-      // Header mode records the admin's X-Agent-ID, as v1 did; token mode the bootstrap credential.
-      const actor = options.mode === 'header' ? claimed! : 'bootstrap';
-      caller = { agent: claimed ?? 'admin', admin: true, roles: new Set(['admin']), readsAllTasks: true, scopes: [], actor };
-    } else if (token !== undefined && (options.mode === 'token' || token.startsWith('dsp_'))) {
-      const credential = await options.verify(token);
-      if (!credential) throw unauthorized('the bearer token is not a valid credential (unknown, revoked or expired)');
-      if (claimed !== undefined && claimed !== credential.agent_id) {
-        throw new DispatchError('forbidden', `X-Agent-ID ${claimed} is not the agent this credential belongs to`, [
-          { field: 'X-Agent-ID', message: 'must name the credential\'s agent, or be left out' },
-        ]);
+    let caller = token === undefined ? undefined : await callerForToken(options, token, claimed);
+    if (caller === undefined) {
+      if (options.mode === 'token') {
+        const message = 'a credential is required: Authorization: Bearer <token>';
+        throw new DispatchError('unauthorized', message, [{ field: 'Authorization', message }]);
       }
-      const admin = credential.role === 'admin';
-      const readsAllTasks = admin || credential.role === 'observer' || options.mode === 'header';
-      caller = { agent: credential.agent_id, admin, roles: new Set([credential.role]), readsAllTasks, scopes: credential.scopes, actor: credential.id };
-    } else if (options.mode === 'token') {
-      throw unauthorized('a credential is required: Authorization: Bearer <token>');
-    } else {
       caller = { agent: claimed!, admin: false, roles: HEADER_MODE_ROLES, readsAllTasks: true, scopes: [], actor: claimed! };
     }
     c.set('caller', caller);
@@ -185,5 +203,35 @@ export function rateLimit(limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
       throw new DispatchError('rate_limited', `rate limit exceeded; retry in ${waitSeconds} s`);
     }
     await next();
+  };
+}
+
+/** The peer's address (a load balancer's, behind one); "unknown" outside a Node server (tests' app.request). */
+function clientAddress(c: Context<ApiEnv>): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Calls that fail authentication spend a budget of their client address; once it is spent, the
+ * address's failures are answered 429 with Retry-After instead of 401, so a misconfigured client
+ * backs off and a flood of bad tokens shows as such. A call that authenticates is never refused
+ * here, whatever its address: behind a load balancer every caller shares the balancer's address,
+ * and one caller's bad tokens must not lock the others out.
+ */
+export function limitUnauthenticated(limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    await next();
+    // Hono has already rendered a downstream error; it is left on the context.
+    if (!(c.error instanceof DispatchError) || c.error.code !== 'unauthorized') return;
+    const waitSeconds = limiter.take(`address\u0000${clientAddress(c)}`);
+    if (waitSeconds > 0) {
+      c.header('Retry-After', String(waitSeconds));
+      // Rendered by the app's error handler in place of the 401.
+      throw new DispatchError('rate_limited', `too many unauthenticated calls from this address; retry in ${waitSeconds} s`);
+    }
   };
 }

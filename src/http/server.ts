@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Duplex } from 'node:stream';
@@ -45,10 +45,23 @@ export async function listen(app: Hono<any>, host: string, port: number): Promis
   // Keep-alive clients that never pause (agents polling) would hold server.close() open forever,
   // served on their old sockets: once closing, every response says Connection: close, and
   // sockets that fall idle are closed until none is left.
+  // A connection that never sent a request is not "idle" to Node 20's closeIdleConnections(), and
+  // HTTP clients open such connections (undici's pool connects for a queued request that another
+  // socket then serves): server.close() would wait for it until headersTimeout. Once closing,
+  // sockets that have not received a byte are closed too: no request is on them.
   let closing = false;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.on('request', (_req, res) => {
     if (closing) res.setHeader('connection', 'close');
   });
+  const closeSilent = () => {
+    server.closeIdleConnections();
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -61,13 +74,13 @@ export async function listen(app: Hono<any>, host: string, port: number): Promis
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const sweep = setInterval(closeSilent, 50);
         sweep.unref();
         server.close(() => {
           clearInterval(sweep);
           resolve();
         });
-        server.closeIdleConnections();
+        closeSilent();
       }),
   };
 }

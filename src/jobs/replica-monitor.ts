@@ -14,13 +14,15 @@ import { forgetReplica, heartbeat } from './replicas.queries.js';
  */
 export class ReplicaMonitor extends BackgroundService<void> {
   private utils: WorkerUtils | undefined;
+  /** Replicas that beat within dead_after_ms, this one included, as of the last beat. */
+  liveReplicas = 1;
 
   constructor(
     private readonly db: Db,
     private readonly pool: pg.Pool,
     readonly replicaId: string,
     private readonly workerIds: () => string[],
-    private readonly options: { intervalMs: number; deadAfterMs: number },
+    private readonly options: { intervalMs: number; deadAfterMs: number; onCount?: (liveReplicas: number) => void },
     logger: Logger,
   ) {
     super('replica heartbeat', { intervalMs: options.intervalMs }, logger);
@@ -35,7 +37,8 @@ export class ReplicaMonitor extends BackgroundService<void> {
 
   /** One heartbeat and one sweep for dead replicas. */
   async runOnce(): Promise<void> {
-    await heartbeat(this.db, this.replicaId, this.workerIds());
+    this.liveReplicas = await heartbeat(this.db, this.replicaId, this.workerIds(), this.options.deadAfterMs);
+    this.options.onCount?.(this.liveReplicas);
     if (this.utils) await releaseDeadReplicaLocks(this.db, this.utils, this.options.deadAfterMs, this.logger);
   }
 

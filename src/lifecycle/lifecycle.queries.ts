@@ -29,6 +29,11 @@ export async function timeOutAttempt(db: Db, taskId: string, attempt: number, po
                                   AND coalesce(d.started_at, d.assigned_at) + make_interval(secs => d.timeout_ms / 1000.0) > now()
                                  THEN format('no progress for %s ms (heartbeat_timeout_ms)', d.heartbeat_timeout_ms)
                                  ELSE format('not finished within %s ms (timeout_ms)', d.timeout_ms) END),
+             timeout_reason = CASE WHEN d.retry_count < d.max_retries THEN NULL
+                                   WHEN d.heartbeat_timeout_ms IS NOT NULL
+                                    AND coalesce(d.last_progress_at, d.assigned_at) + make_interval(secs => d.heartbeat_timeout_ms / 1000.0) <= now()
+                                    AND coalesce(d.started_at, d.assigned_at) + make_interval(secs => d.timeout_ms / 1000.0) > now()
+                                   THEN 'heartbeat' ELSE 'execution' END,
              avoid_agent = d.assignee,
              deadline_at = NULL
        WHERE d.id = ${taskId} AND d.attempt = ${attempt} AND d.status IN ('assigned', 'running') AND d.deadline_at <= now()

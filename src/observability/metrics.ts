@@ -79,8 +79,14 @@ export function createMetrics() {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const replicasLive = new Gauge({
+    name: 'dispatch_replicas_live',
+    help: 'Replicas that heartbeat within worker.dead_after_ms, as this replica last counted them; each enforces rate_limit_per_minute divided by this.',
+    registers: [registry],
+  });
   return {
     registry,
+    replicasLive,
     httpRequests,
     httpDuration,
     taskTransitions,

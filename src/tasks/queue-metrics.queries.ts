@@ -44,15 +44,18 @@ export async function foldScopeCounters(db: Db): Promise<number> {
 
 /**
  * Age of the oldest pending task of each scope that has one: one probe of
- * dispatch_tasks_pending_by_scope_idx per scope, never a pass over the tasks.
+ * dispatch_tasks_pending_by_scope_idx per scope (stepping over delayed tasks not yet due), never a
+ * pass over the tasks.
  */
 export async function readOldestPending(db: Db): Promise<OldestPendingRow[]> {
   const { rows } = await sql<OldestPendingRow>`
-    SELECT s.scope, greatest(extract(epoch FROM now() - o.created_at), 0)::float8 AS seconds
+    SELECT s.scope, greatest(extract(epoch FROM now() - o.ready_at), 0)::float8 AS seconds
       FROM (SELECT scope FROM dispatch_scope_counts WHERE status = 'pending' GROUP BY scope HAVING sum(tasks) > 0) s
      CROSS JOIN LATERAL (
-       SELECT t.created_at FROM dispatch_tasks t
-        WHERE t.scope = s.scope AND t.status = 'pending'
+       -- A delayed task waits for its time, not for an agent: it counts from its run_at, and not
+       -- before it (migration 0012).
+       SELECT coalesce(t.run_at, t.created_at) AS ready_at FROM dispatch_tasks t
+        WHERE t.scope = s.scope AND t.status = 'pending' AND (t.run_at IS NULL OR t.run_at <= now())
         ORDER BY t.created_at LIMIT 1
      ) o`.execute(db);
   return rows;

@@ -15,7 +15,7 @@ import {
 /** Label that scopes past `metrics.max_scopes` are reported under. */
 export const OTHER_SCOPE = 'other';
 
-const OPEN_STATUSES = ['pending', 'assigned', 'running'] as const;
+const OPEN_STATUSES = ['waiting', 'pending', 'assigned', 'running'] as const;
 
 export interface QueueMetricsOptions {
   db: Db;
@@ -109,7 +109,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
 
   new Gauge({
     name: 'dispatch_queue_depth',
-    help: 'Open tasks by scope and status (pending, assigned, running), cluster-wide.',
+    help: 'Open tasks by scope and status (waiting for dependencies, pending, assigned, running), cluster-wide.',
     labelNames: ['scope', 'status'] as const,
     registers: [registry],
     collect: fromSnapshot<Gauge<'scope' | 'status'>>((gauge, s) => {

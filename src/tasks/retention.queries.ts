@@ -6,7 +6,8 @@ import { TERMINAL_STATUSES } from '../db/columns.js';
  * with their events (ON DELETE CASCADE). A task is kept while any of its events is still owed to
  * NATS (in dispatch_event_outbox), and while any of its subtasks is unfinished or finished
  * within the window, so nothing unpublished is lost and a child never outlives the parent its
- * parent_id names. Rows another transaction holds are skipped, not waited for.
+ * parent_id names; and while a task that depends on it is unfinished, whose assignee may still
+ * read its result. Rows another transaction holds are skipped, not waited for.
  */
 export async function deleteFinishedTasks(conn: pg.ClientBase, keepMs: number, limit: number): Promise<number> {
   const { rowCount } = await conn.query(
@@ -18,6 +19,8 @@ export async function deleteFinishedTasks(conn: pg.ClientBase, keepMs: number, l
           AND NOT EXISTS (SELECT 1 FROM dispatch_tasks c
                            WHERE c.parent_id = t.id
                              AND (c.status <> ALL ($2::text[]) OR c.completed_at >= now() - $1 * interval '1 millisecond'))
+          AND NOT EXISTS (SELECT 1 FROM dispatch_task_dependencies d JOIN dispatch_tasks w ON w.id = d.task_id
+                           WHERE d.depends_on_id = t.id AND w.status <> ALL ($2::text[]))
           AND NOT EXISTS (SELECT 1 FROM dispatch_task_events e
                             JOIN dispatch_event_outbox o ON o.id = e.id
                            WHERE e.task_id = t.id)

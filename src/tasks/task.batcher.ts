@@ -3,6 +3,7 @@ import { newId } from '../db/ids.js';
 import type { TaskRow } from '../db/database.js';
 import { Batcher } from '../db/batcher.js';
 import { findTasks, insertTasks, type NewTask } from './task.queries.js';
+import { listDependenciesOf, type Dependency } from './dependencies.queries.js';
 
 /**
  * Group commit (src/db/batcher.ts) for the two hottest calls, create and read.
@@ -19,6 +20,7 @@ import { findTasks, insertTasks, type NewTask } from './task.queries.js';
 interface TaskBatchers {
   insert: Batcher<NewTask & { id: string }, TaskRow | undefined>;
   read: Batcher<string, TaskRow | undefined>;
+  dependencies: Batcher<string, Dependency[]>;
 }
 
 const batchers = new WeakMap<Db, TaskBatchers>();
@@ -39,6 +41,11 @@ function batchersFor(db: Db): TaskBatchers {
         const byId = new Map((await findTasks(db, [...new Set(ids)])).map((row) => [row.id, row]));
         return ids.map((id) => byId.get(id));
       }),
+      // GET /:id shows each task's dependencies: one more read per call, batched like the row's.
+      dependencies: new Batcher(async (ids) => {
+        const byTask = await listDependenciesOf(db, [...new Set(ids)]);
+        return ids.map((id) => byTask.get(id) ?? []);
+      }),
     };
     batchers.set(db, found);
   }
@@ -53,4 +60,9 @@ export function insertTaskBatched(db: Db, task: NewTask): Promise<TaskRow | unde
 /** Reads a task by id (lower-case UUID); undefined when there is none. */
 export function findTaskBatched(db: Db, id: string): Promise<TaskRow | undefined> {
   return batchersFor(db).read.submit(id);
+}
+
+/** A task's dependencies (id and status), read in a batch with concurrent calls. */
+export function listDependenciesBatched(db: Db, taskId: string): Promise<Dependency[]> {
+  return batchersFor(db).dependencies.submit(taskId);
 }

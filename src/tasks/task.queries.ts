@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db, TaskEventRow, TaskRow } from '../db/database.js';
 import { newId } from '../db/ids.js';
 import type { TaskStatus } from '../db/columns.js';
@@ -24,6 +24,17 @@ export interface NewTask {
   max_retries: number;
   parent_id: string | null;
   idempotency_key: string | null;
+  /** W3C traceparent sent with the request, already checked (trace-context.ts). */
+  traceparent?: string | null;
+  /** Dependencies still open (migration 0013): above 0, the task starts `waiting` instead of pending. */
+  waiting_on?: number;
+  on_dependency_failure?: 'cancel' | 'run';
+  /** Delayed task (migration 0012): not assigned before run_at (ISO 8601), or before creation + delay_ms. */
+  run_at?: string | null;
+  delay_ms?: number | null;
+  /** Expiry: ends `timeout` (expired) if still pending at start_by, or schedule_to_start_timeout_ms after it became ready. */
+  start_by?: string | null;
+  schedule_to_start_timeout_ms?: number | null;
 }
 
 const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value));
@@ -52,6 +63,13 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
       max_retries: t.max_retries,
       parent_id: t.parent_id,
       idempotency_key: t.idempotency_key,
+      traceparent: t.traceparent ?? null,
+      waiting_on: t.waiting_on ?? 0,
+      on_dependency_failure: t.on_dependency_failure ?? 'cancel',
+      run_at: t.run_at ?? null,
+      delay_ms: t.delay_ms ?? null,
+      start_by: t.start_by ?? null,
+      schedule_to_start_timeout_ms: t.schedule_to_start_timeout_ms ?? null,
     })),
   );
   const result = await sql<TaskRow>`
@@ -60,14 +78,23 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
     ), t AS (
       INSERT INTO dispatch_tasks (id, requester, title, description, scope, priority, context, timeout_ms,
                                   heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key,
-                                  unmatched_at)
+                                  traceparent, unmatched_at, status, waiting_on, on_dependency_failure,
+                                  run_at, not_before, start_by, rank)
       SELECT id, requester, title, description, scope, priority, context, timeout_ms,
              heartbeat_timeout_ms, start_timeout_ms, max_retries, parent_id, idempotency_key,
-             CASE WHEN scope = ANY ((SELECT scopes FROM capable)::text[]) THEN NULL ELSE now() END
+             traceparent, CASE WHEN scope = ANY ((SELECT scopes FROM capable)::text[]) THEN NULL ELSE now() END,
+             CASE WHEN waiting_on > 0 THEN 'waiting' ELSE 'pending' END, waiting_on, on_dependency_failure,
+             -- Timing (migration 0012), on the database's clock: a delayed task waits on not_before
+             -- like a retry; expiry counts from when it becomes ready; rank orders the claim (aging).
+             r.run_at, r.run_at,
+             coalesce(x.start_by, coalesce(r.run_at, now()) + make_interval(secs => x.schedule_to_start_timeout_ms / 1000.0)),
+             dispatch_task_rank(coalesce(r.run_at, now()), priority)
         FROM jsonb_to_recordset(${rows}::jsonb) AS x(
                id uuid, requester text, title text, description text, scope text, priority smallint, context jsonb,
                timeout_ms integer, heartbeat_timeout_ms integer, start_timeout_ms integer, max_retries integer,
-               parent_id uuid, idempotency_key text)
+               parent_id uuid, idempotency_key text, traceparent text, waiting_on integer, on_dependency_failure text,
+               run_at timestamptz, delay_ms bigint, start_by timestamptz, schedule_to_start_timeout_ms bigint)
+        CROSS JOIN LATERAL (SELECT coalesce(x.run_at, now() + make_interval(secs => x.delay_ms / 1000.0)) AS run_at) AS r
       ON CONFLICT (requester, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING *
     ), e AS (
@@ -119,7 +146,7 @@ export interface TaskListFilter {
   assignee?: string;
   scope?: string;
   parent_id?: string;
-  /** Only tasks this agent requested or holds now. */
+  /** Only tasks this agent may read: it requested or holds them, held an earlier attempt, or requested their parent. */
   involving?: string;
   limit: number;
   /** The last row of the previous page; created_at as returned in `cursor_created_at`. */
@@ -133,31 +160,70 @@ export interface TaskListFilter {
  */
 export type ListedTask = TaskRow & { cursor_created_at: string };
 
-/** Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first. */
-export async function listTasks(db: Db, filter: TaskListFilter): Promise<ListedTask[]> {
-  let query = db
-    .selectFrom('dispatch_tasks')
-    .selectAll()
-    .select(sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_created_at'));
-  if (filter.status) query = query.where('status', '=', filter.status);
-  if (filter.requester) query = query.where('requester', '=', filter.requester);
-  if (filter.assignee) query = query.where('assignee', '=', filter.assignee);
-  if (filter.scope) query = query.where('scope', '=', filter.scope);
-  if (filter.parent_id) query = query.where('parent_id', '=', filter.parent_id);
-  // A bitmap OR of the requester and assignee indexes, for callers who see only their own tasks.
-  const involving = filter.involving;
-  if (involving !== undefined) query = query.where((eb) => eb.or([eb('requester', '=', involving), eb('assignee', '=', involving)]));
-  const after = filter.after;
-  if (after) query = query.where(sql<boolean>`(created_at, id) < (${after.created_at}::timestamptz, ${after.id}::uuid)`);
-  return await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+/** The list's filters on the dispatch_tasks row aliased `t`. */
+function listConditions(filter: TaskListFilter) {
+  const conditions = [sql<boolean>`true`];
+  if (filter.status) conditions.push(sql`t.status = ${filter.status}`);
+  if (filter.requester) conditions.push(sql`t.requester = ${filter.requester}`);
+  if (filter.assignee) conditions.push(sql`t.assignee = ${filter.assignee}`);
+  if (filter.scope) conditions.push(sql`t.scope = ${filter.scope}`);
+  if (filter.parent_id) conditions.push(sql`t.parent_id = ${filter.parent_id}::uuid`);
+  return sql.join(conditions, sql` AND `);
 }
 
-/** Whether `agent` held an attempt of the task, or requested its parent. */
-export async function isHeldOrParentRequestedBy(db: Db, task: Pick<TaskRow, 'id' | 'parent_id'>, agent: string): Promise<boolean> {
-  const { rows } = await sql<{ yes: boolean }>`
-    SELECT EXISTS (SELECT 1 FROM dispatch_task_events WHERE task_id = ${task.id} AND event = 'assigned' AND agent_id = ${agent})
-        OR EXISTS (SELECT 1 FROM dispatch_tasks WHERE id = ${task.parent_id} AND requester = ${agent}) AS yes`.execute(db);
-  return rows[0]?.yes === true;
+/** Rows before the cursor in list order, compared on the given (created_at, id) columns. */
+function beforeCursor(filter: TaskListFilter, createdAt: RawBuilder<unknown>, id: RawBuilder<unknown>) {
+  const after = filter.after;
+  return after ? sql<boolean>`(${createdAt}, ${id}) < (${after.created_at}::timestamptz, ${after.id}::uuid)` : sql<boolean>`true`;
+}
+
+/**
+ * Newest first, keyset-paginated on (created_at, id) so deep pages cost the same as the first.
+ * A caller that reads only its own tasks (`involving`) reads them three ways, each walked on its
+ * own index in list order and cut at the page size: as requester, as current assignee, and as a
+ * reader of dispatch_task_readers (an earlier attempt's holder, the parent's requester); the page
+ * is the newest of the three together.
+ */
+export async function listTasks(db: Db, filter: TaskListFilter): Promise<ListedTask[]> {
+  const where = listConditions(filter);
+  const page = sql`ORDER BY t.created_at DESC, t.id DESC LIMIT ${filter.limit}`;
+  const inList = beforeCursor(filter, sql`t.created_at`, sql`t.id`);
+  const me = filter.involving;
+  const from =
+    me === undefined
+      ? sql`dispatch_tasks t`
+      : sql`(
+          SELECT id FROM (SELECT t.id FROM dispatch_tasks t WHERE t.requester = ${me} AND ${where} AND ${inList} ${page}) requested
+          UNION
+          SELECT id FROM (SELECT t.id FROM dispatch_tasks t WHERE t.assignee = ${me} AND ${where} AND ${inList} ${page}) held
+          UNION
+          SELECT id FROM (
+            SELECT r.task_id AS id FROM dispatch_task_readers r JOIN dispatch_tasks t ON t.id = r.task_id
+             WHERE r.reader = ${me} AND ${where} AND ${beforeCursor(filter, sql`r.task_created_at`, sql`r.task_id`)}
+             ORDER BY r.task_created_at DESC, r.task_id DESC LIMIT ${filter.limit}) readable
+        ) mine JOIN dispatch_tasks t ON t.id = mine.id`;
+  const { rows } = await sql<ListedTask>`
+    SELECT t.*, to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_created_at
+      FROM ${from}
+     WHERE ${where} AND ${inList}
+     ${page}`.execute(db);
+  return rows;
+}
+
+/**
+ * Of `ids`, the tasks `agent` may read without reading every task: it requested or holds it, held
+ * an attempt of it, requested its parent, or is the assignee of a task that depends on it (to
+ * read its dependencies' results). One statement for any number of ids.
+ */
+export async function tasksVisibleTo(db: Db, ids: readonly string[], agent: string): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    SELECT t.id FROM dispatch_tasks t
+     WHERE t.id = ANY(${ids}::uuid[])
+       AND (t.requester = ${agent} OR t.assignee = ${agent}
+            OR EXISTS (SELECT 1 FROM dispatch_task_readers WHERE task_id = t.id AND reader = ${agent})
+            OR EXISTS (SELECT 1 FROM dispatch_task_dependencies d JOIN dispatch_tasks w ON w.id = d.task_id
+                        WHERE d.depends_on_id = t.id AND w.assignee = ${agent}))`.execute(db);
+  return rows.map((row) => row.id);
 }
 
 export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventRow[]> {
@@ -165,6 +231,12 @@ export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventR
 }
 
 /** Who may act on a task as its worker: the assignee of the current attempt. */
+/** The newest audit event's id (one probe of the primary key): it moves whenever any task changes. */
+export async function latestTaskEventId(db: Db): Promise<string | null> {
+  const row = await db.selectFrom('dispatch_task_events').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return row ? String(row.id) : null;
+}
+
 export interface WorkerCall {
   taskId: string;
   agent: string;
@@ -262,19 +334,19 @@ export async function recordProgress(db: Db, call: WorkerCall, payload: unknown)
   return rows[0];
 }
 
-/** Cancels a task that is not finished yet; an assigned agent's slot is freed by the same update. */
 /**
- * Cancels an unfinished task and, when `context` is given, replaces its context in the same
- * statement: a PATCH carrying both is all or nothing.
+ * Cancels the unfinished tasks among `ids`; an assigned agent's slot is freed by the same update.
+ * When `context` is given it replaces their context in the same statement: a PATCH carrying both
+ * is all or nothing. Finished tasks are left alone and not returned.
  */
-export async function cancelTask(db: Db, taskId: string, by: string, context?: { value: unknown }): Promise<TaskRow | undefined> {
+export async function cancelTasks(db: Db, ids: readonly string[], by: string, context?: { value: unknown }): Promise<TaskRow[]> {
   const replace = context !== undefined;
   const { rows } = await sql<TaskRow>`
     WITH t AS (
       UPDATE dispatch_tasks
          SET status = 'cancelled', completed_at = now(), deadline_at = NULL,
              context = CASE WHEN ${replace}::boolean THEN ${json(context?.value ?? null)}::jsonb ELSE context END
-       WHERE id = ${taskId} AND status IN ('pending', 'assigned', 'running')
+       WHERE id = ANY (${ids}::uuid[]) AND status IN ('waiting', 'pending', 'assigned', 'running')
       RETURNING *
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
@@ -284,13 +356,13 @@ export async function cancelTask(db: Db, taskId: string, by: string, context?: {
                (2, 'cancelled', jsonb_build_object('task_id', t.id, 'cancelled_by', ${by}::text, 'assignee', t.assignee))
              ) AS ev(step, event, payload)
        WHERE ev.step = 2 OR ${replace}::boolean
-       ORDER BY ev.step
+       ORDER BY t.id, ev.step
     ), j AS (
       SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
     -- Naming j in the output keeps the planner from dropping it (and its side effect).
     SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
-  return rows[0];
+  return rows;
 }
 
 /** Replaces the worker's input while the task is not finished. */
@@ -298,7 +370,7 @@ export async function replaceContext(db: Db, taskId: string, by: string, context
   const { rows } = await sql<TaskRow>`
     WITH t AS (
       UPDATE dispatch_tasks SET context = ${json(context)}::jsonb
-       WHERE id = ${taskId} AND status IN ('pending', 'assigned', 'running')
+       WHERE id = ${taskId} AND status IN ('waiting', 'pending', 'assigned', 'running')
       RETURNING *
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)

@@ -1,13 +1,18 @@
 import { Hono } from 'hono';
-import type { Db } from '../db/database.js';
+import type { Db, TaskRow } from '../db/database.js';
 import { readBodyText, readJsonBody, readQuery } from '../http/body.js';
 import type { ApiEnv } from '../http/context.js';
-import { hasRole, type Caller } from '../domain/caller.js';
+import { hasRole, readsEverything, type Caller } from '../domain/caller.js';
 import { DispatchError } from '../domain/errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import { taskEventToJson, taskToJson } from './task.json.js';
+import { acceptTraceparent } from '../observability/trace-context.js';
+import type { Tracer } from '../observability/tracing.js';
+import { taskEventToJson, taskToJson, taskWithDependenciesToJson } from './task.json.js';
+import { listDependencies } from './dependencies.queries.js';
+import { listDependenciesBatched } from './task.batcher.js';
 import { listTaskEvents } from './task.queries.js';
 import {
+  bulkActionSchema,
   completeTaskSchema,
   failTaskSchema,
   listTasksQuerySchema,
@@ -16,11 +21,13 @@ import {
   progressSchema,
 } from './task.schemas.js';
 import * as service from './task.service.js';
+import { requeueTask, runBulkAction } from './bulk.js';
 
 export interface TaskRouteDeps {
   db: Db;
   policy: service.TaskPolicy;
   metrics: Metrics;
+  tracer: Tracer;
 }
 
 function idempotencyKey(header: string | undefined): string | null {
@@ -34,25 +41,51 @@ function idempotencyKey(header: string | undefined): string | null {
 }
 
 /** /api/v1/tasks: create, read, list, and the worker calls (progress, complete, fail). */
-export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
+export function taskRoutes({ db, policy, metrics, tracer }: TaskRouteDeps) {
   const transition = (event: string) => metrics.taskTransitions.inc({ event });
   const worker = (caller: Caller) => {
     if (!hasRole(caller, 'worker')) throw new DispatchError('forbidden', 'working on tasks needs a worker credential');
     return caller.agent;
   };
+  const dependenciesOf = (id: string) => (db.isTransaction ? listDependencies(db, id) : listDependenciesBatched(db, id));
+  const withDependencies = async (task: TaskRow, known = true) => taskWithDependenciesToJson(task, known ? await dependenciesOf(task.id) : []);
   return new Hono<ApiEnv>()
     .post('/', async (c) => {
       const caller = c.get('caller');
       if (!hasRole(caller, 'requester')) throw new DispatchError('forbidden', 'creating tasks needs a requester credential');
+      const receivedAtMs = Date.now();
       const text = await readBodyText(c);
-      const key = idempotencyKey(c.req.header('idempotency-key'));
-      const outcome = await service.submitTask({ db, policy, metrics }, text, caller.agent, key, caller.scopes);
+      const outcome = await service.submitTask({ db, policy, metrics, tracer }, text, {
+        caller: caller.agent,
+        idempotencyKey: idempotencyKey(c.req.header('idempotency-key')),
+        scopes: caller.scopes,
+        readsAllTasks: readsEverything(caller),
+        traceparent: acceptTraceparent(c.req.header('traceparent')),
+        receivedAtMs,
+      });
       if (outcome.replayed) {
         c.header('Idempotent-Replayed', 'true');
-        return c.json(taskToJson(outcome.task), 200);
+        return c.json(await withDependencies(outcome.task), 200);
       }
       c.header('Location', `/api/v1/tasks/${outcome.task.id}`);
-      return c.json(taskToJson(outcome.task), 201);
+      // A new task without depends_on has no edges: no query to say so.
+      return c.json(await withDependencies(outcome.task, outcome.hasDependencies), 201);
+    })
+    .post('/cancel', async (c) => {
+      const outcome = await runBulkAction(db, c.get('caller'), 'cancel', await readJsonBody(c, bulkActionSchema));
+      metrics.taskTransitions.inc({ event: 'cancelled' }, outcome.changed);
+      return c.json(outcome);
+    })
+    .post('/requeue', async (c) => {
+      const outcome = await runBulkAction(db, c.get('caller'), 'requeue', await readJsonBody(c, bulkActionSchema));
+      metrics.taskTransitions.inc({ event: 'requeued' }, outcome.changed);
+      return c.json(outcome);
+    })
+    .post('/:id/requeue', async (c) => {
+      const id = taskId(c.req.param('id'));
+      await requeueTask(db, c.get('caller'), id);
+      transition('requeued');
+      return c.json(taskToJson(await service.getTask(db, id)));
     })
     .get('/', async (c) => {
       const query = readQuery(c, listTasksQuerySchema);
@@ -60,7 +93,11 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
       return c.json({ tasks: page.tasks.map(taskToJson), next_cursor: page.nextCursor });
     })
     .get('/:id', async (c) => {
-      return c.json(taskToJson(await service.getVisibleTask(db, taskId(c.req.param('id')), c.get('caller'))));
+      const id = taskId(c.req.param('id'));
+      // Both reads at once (each in its own batch): the answer waits for one round trip, not two.
+      // A task the caller may not read is 404 whatever its dependencies.
+      const [task, dependencies] = await Promise.all([service.getVisibleTask(db, id, c.get('caller')), dependenciesOf(id)]);
+      return c.json(taskWithDependenciesToJson(task, dependencies));
     })
     .get('/:id/events', async (c) => {
       const id = taskId(c.req.param('id'));
@@ -87,6 +124,7 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
       const body = await readJsonBody(c, completeTaskSchema);
       const task = await service.completeTask(db, { taskId: id, agent: worker(c.get('caller')), attempt: body.attempt }, body.result);
       transition('completed');
+      tracer.finished(task);
       return c.json(taskToJson(task));
     })
     .post('/:id/fail', async (c) => {
@@ -95,6 +133,7 @@ export function taskRoutes({ db, policy, metrics }: TaskRouteDeps) {
       const call = { taskId: id, agent: worker(c.get('caller')), attempt: body.attempt };
       const task = await service.failTask(db, policy, call, body.error, body.retryable);
       transition(task.status === 'pending' ? 'fail_retry' : 'failed');
+      tracer.finished({ ...task, status: 'failed', completed_at: task.completed_at ?? new Date() });
       return c.json(taskToJson(task));
     });
 }

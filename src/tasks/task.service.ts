@@ -4,9 +4,12 @@ import { hasRole, readsEverything, type Caller } from '../domain/caller.js';
 import { DispatchError } from '../domain/errors.js';
 import { parseJsonInput } from '../domain/json-input.js';
 import type { Metrics } from '../observability/metrics.js';
+import { NO_TRACING, type Tracer } from '../observability/tracing.js';
 import { createTaskSchema, uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
 import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
+import { insertDependencies, lockDependencies } from './dependencies.queries.js';
+import { TERMINAL_STATUSES, type TaskStatus } from '../db/columns.js';
 import { retryTransientConflicts } from '../db/retry.js';
 
 export interface TaskPolicy {
@@ -19,15 +22,56 @@ export interface CreateOutcome {
   task: TaskRow;
   /** True when an Idempotency-Key matched an earlier request and no task was created. */
   replayed: boolean;
+  /** Whether the request named dependencies (depends_on). */
+  hasDependencies: boolean;
+}
+
+/** Who asks for a task: its requester, and whether that caller reads every task (admins, header mode). */
+export interface Submitter {
+  requester: string;
+  readsAllTasks: boolean;
+}
+
+const isTerminal = (status: TaskStatus) => (TERMINAL_STATUSES as readonly string[]).includes(status);
+
+/**
+ * Inserts a task that depends on others, with its edges, in one transaction: the dependencies are
+ * locked FOR SHARE first, so none ends unseen before the edges exist. Each must exist and be
+ * readable by the submitter (the same 404-like answer for both, so ids of others' tasks are not
+ * confirmed); one that already failed, was cancelled or timed out refuses a task whose policy
+ * is cancel, since it could never run. Completed ones count as met.
+ */
+async function insertDependentTask(db: Db, task: q.NewTask, dependsOn: readonly string[], submitter: Submitter): Promise<TaskRow | undefined> {
+  const run = async (tx: Db) => {
+    const found = new Map((await lockDependencies(tx, dependsOn)).map((dep) => [dep.id, dep.status]));
+    const visible = submitter.readsAllTasks ? new Set(found.keys()) : new Set(await q.tasksVisibleTo(tx, dependsOn, submitter.requester));
+    const details = dependsOn.flatMap((id, i) => (visible.has(id) ? [] : [{ field: `depends_on.${i}`, message: 'no task with this id' }]));
+    if (details.length > 0) throw new DispatchError('validation_failed', 'invalid request body: depends_on', details);
+    if (task.on_dependency_failure !== 'run') {
+      const failed = dependsOn.flatMap((id, i) => {
+        const status = found.get(id) as TaskStatus;
+        return isTerminal(status) && status !== 'completed'
+          ? [{ field: `depends_on.${i}`, message: `task ${id} already ended ${status}; with on_dependency_failure "cancel" this task could never run` }]
+          : [];
+      });
+      if (failed.length > 0) throw new DispatchError('conflict', 'a dependency already ended without completing', failed);
+    }
+    const open = dependsOn.filter((id) => !isTerminal(found.get(id) as TaskStatus)).length;
+    const inserted = await q.insertTask(tx, { ...task, waiting_on: open });
+    if (inserted) await insertDependencies(tx, inserted.id, dependsOn);
+    return inserted;
+  };
+  return db.isTransaction ? await run(db) : await db.transaction().execute(run);
 }
 
 async function createTask(
   db: Db,
   policy: TaskPolicy,
-  requester: string,
+  submitter: Submitter,
   input: CreateTaskInput,
-  idempotencyKey: string | null,
+  request: TaskRequest,
 ): Promise<CreateOutcome> {
+  const requester = submitter.requester;
   if (input.parent_id && !(await q.taskExists(db, input.parent_id))) {
     throw new DispatchError('validation_failed', 'invalid request body: parent_id', [
       { field: 'parent_id', message: 'no task with this id' },
@@ -45,15 +89,30 @@ async function createTask(
     start_timeout_ms: input.start_timeout_ms ?? policy.defaultStartTimeoutMs,
     max_retries: input.max_retries,
     parent_id: input.parent_id ?? null,
-    idempotency_key: idempotencyKey,
+    idempotency_key: request.idempotencyKey ?? null,
+    traceparent: request.traceparent ?? null,
+    on_dependency_failure: input.on_dependency_failure,
+    run_at: input.run_at ?? null,
+    delay_ms: input.delay_ms ?? null,
+    start_by: input.start_by ?? null,
+    schedule_to_start_timeout_ms: input.schedule_to_start_timeout_ms ?? null,
   };
-  // Inside a caller's transaction the row must go through that transaction, alone.
-  const inserted = db.isTransaction ? await q.insertTask(db, newTask) : await insertTaskBatched(db, newTask);
-  if (inserted) return { task: inserted, replayed: false };
+  const dependsOn = input.depends_on ?? [];
+  // Inside a caller's transaction the row must go through that transaction, alone; so must a
+  // task with dependencies, which locks them.
+  const inserted =
+    dependsOn.length > 0
+      ? await insertDependentTask(db, newTask, dependsOn, submitter)
+      : db.isTransaction
+        ? await q.insertTask(db, newTask)
+        : await insertTaskBatched(db, newTask);
+  const hasDependencies = dependsOn.length > 0;
+  if (inserted) return { task: inserted, replayed: false, hasDependencies };
   // ON CONFLICT DO NOTHING returned nothing: the key was used before by this requester.
-  const existing = idempotencyKey ? await q.findTaskByIdempotencyKey(db, requester, idempotencyKey) : undefined;
+  const key = request.idempotencyKey;
+  const existing = key ? await q.findTaskByIdempotencyKey(db, requester, key) : undefined;
   if (!existing) throw new DispatchError('conflict', 'task could not be created; retry the request');
-  return { task: existing, replayed: true };
+  return { task: existing, replayed: true, hasDependencies };
 }
 
 /** What creating a task needs, whichever way the request came in. */
@@ -63,21 +122,32 @@ export interface TaskIntake {
   metrics: Pick<Metrics, 'taskTransitions'>;
   /** swarm.task.request only (hermes.requesters): the requesters it accepts; empty, any. */
   allowedRequesters?: readonly string[];
+  /** Spans for traced tasks; none when left out. */
+  tracer?: Tracer;
+}
+
+/** What came with the body of a create request. */
+export interface TaskRequest {
+  /** The agent REST authenticated; a NATS request has none and names its requester in the body. */
+  caller?: string;
+  idempotencyKey?: string | null;
+  /** The credential's scopes: a requester limited to some may create tasks only in those. */
+  scopes?: readonly string[];
+  /** W3C traceparent header, already checked (trace-context.ts). */
+  traceparent?: string | null;
+  /** The REST caller reads every task (admins, observers, header mode), so it may depend on any task. */
+  readsAllTasks?: boolean;
+  /** When the request arrived (epoch ms), for the create span. */
+  receivedAtMs?: number;
 }
 
 /**
  * The one way in for a new task, from POST /api/v1/tasks and from `swarm.task.request`: validates
  * the JSON text, settles the requester, creates the task (or finds the one its idempotency key
- * made) and counts it. `caller` is the agent REST authenticated (X-Agent-ID); a NATS request has
- * none and names its requester in the body. A DispatchError means the request is at fault.
+ * made) and counts it. A DispatchError means the request is at fault.
  */
-export async function submitTask(
-  intake: TaskIntake,
-  text: string,
-  caller: string | undefined,
-  idempotencyKey: string | null,
-  scopes: readonly string[] = [],
-): Promise<CreateOutcome> {
+export async function submitTask(intake: TaskIntake, text: string, request: TaskRequest = {}): Promise<CreateOutcome> {
+  const { caller, scopes = [] } = request;
   const input = parseJsonInput(text, createTaskSchema);
   if (scopes.length > 0 && !scopes.includes(input.scope)) {
     throw new DispatchError('forbidden', `this credential may create tasks only in the scopes ${scopes.join(', ')}`, [
@@ -101,10 +171,11 @@ export async function submitTask(
       { field: 'requester', message: 'not among the requesters this Dispatch accepts (hermes.requesters)' },
     ]);
   }
-  const outcome = await createTask(intake.db, intake.policy, requester, input, idempotencyKey);
+  const outcome = await createTask(intake.db, intake.policy, { requester, readsAllTasks: caller !== undefined && (request.readsAllTasks ?? false) }, input, request);
   if (!outcome.replayed) {
     intake.metrics.taskTransitions.inc({ event: 'created' });
     if (outcome.task.unmatched_at) intake.metrics.taskTransitions.inc({ event: 'unmatched' });
+    (intake.tracer ?? NO_TRACING).created(outcome.task, request.receivedAtMs ?? Date.now());
   }
   return outcome;
 }
@@ -117,13 +188,14 @@ export async function getTask(db: Db, id: string): Promise<TaskRow> {
 
 /**
  * A task as `caller` may see it: observers and admins see every task; anyone else only a task it
- * requested, holds or held (any attempt), or whose parent it requested. To anyone else it does
+ * requested, holds or held (any attempt), whose parent it requested, or that a task it holds
+ * depends on. To anyone else it does
  * not exist (404, the same answer as for an unknown id).
  */
 export async function getVisibleTask(db: Db, id: string, caller: Caller): Promise<TaskRow> {
   const task = await getTask(db, id);
   if (readsEverything(caller) || task.requester === caller.agent || task.assignee === caller.agent) return task;
-  if (await q.isHeldOrParentRequestedBy(db, task, caller.agent)) return task;
+  if ((await q.tasksVisibleTo(db, [id], caller.agent)).length > 0) return task;
   throw new DispatchError('not_found', `task ${id} not found`);
 }
 
@@ -156,7 +228,7 @@ function decodeCursor(cursor: string): Cursor {
   }
 }
 
-/** Observers and admins list every task; anyone else the tasks it requested or holds now. */
+/** Observers and admins list every task; anyone else the tasks it may read (requested, holds or held, or their parent's requester). */
 export async function listTasks(db: Db, query: ListTasksQuery, caller: Caller): Promise<{ tasks: q.ListedTask[]; nextCursor: string | null }> {
   const tasks = await q.listTasks(db, {
     ...query,
@@ -220,7 +292,7 @@ export async function updateTask(
   await requireOwner(db, id, caller, change.status ? 'cancel' : 'change');
   if (change.status === 'cancelled') {
     const context = change.context === undefined ? undefined : { value: change.context };
-    const task = await retryTransientConflicts(db, () => q.cancelTask(db, id, caller.actor, context));
+    const [task] = await retryTransientConflicts(db, () => q.cancelTasks(db, [id], caller.actor, context));
     return task ?? (await rejectFinished(db, id, 'cancel'));
   }
   const task = await q.replaceContext(db, id, caller.agent, change.context);

@@ -94,3 +94,84 @@ export async function auditAssignments(db: Db, defaultLimit: number): Promise<Au
   report.agentsAtLimit = reachedLimit.size;
   return report;
 }
+
+export interface ScopeAuditReport {
+  assignments: number;
+  /** Moments a scope had more tasks assigned or running than its max_running in force. */
+  runningBreaches: { scope: string; eventId: number; running: number; limit: number }[];
+  /** Assignments that made more than max_starts_per_minute starts within 60 s. */
+  startBreaches: { scope: string; eventId: number; starts: number; limit: number }[];
+  /** Assignments made while the scope was paused. */
+  pausedAssignments: { scope: string; eventId: number }[];
+  /** Highest number of tasks of each scope assigned or running at once. */
+  peakRunning: Record<string, number>;
+  /** Most starts of each rate-limited scope seen within any 60 s. */
+  peakStarts: Record<string, number>;
+}
+
+interface ScopeLimits {
+  paused: boolean;
+  maxRunning: number | null;
+  maxStarts: number | null;
+}
+
+/**
+ * Replays the task events and the scope events (dispatch_scope_events, migration 0011) in id
+ * order and checks the scope controls: never more of a scope assigned or running than the
+ * max_running in force, never more starts in 60 s than the max_starts_per_minute in force, no
+ * assignment while paused. The limit in force at each assignment is the one set by the last
+ * scope event before it in id order: a change takes the scope gate exclusively before drawing
+ * its id, so no batch that read the old controls draws an id after it (see auditAssignments
+ * for why id order is a sound witness for the counts).
+ *
+ * Starts are counted from when the rate limit was set (the broker counts only then); an
+ * assignment's window holds every earlier assignment (by id) stamped less than 60 s before it,
+ * including ones stamped later (a batch's stamp is its transaction's start).
+ */
+export async function auditScopeLimits(db: Db): Promise<ScopeAuditReport> {
+  const { rows } = await sql<{ id: number; kind: 'task' | 'scope'; task_id: string | null; scope: string; event: string; at: Date; payload: Record<string, unknown> | null }>`
+    SELECT e.id, 'task' AS kind, e.task_id, t.scope, e.event, e.created_at AS at, NULL::jsonb AS payload
+      FROM dispatch_task_events e JOIN dispatch_tasks t ON t.id = e.task_id
+     WHERE e.event = 'assigned' OR e.event = ANY (${[...ATTEMPT_ENDS]}::text[])
+    UNION ALL
+    SELECT id, 'scope', NULL, scope, event, created_at, payload FROM dispatch_scope_events
+     ORDER BY id`.execute(db);
+  const limits = new Map<string, ScopeLimits>();
+  const held = new Set<string>();
+  const running = new Map<string, number>();
+  const starts = new Map<string, number[]>();
+  const report: ScopeAuditReport = { assignments: 0, runningBreaches: [], startBreaches: [], pausedAssignments: [], peakRunning: {}, peakStarts: {} };
+  for (const e of rows) {
+    if (e.kind === 'scope') {
+      const before = limits.get(e.scope);
+      const after = { paused: e.payload!.paused === true, maxRunning: (e.payload!.max_running as number | null) ?? null, maxStarts: (e.payload!.max_starts_per_minute as number | null) ?? null };
+      if (after.maxStarts === null || (before?.maxStarts ?? null) === null) starts.set(e.scope, []);
+      limits.set(e.scope, after);
+      continue;
+    }
+    const scopeLimits = limits.get(e.scope);
+    if (e.event === 'assigned') {
+      report.assignments++;
+      held.add(e.task_id!);
+      const count = (running.get(e.scope) ?? 0) + 1;
+      running.set(e.scope, count);
+      report.peakRunning[e.scope] = Math.max(report.peakRunning[e.scope] ?? 0, count);
+      if (scopeLimits?.paused) report.pausedAssignments.push({ scope: e.scope, eventId: e.id });
+      if (scopeLimits?.maxRunning != null && count > scopeLimits.maxRunning) {
+        report.runningBreaches.push({ scope: e.scope, eventId: e.id, running: count, limit: scopeLimits.maxRunning });
+      }
+      if (scopeLimits?.maxStarts != null) {
+        const window = starts.get(e.scope) ?? [];
+        window.push(e.at.getTime());
+        starts.set(e.scope, window);
+        const inWindow = window.filter((t) => t > e.at.getTime() - 60_000).length;
+        report.peakStarts[e.scope] = Math.max(report.peakStarts[e.scope] ?? 0, inWindow);
+        if (inWindow > scopeLimits.maxStarts) report.startBreaches.push({ scope: e.scope, eventId: e.id, starts: inWindow, limit: scopeLimits.maxStarts });
+      }
+      continue;
+    }
+    if (!held.delete(e.task_id!)) continue;
+    running.set(e.scope, (running.get(e.scope) ?? 1) - 1);
+  }
+  return report;
+}

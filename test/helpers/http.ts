@@ -1,4 +1,5 @@
 import { ADMIN_TOKEN } from './dispatch.js';
+import { assertDocumentedResponse } from './openapi-contract.js';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -15,7 +16,10 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-/** A small client for tests: JSON in, parsed JSON out, X-Agent-ID by default. */
+/**
+ * A small client for tests: JSON in, parsed JSON out, X-Agent-ID by default. Every answer is
+ * checked against openapi.json (openapi-contract.ts): one that is not documented fails the test.
+ */
 export function apiClient(baseUrl: string, defaultAgent = 'agent-test') {
   return async function request<T = any>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
@@ -32,6 +36,7 @@ export function apiClient(baseUrl: string, defaultAgent = 'agent-test') {
     } catch {
       // Non-JSON bodies (metrics) are returned as text.
     }
+    assertDocumentedResponse({ method, url: path, status: response.status, contentType: response.headers.get('content-type'), body: parsed });
     return { status: response.status, headers: response.headers, body: parsed as T };
   };
 }

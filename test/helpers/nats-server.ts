@@ -123,6 +123,7 @@ export interface StoredMessage {
   seq: number;
   subject: string;
   msgId: string | undefined;
+  traceparent: string | undefined;
   body: any;
 }
 
@@ -141,7 +142,7 @@ export async function readStream(nc: NatsConnection, stream = 'DISPATCH_EVENTS')
     } catch {
       body = m.string();
     }
-    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id') || undefined, body });
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id') || undefined, traceparent: m.headers?.get('traceparent') || undefined, body });
     if (m.seq >= state.last_seq) break;
   }
   await messages.close();

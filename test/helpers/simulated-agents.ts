@@ -1,4 +1,5 @@
 // No vitest imports here: the benchmark (bench/) drives simulated agents with this helper too.
+import { assertDocumentedResponse, UndocumentedResponse } from './openapi-contract.js';
 
 /**
  * A client that spreads calls over several replicas and fails over when one stops answering
@@ -28,6 +29,7 @@ export class ReplicaClient {
     for (let i = 0; i < this.urls.length * 2; i++) {
       const index = (start + i) % this.urls.length;
       if (this.downUntil[index]! > Date.now() && i < this.urls.length) continue;
+      let answer: { status: number; contentType: string | null; body: unknown };
       try {
         const response = await fetch(`${this.urls[index]}${path}`, {
           method,
@@ -36,11 +38,15 @@ export class ReplicaClient {
           signal: AbortSignal.timeout(this.timeoutMs),
         });
         const text = await response.text();
-        return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+        answer = { status: response.status, contentType: response.headers.get('content-type'), body: text ? JSON.parse(text) : null };
       } catch (error) {
         lastError = error;
         this.downUntil[index] = Date.now() + 1_000;
+        continue;
       }
+      // Outside the try: an undocumented answer fails the caller, it is no reason to fail over.
+      assertDocumentedResponse({ method, url: path, ...answer });
+      return { status: answer.status, body: answer.body as T };
     }
     throw new Error(`no replica answered ${method} ${path}: ${String((lastError as Error)?.cause ?? lastError)}`);
   }
@@ -212,7 +218,8 @@ export class SimulatedAgents {
         }
         idle = 5;
         await Promise.all(listed.body.tasks.map((task) => this.work(name, index, task)));
-      } catch {
+      } catch (error) {
+        if (error instanceof UndocumentedResponse) throw error;
         this.stats.networkErrors++;
         await sleep(100);
       }

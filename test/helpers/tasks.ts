@@ -4,7 +4,7 @@ import { applyAssignments } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
 import type { TaskStatus } from '../../src/db/columns.js';
 import type { TaskRow } from '../../src/db/database.js';
-import { findTask } from '../../src/tasks/task.queries.js';
+import { findTask, type NewTask } from '../../src/tasks/task.queries.js';
 import type { ApiClient, ApiResponse } from './http.js';
 
 /**
@@ -19,6 +19,25 @@ export async function assignDirectly(db: Db, taskId: string, agent: string): Pro
   const task = await findTask(db, taskId);
   if (!task) throw new Error(`assignDirectly: task ${taskId} vanished`);
   return task;
+}
+
+/** What the create path's insert takes, with plain defaults: for tests that insert through it. */
+export function newTaskRow(scope: string, extra: Partial<NewTask> = {}): NewTask {
+  return {
+    requester: 'planner',
+    title: 'timed',
+    description: null,
+    scope,
+    priority: 3,
+    context: null,
+    timeout_ms: 60_000,
+    heartbeat_timeout_ms: null,
+    start_timeout_ms: null,
+    max_retries: 0,
+    parent_id: null,
+    idempotency_key: null,
+    ...extra,
+  };
 }
 
 export interface TaskSeed {

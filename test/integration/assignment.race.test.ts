@@ -6,7 +6,7 @@ import type { DB } from '../../src/db/generated/database.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { completeTask } from '../../src/tasks/task.queries.js';
-import { auditAssignments } from '../helpers/assignment-audit.js';
+import { auditAssignments, auditScopeLimits } from '../helpers/assignment-audit.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { assignDirectly, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
@@ -21,6 +21,13 @@ const opened: DatabaseHandle[] = [];
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((h) => h.close()));
 });
+
+/** A pool of its own, closed after the test: each racing assigner has its own connections. */
+function open(name: string): DatabaseHandle {
+  const handle = openDatabase(database().url, 2, name);
+  opened.push(handle);
+  return handle;
+}
 
 /** Holds every statement matching `pattern` until released; says when one has arrived. */
 class Pause {
@@ -70,11 +77,6 @@ async function waitersOnLocks(db: Db): Promise<number> {
 describe('assignment under concurrent batches', () => {
   it('never places a task on an agent the batch did not lock (no limit breach)', async () => {
     const db = database().handle.db;
-    const open = (name: string) => {
-      const handle = openDatabase(database().url, 2, name);
-      opened.push(handle);
-      return handle;
-    };
     // race-b: the agent whose limit (1) is at stake, holding one task; race-c: busy, so it scores
     // below race-b and wins only when race-b cannot.
     await sql`
@@ -121,6 +123,50 @@ describe('assignment under concurrent batches', () => {
     expect(rows).toEqual([
       { name: 'race-b', active_tasks: 1 },
       { name: 'race-c', active_tasks: 1 },
+    ]);
+  });
+
+  it('never lets two batches fill one scope past max_running (the scope row is locked before its usage is read)', async () => {
+    const db = database().handle.db;
+    // Two agents that the two batches lock apart (as above), both serving a scope limited to 1.
+    await sql`
+      INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES
+        ('scope-b', '{capped,other-work}', 'ready', 1), ('scope-c', '{capped}', 'ready', NULL)`.execute(db);
+    await sql`INSERT INTO dispatch_scopes (scope, max_running, changed_by) VALUES ('capped', 1, 'test')`.execute(db);
+    await insertTasks(db, 2, { scope: 'capped' });
+    const [held] = await insertTasks(db, 1, { scope: 'other-work' });
+    await assignDirectly(db, held!, 'scope-b');
+
+    const bHandle = open('scope-b-assigner');
+    const bLock = new Pause(/ORDER BY name\s+FOR UPDATE/);
+    const b = assigner(pausedDb(bHandle, bLock), bHandle).assignBatch();
+    await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
+    await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);
+
+    // A locks scope-c, reads the scope's usage (0 of 1) and stops before writing its assignment.
+    const aHandle = open('scope-a-assigner');
+    const aWrite = new Pause(/placement jsonb\)/);
+    const a = assigner(pausedDb(aHandle, aWrite), aHandle).assignBatch();
+    await waitFor(() => aWrite.reached, { what: 'A about to write' });
+
+    // scope-b frees up: B locks it and reaches the scope. It must wait for A's row lock and then
+    // see A's assignment; a B that read the usage without the lock would start a second task.
+    expect(await completeTask(db, { taskId: held!, agent: 'scope-b', attempt: 1 }, { ok: true })).toBeDefined();
+    let bDone = false;
+    void b.then(() => (bDone = true));
+    bLock.open();
+    await waitFor(async () => bDone || (await waitersOnLocks(db)) === 1, { what: 'B at the scope' });
+    aWrite.open();
+    const results = await Promise.all([a, b]);
+    expect(results.map((r) => r.assigned)).toEqual([1, 0]);
+
+    const audit = await auditScopeLimits(db);
+    expect(audit.runningBreaches).toEqual([]);
+    const { rows } = await sql<{ status: string; n: number }>`
+      SELECT status, count(*)::int AS n FROM dispatch_tasks WHERE scope = 'capped' GROUP BY status ORDER BY status`.execute(db);
+    expect(rows).toEqual([
+      { status: 'assigned', n: 1 },
+      { status: 'pending', n: 1 },
     ]);
   });
 });

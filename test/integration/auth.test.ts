@@ -130,6 +130,37 @@ describe('roles and object-level access', () => {
     expect((await api('GET', `/api/v1/tasks/${taskId}`, { agent: null, token: coder.token })).body.result).toEqual({ ok: true });
   });
 
+  it("lists a task to every agent that held an attempt of it and to its parent's requester, and to nobody else", async () => {
+    const ids = (page: { body: { tasks: { id: string }[] } }) => page.body.tasks.map((t) => t.id);
+    const first = await issue('first-holder', 'worker');
+    const subtaskAuthor = await issue('sub-author', 'requester');
+    const parent = await api('POST', '/api/v1/tasks', { agent: null, token: planner.token, body: { title: 'parent', scope: 'review', max_retries: 2 } });
+    const child = await api('POST', '/api/v1/tasks', { agent: null, token: subtaskAuthor.token, body: { title: 'child', scope: 'docs', parent_id: parent.body.id } });
+    expect(child.status, JSON.stringify(child.body)).toBe(201);
+    // Attempt 1 goes to first-holder, who fails it; attempt 2 goes to coder.
+    await assignDirectly(database.handle.db, parent.body.id, 'first-holder');
+    const failed = await api('POST', `/api/v1/tasks/${parent.body.id}/fail`, { agent: null, token: first.token, body: { attempt: 1, error: 'flaky', retryable: true } });
+    expect(failed.status, JSON.stringify(failed.body)).toBe(200);
+    await database.handle.db.updateTable('dispatch_tasks').set({ not_before: null }).where('id', '=', parent.body.id).execute();
+    await assignDirectly(database.handle.db, parent.body.id, 'coder');
+    expect((await taskRow(parent.body.id)).assignee).toBe('coder');
+
+    expect(ids(await api('GET', '/api/v1/tasks?limit=100', { agent: null, token: first.token }))).toEqual([parent.body.id]);
+    expect((await api('GET', `/api/v1/tasks/${parent.body.id}`, { agent: null, token: first.token })).status).toBe(200);
+    expect(ids(await api('GET', '/api/v1/tasks?limit=100', { agent: null, token: coder.token }))).toContain(parent.body.id);
+    const planners = ids(await api('GET', '/api/v1/tasks?limit=100', { agent: null, token: planner.token }));
+    expect(planners.slice(0, 2)).toEqual([child.body.id, parent.body.id]);
+    // Filters and paging hold across the three ways in: one task a page, newest first.
+    const firstPage = await api('GET', '/api/v1/tasks?limit=1', { agent: null, token: planner.token });
+    expect(ids(firstPage)).toEqual([child.body.id]);
+    const secondPage = await api('GET', `/api/v1/tasks?limit=1&cursor=${firstPage.body.next_cursor}`, { agent: null, token: planner.token });
+    expect(ids(secondPage)).toEqual([parent.body.id]);
+    expect(ids(await api('GET', '/api/v1/tasks?scope=docs', { agent: null, token: planner.token }))).toEqual([child.body.id]);
+    for (const outsider of [other, subtaskAuthor]) {
+      expect(ids(await api('GET', '/api/v1/tasks?limit=100', { agent: null, token: outsider.token }))).not.toContain(parent.body.id);
+    }
+  });
+
   it("shows other agents' names and loads in a placement only to observers and admins", async () => {
     await api('PUT', '/api/v1/agents/coder', { agent: null, token: coder.token, body: { capabilities: ['review'], status: 'ready' } });
     expect((await api('POST', '/api/v1/agents/coder/drain', asAdmin)).status).toBe(200);
@@ -163,11 +194,16 @@ describe('roles and object-level access', () => {
 
 describe('rate limits', () => {
   it("are keyed on the credential: a flood under one spends nobody else's budget, nor its own heartbeats", async () => {
-    const limited = await startTestDispatch(database.url, { auth: { mode: 'token' }, server: { rate_limit_per_minute: 5 } });
+    // A database of its own: the only replica there, so it enforces the whole limit (a replica
+    // shares the limit with the others alive on its database).
+    const own = await createTestDatabase();
+    const limited = await startTestDispatch(own.url, { auth: { mode: 'token' }, server: { rate_limit_per_minute: 5 } });
     try {
       const client = apiClient(limited.baseUrl, 'x');
-      const flooder = await issue('flooder', 'worker');
-      const bystander = await issue('bystander', 'worker');
+      const issueThere = async (agent: string) =>
+        (await client('POST', `/api/v1/agents/${agent}/credentials`, { ...asAdmin, body: { role: 'worker' } })).body as { token: string };
+      const flooder = await issueThere('flooder');
+      const bystander = await issueThere('bystander');
       let refused = 0;
       for (let i = 0; i < 10; i++) if ((await client('GET', '/api/v1/tasks', { agent: null, token: flooder.token })).status === 429) refused += 1;
       expect(refused).toBe(5);
@@ -178,6 +214,7 @@ describe('rate limits', () => {
       expect(heartbeat.status).toBe(200);
     } finally {
       await limited.stop();
+      await own.drop();
     }
   });
 });

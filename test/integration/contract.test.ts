@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { AGENT_SOURCES, AGENT_STATUSES, CREDENTIAL_ROLES, TASK_STATUSES } from '../../src/db/columns.js';
-import { ADVISORY_LOCK, JOB, JOB_KEY } from '../../src/db/contract.js';
+import { ADVISORY_LOCK, JOB, JOB_KEY, NOTIFY_CHANNEL } from '../../src/db/contract.js';
 import { useTestDatabase } from '../helpers/database.js';
 
 /**
@@ -52,6 +52,18 @@ describe('the database and src/db/contract.ts', () => {
       dispatch_unschedule_timeout: { jobs: [], jobKeys: [JOB_KEY.timeout], locks: [] },
       dispatch_fold_scope_counters: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.scopeCounterFolding] },
     });
+  });
+
+  it('notify on the channels the replicas listen to', async () => {
+    const { rows } = await sql<{ name: string; channel: string }>`
+      SELECT p.proname AS name, m[1] AS channel
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       CROSS JOIN LATERAL regexp_matches(p.prosrc, 'pg_notify\\(''([a-z_]+)''', 'g') AS m
+       WHERE n.nspname = 'public' ORDER BY 1`.execute(database().handle.db);
+    expect(rows).toEqual([
+      { name: 'dispatch_notify_assignments', channel: NOTIFY_CHANNEL.assignments },
+      { name: 'dispatch_notify_due', channel: NOTIFY_CHANNEL.due },
+    ]);
   });
 
   it('has no two protocols sharing an advisory lock key', () => {

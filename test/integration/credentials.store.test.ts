@@ -1,4 +1,6 @@
+import { Kysely, PostgresDialect } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import type { DB } from '../../src/db/generated/database.js';
 import * as q from '../../src/auth/credentials.queries.js';
 import { CredentialVerifier, issueCredential, tokenSha256 } from '../../src/auth/credentials.service.js';
 import { useTestDatabase } from '../helpers/database.js';
@@ -35,6 +37,22 @@ describe('credentials', () => {
     // Revoking again changes nothing: the first revocation stays the record.
     await expect(q.revokeCredential(db, 'planner', credential.id, 'someone-else')).resolves.toMatchObject({ revoked_by: 'admin-credential' });
     await expect(q.revokeCredential(db, 'not-planner', credential.id, 'x')).resolves.toBeUndefined();
+  });
+
+  it('looks a token up once when many calls carry it at the same moment', async () => {
+    const { db, pool } = database().handle;
+    const { credential, token } = await issueCredential(db, { agentId: 'busy-agent', role: 'worker', scopes: [], expiresAt: null }, 'bootstrap');
+    let lookups = 0;
+    const counted = new Kysely<DB>({
+      dialect: new PostgresDialect({ pool }),
+      log: (event) => {
+        if (event.query.sql.includes('dispatch_credentials') && event.query.sql.trimStart().startsWith('select')) lookups += 1;
+      },
+    });
+    const verifier = new CredentialVerifier(counted, { cacheMs: 60_000 });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => verifier.verify(token)));
+    expect(answers.map((a) => a?.id)).toEqual(Array(50).fill(credential.id));
+    expect(lookups).toBe(1);
   });
 
   it('refuses an expired token, even from the cache', async () => {

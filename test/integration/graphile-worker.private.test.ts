@@ -77,7 +77,7 @@ describe("graphile-worker's private schema, as Dispatch uses it", () => {
     await sql`UPDATE graphile_worker._private_jobs SET locked_by = 'ghost-worker', locked_at = now() - interval '1 hour'
                WHERE key = 'private-schema-probe'`.execute(db());
     expect(await findOrphanedLockHolders(db(), 60_000)).toEqual(['ghost-worker']);
-    await heartbeat(db(), 'replica-owning-the-ghost', ['ghost-worker']);
+    await heartbeat(db(), 'replica-owning-the-ghost', ['ghost-worker'], 30_000);
     expect(await findOrphanedLockHolders(db(), 60_000)).toEqual([]);
   });
 });

@@ -89,12 +89,13 @@ describe('timeouts', () => {
     const scope = freshScope();
     const agent = `${scope}-a`;
     await register(agent, scope);
-    const id = await createTask({ scope, timeout_ms: 60_000, heartbeat_timeout_ms: 300, max_retries: 0 });
+    const id = await createTask({ scope, timeout_ms: 60_000, heartbeat_timeout_ms: 1_000, max_retries: 0 });
     await untilTask(id, (t) => t.status === 'assigned', 'assignment');
     const firstDeadline = await deadlineOf(id);
-    // The agent reports every 150 ms (half the heartbeat timeout) until the deadline the task had
-    // before any progress is well past: without the reports it would have timed out by then.
-    for (let step = 0; !(await databasePassed(firstDeadline, 300)); step += 1) {
+    // The agent reports every 250 ms (a quarter of the heartbeat timeout, so a busy machine's
+    // delays never stretch a gap past it) until the deadline the task had before any progress is
+    // well past: without the reports it would have timed out by then.
+    for (let step = 0; !(await databasePassed(firstDeadline, 1_000)); step += 1) {
       const progress = await api('POST', `/api/v1/tasks/${id}/progress`, { agent, body: { step } });
       expect(progress.status).toBe(200);
       const { last_progress_at: reported } = await database.handle.db
@@ -102,7 +103,7 @@ describe('timeouts', () => {
         .select('last_progress_at')
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
-      await waitFor(() => databasePassed(reported!, 150), { what: 'the next report due' });
+      await waitFor(() => databasePassed(reported!, 250), { what: 'the next report due' });
     }
     expect((await getTask(id)).status).toBe('running');
     const timedOut = await untilTask(id, (t) => t.status === 'timeout', 'heartbeat timeout after silence');

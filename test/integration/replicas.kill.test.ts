@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOB } from '../../src/db/contract.js';
+import { registerAgents } from '../../src/agents/agent.queries.js';
 import { completeTask } from '../../src/tasks/task.queries.js';
 import { auditAssignments } from '../helpers/assignment-audit.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { errorLogLines, spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
+import { errorLogLines, type ReplicaProcess } from '../helpers/replica-process.js';
+import { useReplicaSwarm } from '../helpers/replica-swarm.js';
 import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
 import { assignDirectly, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
@@ -21,36 +22,27 @@ const AGENTS = 50;
 const SCOPES = ['alpha', 'beta', 'gamma'] as const;
 const DEAD_AFTER_MS = 5_000;
 
-let database: TestDatabase;
-let replicas: ReplicaProcess[] = [];
+const swarm = useReplicaSwarm({
+  name: 'kill',
+  replicas: 3,
+  agentLimit: LIMIT,
+  config: { worker: { dead_after_ms: DEAD_AFTER_MS }, server: { shutdown_grace_ms: 10_000 } },
+});
 let agents: SimulatedAgents | undefined;
 let finished = false;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  replicas = await spawnReplicas(3, {
-    databaseUrl: database.url,
-    name: 'kill',
-    config: {
-      database: { pool_size: 4 },
-      worker: { concurrency: 2, heartbeat_interval_ms: 1_000, dead_after_ms: DEAD_AFTER_MS },
-      assignment: { max_concurrent_per_agent: LIMIT, agent_heartbeat_timeout_ms: 120_000 },
-      server: { shutdown_grace_ms: 10_000 },
-    },
-  });
-  agents = await SimulatedAgents.start(
-    overlappingSwarm(SCOPES, { urls: replicas.map((r) => r.apiUrl), count: AGENTS, namePrefix: 'kill-agent', until: () => finished }),
+  agents = await swarm.startAgents(
+    overlappingSwarm(SCOPES, { urls: swarm.replicas.map((r) => r.apiUrl), count: AGENTS, namePrefix: 'kill-agent', until: () => finished }),
   );
-}, 120_000);
-
-afterAll(async () => {
-  finished = true;
-  await agents?.stop();
-  await Promise.all(replicas.map((r) => r.stop(5_000)));
-  await database?.drop();
 });
 
-const db = () => database.handle.db;
+afterAll(() => {
+  finished = true;
+});
+
+const db = () => swarm.db;
+const replicas = () => swarm.replicas;
 
 async function unfinished(): Promise<number> {
   const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status <> 'completed'`.execute(db());
@@ -89,7 +81,7 @@ async function activeAssigner(): Promise<ReplicaProcess | undefined> {
   if (!row) return undefined;
   if (row.replica === null) throw new Error(`assignment job locked by ${row.locked_by}, an id no replica registered`);
   const pid = row.replica.match(/-(\d+)-[0-9a-f]+$/)?.[1];
-  return replicas.find((r) => String(r.pid) === pid);
+  return replicas().find((r) => String(r.pid) === pid);
 }
 
 function expectCleanAudit(audit: Awaited<ReturnType<typeof auditAssignments>>) {
@@ -104,16 +96,31 @@ describe('replica failure', () => {
     for (let batch = 0; batch < 8; batch++) {
       await insertTasks(db(), (TASKS - 200) / 8, { scope: SCOPES[batch % 3]!, priority: 1 + (batch % 5), requester: 'bulk' });
     }
-    await createTasksOverHttp(replicas.map((r) => r.apiUrl), { count: 200, scope: (i) => SCOPES[i % 3]!, concurrency: 8 });
+    await createTasksOverHttp(replicas().map((r) => r.apiUrl), { count: 200, scope: (i) => SCOPES[i % 3]!, concurrency: 8 });
     await waitFor(async () => (await completed()) >= TASKS / 4, { timeoutMs: 60_000, intervalMs: 20, what: 'a quarter of the tasks done' });
 
-    // Catch the active assigner in the act: with one agent row locked, the replica running the
-    // assignment job stops inside its batch, holding the job, until the lock goes.
+    // Catch the active assigner in the act. A bait agent serves a scope nobody asks for, so it
+    // stays free and every batch locks it (lockAssignableAgents); with its row held here, the
+    // replica running the assignment job stops inside its batch, holding the job, until the lock
+    // goes. Only a batch seen waiting on that lock counts: a job merely seen locked may finish
+    // before the kill lands.
+    await registerAgents(db(), [{ name: 'kill-bait', capabilities: ['nobody-asks'], status: 'ready', maxConcurrent: null }]);
     const blocker = await db().startTransaction().execute();
-    await sql`SELECT 1 FROM dispatch_agents WHERE name = (SELECT min(name) FROM dispatch_agents) FOR UPDATE`.execute(blocker);
+    const { rows: blockerRows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(blocker);
+    await sql`SELECT 1 FROM dispatch_agents WHERE name = 'kill-bait' FOR UPDATE`.execute(blocker);
+    const assignerWaiting = async () => {
+      const { rows } = await sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%FROM dispatch_agents%FOR UPDATE%'`.execute(db());
+      return rows[0]!.n > 0;
+    };
     let victim: ReplicaProcess;
     try {
-      victim = await waitFor(activeAssigner, { timeoutMs: 15_000, intervalMs: 20, what: 'a replica running the assignment job' });
+      victim = await waitFor(async () => ((await assignerWaiting()) ? await activeAssigner() : undefined), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'a replica running the assignment job, waiting on the bait',
+      });
     } catch (error) {
       await blocker.rollback().execute();
       throw error;
@@ -148,7 +155,7 @@ describe('replica failure', () => {
   }, 150_000);
 
   it('SIGTERM: a replica finishes in-flight work, releases its locks and exits 0 while the last one carries on', async () => {
-    const survivors = replicas.filter((r) => !r.hasExited());
+    const survivors = replicas().filter((r) => !r.hasExited());
     const [leaving, staying] = survivors as [ReplicaProcess, ReplicaProcess];
     expect(staying).toBeDefined();
     const leavingWorkers = await workerIdsOf(leaving);

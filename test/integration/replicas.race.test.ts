@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { auditAssignments } from '../helpers/assignment-audit.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { errorLogLines, spawnReplicas, type ReplicaProcess } from '../helpers/replica-process.js';
-import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
+import { errorLogLines, type ReplicaProcess } from '../helpers/replica-process.js';
+import { useReplicaSwarm } from '../helpers/replica-swarm.js';
+import { createTasksOverHttp, overlappingSwarm } from '../helpers/simulated-agents.js';
 import { insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,31 +21,10 @@ const SCOPES = ['alpha', 'beta', 'gamma'] as const;
 const HTTP_TASKS = 1_000;
 const BULK_BATCH = 200;
 
-let database: TestDatabase;
-let replicas: ReplicaProcess[] = [];
-let agents: SimulatedAgents | undefined;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  replicas = await spawnReplicas(REPLICAS, {
-    databaseUrl: database.url,
-    name: 'race',
-    config: {
-      database: { pool_size: 4 },
-      worker: { concurrency: 2, heartbeat_interval_ms: 1_000, dead_after_ms: 5_000 },
-      assignment: { max_concurrent_per_agent: LIMIT, agent_heartbeat_timeout_ms: 120_000 },
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await agents?.stop();
-  await Promise.all(replicas.map((r) => r.stop(5_000)));
-  await database?.drop();
-});
+const swarm = useReplicaSwarm({ name: 'race', replicas: REPLICAS, agentLimit: LIMIT });
 
 async function remainingTasks(): Promise<number> {
-  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status <> 'completed'`.execute(database.handle.db);
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status <> 'completed'`.execute(swarm.db);
   return rows[0]!.n;
 }
 
@@ -57,9 +36,9 @@ async function assignedBy(replica: ReplicaProcess): Promise<number> {
 
 describe('assignment across replicas in separate processes', () => {
   it(`places ${TASKS} tasks on ${AGENTS} agents with no double assignment and no limit breach`, async () => {
-    const urls = replicas.map((r) => r.apiUrl);
+    const urls = swarm.replicas.map((r) => r.apiUrl);
     let allDone = false;
-    agents = await SimulatedAgents.start(
+    const agents = await swarm.startAgents(
       overlappingSwarm(SCOPES, {
         urls,
         count: AGENTS,
@@ -80,7 +59,7 @@ describe('assignment across replicas in separate processes', () => {
       priority: (i) => 1 + (i % 5),
     });
     for (let batch = 0; batch < (TASKS - HTTP_TASKS) / BULK_BATCH; batch++) {
-      await insertTasks(database.handle.db, BULK_BATCH, { scope: SCOPES[batch % 3]!, priority: 1 + (batch % 5), requester: 'bulk' });
+      await insertTasks(swarm.db, BULK_BATCH, { scope: SCOPES[batch % 3]!, priority: 1 + (batch % 5), requester: 'bulk' });
       await new Promise((r) => setTimeout(r, 100));
     }
     await overHttp;
@@ -90,8 +69,8 @@ describe('assignment across replicas in separate processes', () => {
     const stats = await agents.stop();
     const elapsedMs = Date.now() - started;
 
-    const audit = await auditAssignments(database.handle.db, LIMIT);
-    const perReplica = await Promise.all(replicas.map(assignedBy));
+    const audit = await auditAssignments(swarm.db, LIMIT);
+    const perReplica = await Promise.all(swarm.replicas.map(assignedBy));
     console.log(
       `race: ${TASKS} tasks created in ${createdMs} ms, all completed in ${elapsedMs} ms; ` +
         `assignments per replica ${perReplica.join('/')}; agents: ${JSON.stringify(stats)}; ` +
@@ -109,8 +88,8 @@ describe('assignment across replicas in separate processes', () => {
     expect(stats.completed).toBe(TASKS);
     expect(stats.httpErrors).toBe(0);
 
-    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agents WHERE active_tasks <> 0`.execute(database.handle.db);
+    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agents WHERE active_tasks <> 0`.execute(swarm.db);
     expect(counters.rows[0]!.n).toBe(0);
-    for (const replica of replicas) expect(errorLogLines(replica.output())).toEqual([]);
+    for (const replica of swarm.replicas) expect(errorLogLines(replica.output())).toEqual([]);
   }, 180_000);
 });

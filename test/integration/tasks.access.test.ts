@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { createTask, expectError } from '../helpers/tasks.js';
@@ -91,12 +92,17 @@ describe('with no admin token configured', () => {
 describe('rate limit', () => {
   let limited: TestDispatch;
   let limitedApi: ApiClient;
+  let own: TestDatabase;
   beforeAll(async () => {
-    limited = await startTestDispatch(database.url, { server: { rate_limit_per_minute: 3 } });
+    // A database of its own: the only replica there, so it enforces the whole limit (replicas on
+    // one database share it).
+    own = await createTestDatabase();
+    limited = await startTestDispatch(own.url, { server: { rate_limit_per_minute: 3 } });
     limitedApi = apiClient(limited.baseUrl);
   });
   afterAll(async () => {
     await limited?.stop();
+    await own?.drop();
   });
 
   it('answers 429 with Retry-After once an agent has used its minute, and only for that agent', async () => {
@@ -112,17 +118,21 @@ describe('rate limit', () => {
     expect(Number(retryAfter)).toBeLessThanOrEqual(20);
     // Every kind of call counts, writes included, and a refused create writes nothing.
     const requester = 'chatty';
-    const before = await countTasks(db, { requester });
+    const before = await countTasks(own.handle.db, { requester });
     expectError(await limitedApi('POST', '/api/v1/tasks', { agent: requester, body: { title: 't', scope: 'x' } }), 429, 'rate_limited');
-    expect(await countTasks(db, { requester })).toBe(before);
+    expect(await countTasks(own.handle.db, { requester })).toBe(before);
 
     expect((await limitedApi('GET', '/api/v1/tasks?limit=1', { agent: 'quiet' })).status).toBe(200);
   });
 
-  it('does not count requests that carry no identity', async () => {
-    for (let i = 0; i < 5; i++) {
+  it('counts requests that carry no identity against their address, never against an agent', async () => {
+    for (let i = 0; i < 3; i++) {
       expectError(await limitedApi('GET', '/api/v1/tasks', { agent: null }), 401, 'unauthorized');
     }
+    const refused = await limitedApi('GET', '/api/v1/tasks', { agent: null });
+    expectError(refused, 429, 'rate_limited');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    // Same address, but a caller that says who it is: its own budget, untouched.
     expect((await limitedApi('GET', '/api/v1/tasks?limit=1', { agent: 'fresh' })).status).toBe(200);
   });
 

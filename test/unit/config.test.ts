@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, configPathFrom, loadConfig, parseConfig } from '../../src/config/load.js';
+import { connectionBudget } from '../../src/db/connections.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dispatch-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,6 +104,7 @@ describe('environment overrides', () => {
       DISPATCH_WARREN_TOKEN: 'warren-secret',
       DISPATCH_FORGE_URL: 'http://forge:8083',
       DISPATCH_TICK_INTERVAL_MS: '250',
+      DISPATCH_AGING_MS: '0',
       DISPATCH_LOG_LEVEL: 'warn',
     });
     expect(config.server).toMatchObject({ port: 7600, metrics_port: 7601, admin_token: 'from-env' });
@@ -111,7 +113,26 @@ describe('environment overrides', () => {
     expect(config.warren).toMatchObject({ url: 'http://warren:9090', token: 'warren-secret' });
     expect(config.promptforge.url).toBe('http://forge:8083');
     expect(config.assignment.tick_interval_ms).toBe(250);
+    expect(config.assignment.aging_ms).toBe(0);
     expect(config.logging.level).toBe('warn');
+  });
+
+  it('size the three database pools and point the session-holding ones at a direct URL', () => {
+    const config = load(undefined, {
+      DISPATCH_DATABASE_URL: 'postgres://pgbouncer:6432/dispatch',
+      DISPATCH_DATABASE_DIRECT_URL: 'postgres://postgres:5432/dispatch',
+      DISPATCH_DATABASE_POOL_SIZE: '20',
+      DISPATCH_DATABASE_DIRECT_POOL_SIZE: '3',
+      DISPATCH_WORKER_POOL_SIZE: '5',
+    });
+    expect(config.database).toMatchObject({ url: 'postgres://pgbouncer:6432/dispatch', direct_url: 'postgres://postgres:5432/dispatch', pool_size: 20, direct_pool_size: 3 });
+    expect(config.worker.pool_size).toBe(5);
+    expect(connectionBudget(config)).toEqual({ api: 20, direct: 3, jobs: 5, listen: 1, total: 29 });
+    // The sizing rule (docs/OPERATIONS.md): with an API pool of 3, 10 replicas fit under a stock
+    // max_connections of 100 (3 reserved for superusers).
+    expect(connectionBudget(parseConfig({ database: { pool_size: 3 } })).total * 10).toBeLessThanOrEqual(97);
+    // A migration holds its lock on one direct connection and migrates on another.
+    expect(configError(() => load(undefined, { DISPATCH_DATABASE_DIRECT_POOL_SIZE: '1' })).message).toContain('direct_pool_size');
   });
 
   it('ignore empty variables', () => {

@@ -104,4 +104,34 @@ describe('RateLimiter', () => {
     expect(limiter.take('d')).toBeGreaterThan(0);
     expect(limiter.take('b')).toBe(0);
   });
+
+  it('enforces this replica’s share of the limit: the limit divided by the replicas alive', () => {
+    const clock = manualClock();
+    let replicas = 3;
+    const limiter = new RateLimiter(120, clock.now, 100, () => replicas);
+    expect(burst(limiter, 'a')).toBe(40);
+    clock.advance(30_000); // half a minute of a 40-a-minute share
+    expect(burst(limiter, 'a')).toBe(20);
+    replicas = 1;
+    clock.advance(60_000);
+    expect(burst(limiter, 'a')).toBe(120);
+  });
+
+  it('caps what was saved up when the share shrinks (a replica joined)', () => {
+    const clock = manualClock();
+    let replicas = 1;
+    const limiter = new RateLimiter(120, clock.now, 100, () => replicas);
+    expect(limiter.take('a')).toBe(0);
+    replicas = 4;
+    expect(burst(limiter, 'a')).toBe(30);
+  });
+
+  it('check() tells the wait without spending a token', () => {
+    const clock = manualClock();
+    const limiter = new RateLimiter(2, clock.now);
+    expect(limiter.check('a')).toBe(0);
+    expect(limiter.check('a')).toBe(0);
+    expect(burst(limiter, 'a')).toBe(2);
+    expect(limiter.check('a')).toBe(30);
+  });
 });

@@ -101,6 +101,15 @@ export interface DispatchAgents {
   wake_requested_at: Timestamp | null;
 }
 
+export interface DispatchAssignmentFeed {
+  agent: string | null;
+  attempt: number | null;
+  id: number | null;
+  kind: string | null;
+  task_id: string | null;
+  tx: string | null;
+}
+
 export interface DispatchCapableScopes {
   scope: string | null;
 }
@@ -158,7 +167,7 @@ export interface DispatchEventOutbox {
    */
   created_at: Generated<Timestamp>;
   /**
-   * dispatch_task_events.id of the owed event; publication follows this order.
+   * dispatch_task_events.id or dispatch_scope_events.id (one sequence) of the owed event; publication follows this order.
    */
   id: number;
 }
@@ -189,6 +198,7 @@ export interface DispatchQueueDepth {
   scope: string | null;
   status: string | null;
   tasks: number | null;
+  waiting_for: string | null;
 }
 
 export interface DispatchReplicas {
@@ -210,19 +220,116 @@ export interface DispatchReplicas {
   worker_ids: Generated<string[]>;
 }
 
+export interface DispatchScheduledTasks {
+  due_in: Interval | null;
+  id: string | null;
+  priority: number | null;
+  reason: string | null;
+  run_at: Timestamp | null;
+  scope: string | null;
+  start_by: Timestamp | null;
+  waiting_until: Timestamp | null;
+}
+
+export interface DispatchSchedules {
+  /**
+   * Occurrences missed by more than schedules.late_after_ms (every replica down): skip creates none of them; one creates one task for them all.
+   */
+  catch_up: Generated<string>;
+  /**
+   * When the schedule was created.
+   */
+  created_at: Generated<Timestamp>;
+  /**
+   * Cron expression (5 fields, or 6 with seconds first), read by croner.
+   */
+  cron: string;
+  /**
+   * Schedule id; its tasks carry the Idempotency-Key schedule:<id>@<occurrence, ISO 8601>.
+   */
+  id: Generated<string>;
+  /**
+   * Why the last occurrence created no task (its template was refused), or null.
+   */
+  last_error: string | null;
+  /**
+   * The occurrence of the last task created.
+   */
+  last_run_at: Timestamp | null;
+  /**
+   * The last task created (it may since have been deleted by retention).
+   */
+  last_task_id: string | null;
+  /**
+   * The next occurrence not yet handled; null while paused or when the expression has no future time.
+   */
+  next_run_at: Timestamp | null;
+  /**
+   * The agent that created the schedule: the requester of every task it creates.
+   */
+  owner: string;
+  /**
+   * A paused schedule creates nothing; resuming starts from the next occurrence after the resume.
+   */
+  paused: Generated<boolean>;
+  /**
+   * The task to create at each occurrence: the fields of POST /api/v1/tasks (title, scope, priority, context, ...).
+   */
+  template: Json;
+  /**
+   * IANA time zone the cron expression is read in (daylight saving time included).
+   */
+  time_zone: string;
+  /**
+   * Last change to the row (maintained by trigger).
+   */
+  updated_at: Generated<Timestamp>;
+}
+
 export interface DispatchScopeCounts {
   /**
    * Task scope (dispatch_tasks.scope).
    */
   scope: string;
   /**
-   * pending, assigned or running.
+   * waiting, pending, assigned or running.
    */
   status: string;
   /**
    * A change in the number of tasks of this scope in this status (negative when they left it); summed per key.
    */
   tasks: number;
+}
+
+export interface DispatchScopeEvents {
+  /**
+   * Who: a credential id, "bootstrap", or the agent in header mode.
+   */
+  changed_by: string;
+  /**
+   * When the change was made.
+   */
+  created_at: Generated<Timestamp>;
+  /**
+   * paused, resumed, or limits_changed (max_running or max_starts_per_minute changed without a pause or resume).
+   */
+  event: string;
+  /**
+   * Globally unique event id, carried in the published message (and used to deduplicate it).
+   */
+  event_id: Generated<string>;
+  /**
+   * From the task events' sequence: orders scope changes among task events.
+   */
+  id: Generated<number>;
+  /**
+   * Event body as published: the scope's controls after the change.
+   */
+  payload: Json;
+  /**
+   * The scope changed.
+   */
+  scope: string;
 }
 
 export interface DispatchScopeObservations {
@@ -250,6 +357,59 @@ export interface DispatchScopeObservations {
    * Sum of those observations in seconds; summed per key.
    */
   seconds: number;
+}
+
+export interface DispatchScopes {
+  /**
+   * Last change.
+   */
+  changed_at: Generated<Timestamp>;
+  /**
+   * Who made the last change: a credential id, "bootstrap" for the admin token, or the agent in header mode.
+   */
+  changed_by: string;
+  /**
+   * Most tasks of this scope assigned or running at once across the swarm; NULL for no limit.
+   */
+  max_running: number | null;
+  /**
+   * Most assignments of this scope in any 60 seconds (counted in dispatch_scope_starts while the limit is set); NULL for no limit.
+   */
+  max_starts_per_minute: number | null;
+  /**
+   * True: tasks of this scope are accepted but none is assigned until resumed.
+   */
+  paused: Generated<boolean>;
+  /**
+   * Task scope (dispatch_tasks.scope, lower case).
+   */
+  scope: string;
+}
+
+export interface DispatchScopeStarts {
+  /**
+   * Task scope.
+   */
+  scope: string;
+  /**
+   * The assigning transaction's now(), the same instant as the assigned events' created_at.
+   */
+  started_at: Timestamp;
+  /**
+   * Tasks of the scope that batch assigned.
+   */
+  starts: number;
+}
+
+export interface DispatchTaskDependencies {
+  /**
+   * A task it waits for.
+   */
+  depends_on_id: string;
+  /**
+   * The dependent task.
+   */
+  task_id: string;
 }
 
 export interface DispatchTaskEvents {
@@ -287,6 +447,29 @@ export interface DispatchTaskEvents {
   placement: Json | null;
   /**
    * Task the event belongs to.
+   */
+  task_id: string;
+  /**
+   * The writing transaction (pg_current_xact_id()). The assignment stream reads events in (tx, id) order and only below pg_snapshot_xmin, so an id committed late is never skipped. NULL for events written before migration 0010.
+   */
+  tx: Generated<string | null>;
+}
+
+export interface DispatchTaskReaders {
+  /**
+   * The agent that may read it.
+   */
+  reader: string;
+  /**
+   * former_assignee: held an earlier attempt, then the task went to another agent; parent_requester: requested the task's parent.
+   */
+  reason: string;
+  /**
+   * The task's created_at, copied so a reader's tasks list in the API's order from one index.
+   */
+  task_created_at: Timestamp;
+  /**
+   * The task that may be read (its rows go with it when retention deletes it).
    */
   task_id: string;
 }
@@ -353,17 +536,25 @@ export interface DispatchTasks {
    */
   max_retries: Generated<number>;
   /**
-   * Retry backoff: a pending task is not assigned before this instant.
+   * A pending task is not assigned before this instant: run_at of a delayed task, or the end of a retry backoff.
    */
   not_before: Timestamp | null;
+  /**
+   * cancel: the task is cancelled when a dependency fails, is cancelled or times out; run: it runs anyway once every dependency has ended.
+   */
+  on_dependency_failure: Generated<string>;
   /**
    * Optional task this one was spawned from.
    */
   parent_id: string | null;
   /**
-   * 1 (most urgent) to 5; pending work is taken in priority order, then oldest first.
+   * 1 (most urgent) to 5; pending work is taken in rank order: priority raised one level per assignment.aging_ms waited, then oldest first.
    */
   priority: Generated<number>;
+  /**
+   * Claim order (aging): ready time (run_at, else created_at) + (priority - 1) x assignment.aging_ms. Pending tasks are claimed in rank order; see dispatch_task_rank().
+   */
+  rank: Timestamp | null;
   /**
    * Times the task went back to pending because its agent stopped; limited by lifecycle.reassign_budget.
    */
@@ -381,6 +572,10 @@ export interface DispatchTasks {
    */
   retry_count: Generated<number>;
   /**
+   * Requested earliest assignment (run_at, or creation + delay_ms); null when the task was not delayed. Copied into not_before at creation, which is what the claim reads.
+   */
+  run_at: Timestamp | null;
+  /**
    * Capability tag the task needs, stored lower-cased; an agent qualifies when its capabilities contain it.
    */
   scope: string;
@@ -388,6 +583,10 @@ export interface DispatchTasks {
    * Set once when the task waited pending longer than its start timeout.
    */
   start_alarm_at: Timestamp | null;
+  /**
+   * Expiry: a task still pending (not assigned) at this instant ends timeout with timeout_reason expired. Null: never expires.
+   */
+  start_by: Timestamp | null;
   /**
    * Optional: how long the task may wait pending before an operator alarm is raised (it is not failed).
    */
@@ -397,7 +596,7 @@ export interface DispatchTasks {
    */
   started_at: Timestamp | null;
   /**
-   * pending, assigned, running (terminal: completed, failed, cancelled, timeout).
+   * waiting (for its dependencies), pending (for an agent), assigned, running (terminal: completed, failed, cancelled, timeout).
    */
   status: Generated<TaskStatus>;
   /**
@@ -405,9 +604,17 @@ export interface DispatchTasks {
    */
   timeout_ms: Generated<number>;
   /**
+   * Why a task ended timeout: expired (not assigned by start_by), execution (timeout_ms) or heartbeat (heartbeat_timeout_ms); null for other statuses.
+   */
+  timeout_reason: string | null;
+  /**
    * Short human-readable summary; required.
    */
   title: string;
+  /**
+   * W3C trace context (traceparent header) sent with the create request: handed to the assignee in the task JSON and on every NATS event of the task; Dispatch's own spans (when OTLP export is on) are its children. NULL: sent without one.
+   */
+  traceparent: string | null;
   /**
    * Set once when no capable agent existed for this pending task; cleared when it is assigned.
    */
@@ -416,11 +623,27 @@ export interface DispatchTasks {
    * Last change to the row (maintained by trigger).
    */
   updated_at: Generated<Timestamp>;
+  /**
+   * Dependencies (dispatch_task_dependencies) not yet ended; the task is waiting while this is above 0. Decremented by dispatch_settle_dependents().
+   */
+  waiting_on: Generated<number>;
+}
+
+export interface DispatchWaitingTasks {
+  created_at: Timestamp | null;
+  id: string | null;
+  on_dependency_failure: string | null;
+  open_dependencies: string[] | null;
+  priority: number | null;
+  requester: string | null;
+  scope: string | null;
+  waiting_on: number | null;
 }
 
 export interface DB {
   dispatch_agent_load: DispatchAgentLoad;
   dispatch_agents: DispatchAgents;
+  dispatch_assignment_feed: DispatchAssignmentFeed;
   dispatch_capable_scopes: DispatchCapableScopes;
   dispatch_credentials: DispatchCredentials;
   dispatch_event_outbox: DispatchEventOutbox;
@@ -428,8 +651,16 @@ export interface DB {
   dispatch_periodic_publications: DispatchPeriodicPublications;
   dispatch_queue_depth: DispatchQueueDepth;
   dispatch_replicas: DispatchReplicas;
+  dispatch_scheduled_tasks: DispatchScheduledTasks;
+  dispatch_schedules: DispatchSchedules;
   dispatch_scope_counts: DispatchScopeCounts;
+  dispatch_scope_events: DispatchScopeEvents;
   dispatch_scope_observations: DispatchScopeObservations;
+  dispatch_scope_starts: DispatchScopeStarts;
+  dispatch_scopes: DispatchScopes;
+  dispatch_task_dependencies: DispatchTaskDependencies;
   dispatch_task_events: DispatchTaskEvents;
+  dispatch_task_readers: DispatchTaskReaders;
   dispatch_tasks: DispatchTasks;
+  dispatch_waiting_tasks: DispatchWaitingTasks;
 }

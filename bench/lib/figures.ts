@@ -1,0 +1,62 @@
+import { fmtMs, fmtRate, table } from './stats.js';
+
+/**
+ * The figures the summary compares, filled in by whichever scenarios ran: Dispatch's own and
+ * their yardsticks, all measured in this run on this database server. A row whose figures were
+ * not measured (e.g. `--only latency`) is left out.
+ */
+export type FigureKey =
+  | 'idleP50'
+  | 'idleP99'
+  | 'restRateP99'
+  | 'drain1'
+  | 'drain3'
+  | 'httpCreates1'
+  | 'gwLatencyP50'
+  | 'gwLatencyP99'
+  | 'gwThroughput'
+  | 'skipLockedRate'
+  | 'bareInsertRate';
+
+const figures = new Map<FigureKey, number>();
+
+export function recordFigure(key: FigureKey, value: number): void {
+  figures.set(key, value);
+}
+
+interface SummaryRow {
+  figure: string;
+  ours: FigureKey;
+  yardstick: FigureKey;
+  /** How the ratio reads: ours / yardstick (lower is better for times, higher for rates). */
+  unit: 'ms' | 'rate';
+  yardstickLabel: string;
+  target: string;
+  /** Whether the target is met, given the ratio and Dispatch's own figure; null when there is none. */
+  met: ((ratio: number, ours: number) => boolean) | null;
+}
+
+const ROWS: SummaryRow[] = [
+  { figure: 'idle create -> assigned, p50', ours: 'idleP50', yardstick: 'gwLatencyP50', unit: 'ms', yardstickLabel: 'graphile-worker addJob -> task start, p50', target: '<= 1.2x', met: (r) => r <= 1.2 },
+  { figure: 'idle create -> assigned, p99', ours: 'idleP99', yardstick: 'gwLatencyP99', unit: 'ms', yardstickLabel: 'graphile-worker addJob -> task start, p99', target: '<= 1.5x', met: (r) => r <= 1.5 },
+  { figure: 'create -> assigned p99 at 1,000 creates/s (REST)', ours: 'restRateP99', yardstick: 'idleP99', unit: 'ms', yardstickLabel: 'Dispatch idle p99', target: '<= 3x and <= 50 ms', met: (r, ours) => r <= 3 && ours <= 50 },
+  { figure: 'drain of the backlog, 1 replica', ours: 'drain1', yardstick: 'gwThroughput', unit: 'rate', yardstickLabel: 'graphile-worker batched no-op jobs', target: '>= 0.60x', met: (r) => r >= 0.6 },
+  { figure: 'drain of the backlog, 1 replica', ours: 'drain1', yardstick: 'skipLockedRate', unit: 'rate', yardstickLabel: 'raw SKIP LOCKED claims, 100 rows x 4 clients', target: '(none)', met: null },
+  { figure: 'drain of the backlog, 3 replicas', ours: 'drain3', yardstick: 'drain1', unit: 'rate', yardstickLabel: 'Dispatch, 1 replica', target: '>= 0.95x', met: (r) => r >= 0.95 },
+  { figure: 'POST /api/v1/tasks, 1 replica assigning', ours: 'httpCreates1', yardstick: 'bareInsertRate', unit: 'rate', yardstickLabel: 'bare Hono route, one INSERT', target: '(none; round trip >= 0.25x)', met: null },
+];
+
+const fmt = (unit: 'ms' | 'rate', value: number) => (unit === 'ms' ? fmtMs(value) : fmtRate(value));
+
+/** The closing table: figure | Dispatch | yardstick | ratio | target | met?, for the figures measured. */
+export function summaryTable(): string | null {
+  const rows = ROWS.filter((row) => figures.has(row.ours) && figures.has(row.yardstick)).map((row) => {
+    const ours = figures.get(row.ours)!;
+    const yardstick = figures.get(row.yardstick)!;
+    const ratio = ours / yardstick;
+    const met = row.met === null ? '' : row.met(ratio, ours) ? 'yes' : 'NO';
+    return [row.figure, fmt(row.unit, ours), `${row.yardstickLabel}: ${fmt(row.unit, yardstick)}`, `${ratio.toFixed(2)}x`, row.target, met];
+  });
+  if (rows.length === 0) return null;
+  return table(['figure', 'Dispatch', 'yardstick (same run)', 'ratio', 'target', 'met?'], rows);
+}

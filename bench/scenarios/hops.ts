@@ -1,0 +1,117 @@
+import { connect } from 'nats';
+import pg from 'pg';
+import { startNatsServer } from '../../test/helpers/nats-server.js';
+import { withCommitStampedServer } from '../lib/database.js';
+import { instrumentHops, jobStamps, taskStamps } from '../lib/hops.js';
+import { withReplicas } from '../lib/replicas.js';
+import { fmtMs, summarize, table } from '../lib/stats.js';
+import { createPaced, waitAssigned, waitUntil } from '../lib/workload.js';
+import { PROFILE, log, schedulerConfig, withSwarm } from './common.js';
+
+const REQUESTER = 'bench-hops';
+/** Wall clock in ms with sub-millisecond precision, comparable with PostgreSQL's stamps (same host clock). */
+const wallNow = () => performance.timeOrigin + performance.now();
+
+/** The first stamp in [from, to), or NaN. */
+function firstIn(stamps: readonly number[], from: number, to: number): number {
+  return stamps.find((t) => t >= from && t < to) ?? Number.NaN;
+}
+
+interface Hop {
+  name: string;
+  values: number[];
+}
+
+/**
+ * Where idle create -> assigned time goes: one replica (publishing to a private NATS), tasks
+ * created over REST one at a time, each hop stamped: the insert's start and commit, the
+ * graphile-worker NOTIFY reaching a listening client, the assignment job locked by a worker, the
+ * batch transaction's start, the task's row claimed, the batch's commit, and the `assigned`
+ * event arriving over NATS. Runs on a scratch PostgreSQL with track_commit_timestamp on (commit
+ * times are otherwise invisible), with bench-only triggers (bench/lib/hops.ts).
+ */
+export async function hops(report: string[]): Promise<void> {
+  log(`hops: idle create -> assigned, ${PROFILE.idleTasks} tasks one at a time over REST, per-hop stamps`);
+  await withCommitStampedServer('hops', async (serverUrl, database) => {
+    const nats = await startNatsServer({ args: ['-js'] });
+    const listener = new pg.Client({ connectionString: serverUrl, application_name: 'dispatch-bench-listener' });
+    const nc = await connect({ servers: nats.url });
+    try {
+      await instrumentHops(database.db);
+      const notified: number[] = [];
+      await listener.connect();
+      listener.on('notification', () => notified.push(wallNow()));
+      await listener.query('LISTEN "jobs:insert"');
+      const delivered = new Map<string, number>();
+      const subscription = nc.subscribe('swarm.task.*.assigned', {
+        callback: (_error, message) => delivered.set(message.subject.split('.')[2]!, wallNow()),
+      });
+      const hopsOut = await withReplicas(serverUrl, { count: 1, config: { ...schedulerConfig('instant'), hermes: { url: nats.url } } }, (replicas) =>
+        withSwarm(replicas, async () => {
+          const rest = { via: 'rest', urls: replicas.map((r) => r.apiUrl) } as const;
+          await createPaced(rest, { rate: 1_000 / PROFILE.idleGapMs, count: 20, maxInFlight: 1, requester: 'bench-hops-warmup' });
+          await createPaced(rest, { rate: 1_000 / PROFILE.idleGapMs, count: PROFILE.idleTasks, maxInFlight: 1, requester: REQUESTER });
+          await waitAssigned(database.db, 60_000);
+          const tasks = await taskStamps(database.db, REQUESTER);
+          await waitUntil('every assigned event delivered over NATS', async () => tasks.every((t) => delivered.has(t.id)), 30_000);
+          return tasks;
+        }),
+      );
+      subscription.unsubscribe();
+      const jobs = await jobStamps(database.db);
+      const stamps = (kind: string) => jobs.filter((j) => j.kind === kind).map((j) => j.at);
+      const [locked, done] = [stamps('job_locked'), stamps('job_done')];
+      const hopsList: Hop[] = [
+        { name: 'insert transaction (created_at -> its commit)', values: [] },
+        { name: 'insert commit -> assignment job locked by a worker (NOTIFY, fetch)', values: [] },
+        { name: '  (of which: commit -> NOTIFY reaches the benchmark\'s own LISTEN client)', values: [] },
+        { name: 'job locked -> batch transaction starts (handler, pool, advisory locks)', values: [] },
+        { name: 'batch start -> task row updated to assigned (lock agents, claim, read agents, score, write)', values: [] },
+        { name: 'row updated -> batch commit (events, timeout job, counters, COMMIT)', values: [] },
+        { name: 'batch commit -> `assigned` event delivered over NATS (outbox)', values: [] },
+        { name: 'total: created_at -> assigned_at (the benchmark\'s figure)', values: [] },
+        { name: 'total: created_at -> batch commit (visible to readers)', values: [] },
+        { name: 'total: created_at -> delivered over NATS', values: [] },
+        { name: 'after: batch commit -> job finished (final empty pass, job delete)', values: [] },
+      ];
+      hopsOut.forEach((t, i) => {
+        const next = hopsOut[i + 1]?.created ?? Number.POSITIVE_INFINITY;
+        const notify = firstIn(notified, t.insertCommit - 1, next);
+        // Stamps of one host clock, the database's to a few microseconds: a little slack either way.
+        const lockedAt = firstIn(locked, t.insertCommit - 0.5, next);
+        const doneAt = firstIn(done, t.batchCommit, next);
+        const nats = delivered.get(t.id) ?? Number.NaN;
+        const spans = [
+          t.insertCommit - t.created,
+          lockedAt - t.insertCommit,
+          notify - t.insertCommit,
+          t.batchStart - lockedAt,
+          t.claimed - t.batchStart,
+          t.batchCommit - t.claimed,
+          nats - t.batchCommit,
+          t.batchStart - t.created,
+          t.batchCommit - t.created,
+          nats - t.created,
+          doneAt - t.batchCommit,
+        ];
+        spans.forEach((value, k) => {
+          if (Number.isFinite(value)) hopsList[k]!.values.push(value);
+        });
+      });
+      const rows = hopsList.map((hop) => {
+        const s = summarize(hop.values);
+        return [hop.name, String(s.n), fmtMs(s.p50), fmtMs(s.p99), fmtMs(s.mean)];
+      });
+      for (const row of rows) log(`  ${row[0]}: p50 ${row[2]} p99 ${row[3]} mean ${row[4]}`);
+      report.push(
+        `### Where idle create -> assigned time goes (1 replica, ${hopsOut.length} tasks one at a time over REST, scratch PostgreSQL with track_commit_timestamp)`,
+        table(['hop', 'samples', 'p50', 'p99', 'mean'], rows),
+        'Hops without a stamp in a task\'s window (no wake-up job because an assigner was still active) are left out of that hop\'s samples.',
+      );
+    } finally {
+      await nc.close();
+      await listener.end().catch(() => undefined);
+      await nats.stop();
+    }
+  });
+}

@@ -1,0 +1,291 @@
+import { BackgroundService } from '../background/service.js';
+import type { Db } from '../db/database.js';
+import type { Logger } from '../observability/logger.js';
+import {
+  comparePositions,
+  readAgentFeed,
+  readFeedSince,
+  readHorizon,
+  lastEvent,
+  touchAgents,
+  type FeedItem,
+  type FeedPosition,
+  type FeedSession,
+} from './assignment-feed.queries.js';
+
+export type { FeedItem } from './assignment-feed.queries.js';
+
+/** Where a subscription's events go: an open event stream or a waiting long poll. */
+export interface FeedSink {
+  /** Events in feed order, each once; never called with an empty list. */
+  send(items: FeedItem[]): void;
+  /** Every event of the agent committed before the subscription joined has been sent; live events follow. */
+  caughtUp?(): void;
+  /** A comment line every keepalive interval (streams only). */
+  keepalive?(): void;
+  /** The hub is stopping: finish the response. */
+  end(): void;
+}
+
+export interface Subscription {
+  readonly agent: string;
+  /** The last position sent (or the starting point). */
+  position: FeedPosition;
+  /**
+   * While catching up: the agent's last event that had committed when the catch-up ended but lay
+   * past the horizon (an older transaction was still running). The sink hears `caughtUp` once
+   * it was sent, so a long poll never answers "nothing yet" for work committed before it asked.
+   */
+  catchingUpTo?: FeedPosition;
+  readonly sink: FeedSink;
+  closed: boolean;
+}
+
+export interface AssignmentHubOptions {
+  /** Comment line interval on open streams (≤ 15 s keeps proxies from closing them). */
+  keepaliveMs: number;
+  /**
+   * Standalone mode: an open stream is its agent's heartbeat, refreshed this often; null in
+   * Warren mode, where Warren says who is alive.
+   */
+  heartbeatIntervalMs: number | null;
+}
+
+/** A read found events whose transaction committed behind an older one still running: look again this soon. */
+const HELD_BACK_RETRY_MS = 5;
+/** Events per replay read; a reconnect after a long absence is sent in pages of this many. */
+const REPLAY_PAGE = 500;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+/**
+ * One per replica: the reader every open assignment stream and long poll of this replica shares.
+ * A notification on NOTIFY_CHANNEL.assignments (one per transaction that gave or took work, from
+ * any replica; the replica's shared LISTEN connection, src/db/listener.ts, calls `notified`)
+ * wakes one read of the audit trail for all connected agents, from the hub's horizon on; each
+ * subscription gets the events of its agent past its own position. Reads run one at a time, so a
+ * subscription joining catches up to exactly where the next live read starts. After the LISTEN
+ * connection was lost and opened again (`notified` too), the next read starts from the same
+ * horizon, so nothing committed meanwhile is missed.
+ */
+export class AssignmentHub {
+  /** Every transaction below this has been read for the live subscriptions. */
+  private horizon = 0n;
+  /** Every open subscription, whether joining, catching up or live. */
+  private readonly open = new Set<Subscription>();
+  private readonly live = new Map<string, Set<Subscription>>();
+  private joining: Subscription[] = [];
+  private dirty = false;
+  private reading: Promise<void> | null = null;
+  private stopped = false;
+  private failures = 0;
+  private readRetry: NodeJS.Timeout | null = null;
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private readonly heartbeats: StreamHeartbeats | null;
+
+  constructor(
+    private readonly db: Db,
+    /** Where the live read runs: the replica's LISTEN session, which the notifications come from. */
+    private readonly session: FeedSession,
+    private readonly options: AssignmentHubOptions,
+    private readonly logger: Logger,
+  ) {
+    this.heartbeats = options.heartbeatIntervalMs === null ? null : new StreamHeartbeats(db, options.heartbeatIntervalMs, () => this.agents(), logger);
+  }
+
+  async start(): Promise<void> {
+    this.horizon = await readHorizon(this.db);
+    // Whatever committed before the LISTEN connection is up is in the audit trail.
+    this.wake();
+    this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.keepaliveMs);
+    this.keepaliveTimer.unref();
+    this.heartbeats?.start();
+  }
+
+  /** Work was given or taken somewhere (or the LISTEN connection is back): read the audit trail. */
+  notified(): void {
+    if (!this.stopped) this.wake();
+  }
+
+  /** Ends every stream and long poll; waits for the read under way. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.readRetry) clearTimeout(this.readRetry);
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    const open = [...this.open];
+    this.open.clear();
+    this.joining = [];
+    this.live.clear();
+    for (const sub of open) {
+      sub.closed = true;
+      sub.sink.end();
+    }
+    await this.heartbeats?.stop();
+    await this.reading;
+  }
+
+  get accepting(): boolean {
+    return !this.stopped;
+  }
+
+  /** How many streams and long polls are open on this replica. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Starts sending the agent's events after `position` to `sink`: first what the audit trail
+   * holds up to the hub's horizon, then live.
+   */
+  subscribe(agent: string, position: FeedPosition, sink: FeedSink): Subscription {
+    const sub: Subscription = { agent, position, sink, closed: false };
+    if (this.stopped) {
+      sub.closed = true;
+      sink.end();
+      return sub;
+    }
+    this.open.add(sub);
+    this.joining.push(sub);
+    this.wake();
+    return sub;
+  }
+
+  /** The client went away (or the long poll answered). The agent's heartbeat timeout starts when its last stream closes. */
+  unsubscribe(sub: Subscription): void {
+    if (sub.closed) return;
+    sub.closed = true;
+    this.open.delete(sub);
+    const subs = this.live.get(sub.agent);
+    subs?.delete(sub);
+    if (subs?.size === 0) this.live.delete(sub.agent);
+    this.joining = this.joining.filter((s) => s !== sub);
+    if (![...this.open].some((s) => s.agent === sub.agent)) this.heartbeats?.lastSeen(sub.agent);
+  }
+
+  /** Agents with a stream or long poll open here. */
+  private agents(): string[] {
+    return [...new Set([...this.open].map((s) => s.agent))];
+  }
+
+  private wake(): void {
+    this.dirty = true;
+    if (this.reading || this.stopped) return;
+    this.reading = this.readWhileDirty().finally(() => {
+      this.reading = null;
+    });
+  }
+
+  private async readWhileDirty(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        await this.readOnce();
+        if (this.failures > 0) this.logger.info('assignment streams reading the audit trail again');
+        this.failures = 0;
+      } catch (error) {
+        if (this.failures === 0) this.logger.warn({ err: error }, 'assignment streams cannot read the audit trail; retrying');
+        this.failures += 1;
+        this.retryRead(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.failures - 1)));
+        return;
+      }
+    }
+  }
+
+  private retryRead(afterMs: number): void {
+    if (this.readRetry || this.stopped) return;
+    this.readRetry = setTimeout(() => {
+      this.readRetry = null;
+      this.wake();
+    }, afterMs);
+    this.readRetry.unref();
+  }
+
+  /** One live read for every live subscription, then the catch-up of those that joined. */
+  private async readOnce(): Promise<void> {
+    const agents = [...this.live.keys()];
+    if (agents.length === 0) {
+      // Nobody to send to: nothing to read. One joining catches up from the audit trail to a fresh horizon.
+      if (this.joining.length === 0) return;
+      this.horizon = await readHorizon(this.db);
+    } else {
+      const { horizon, ready, heldBack } = await readFeedSince(this.session, this.horizon, agents);
+      const byAgent = new Map<string, FeedItem[]>();
+      for (const item of ready) {
+        const items = byAgent.get(item.event.agent) ?? [];
+        items.push(item);
+        byAgent.set(item.event.agent, items);
+      }
+      for (const [agent, items] of byAgent) for (const sub of this.live.get(agent) ?? []) deliver(sub, items);
+      this.horizon = horizon;
+      if (heldBack > 0) this.retryRead(HELD_BACK_RETRY_MS);
+    }
+    const joining = this.joining;
+    this.joining = [];
+    for (const sub of joining) {
+      await this.catchUp(sub);
+      if (sub.closed) continue;
+      const subs = this.live.get(sub.agent) ?? new Set();
+      subs.add(sub);
+      this.live.set(sub.agent, subs);
+      const last = await lastEvent(this.db, sub.agent);
+      if (last && comparePositions(last, sub.position) > 0) sub.catchingUpTo = last;
+      else sub.sink.caughtUp?.();
+    }
+    // Events of the joined agents that committed behind the horizon were neither caught up nor
+    // counted as held back (they were not live yet): read once more, now with them live.
+    if (joining.length > 0) this.dirty = true;
+  }
+
+  /** Sends what the audit trail holds between the subscription's position and the horizon. */
+  private async catchUp(sub: Subscription): Promise<void> {
+    while (!sub.closed) {
+      const items = await readAgentFeed(this.db, sub.agent, sub.position, this.horizon, REPLAY_PAGE);
+      if (items.length === 0) return;
+      deliver(sub, items);
+      if (items.length < REPLAY_PAGE) return;
+    }
+  }
+
+  private keepalive(): void {
+    for (const subs of this.live.values()) for (const sub of subs) sub.sink.keepalive?.();
+  }
+}
+
+/** Hands the items past the subscription's position to its sink, and moves the position. */
+function deliver(sub: Subscription, items: FeedItem[]): void {
+  if (sub.closed) return;
+  const fresh = items.filter((item) => comparePositions(item.event, sub.position) > 0);
+  if (fresh.length === 0) return;
+  sub.position = fresh[fresh.length - 1]!.event;
+  sub.sink.send(fresh);
+  if (sub.catchingUpTo && comparePositions(sub.position, sub.catchingUpTo) >= 0) {
+    sub.catchingUpTo = undefined;
+    sub.sink.caughtUp?.();
+  }
+}
+
+/**
+ * Standalone mode: an agent with a stream open is alive. Its last_seen_at is refreshed while the
+ * stream is open, and once more when its last stream closes, so the heartbeat timeout
+ * (assignment.agent_heartbeat_timeout_ms) counts from the close.
+ */
+class StreamHeartbeats extends BackgroundService<void> {
+  constructor(
+    private readonly db: Db,
+    intervalMs: number,
+    private readonly connected: () => string[],
+    logger: Logger,
+  ) {
+    super('assignment stream heartbeats', { intervalMs }, logger);
+  }
+
+  async runOnce(): Promise<void> {
+    const agents = this.connected();
+    if (agents.length > 0) await touchAgents(this.db, agents);
+  }
+
+  lastSeen(agent: string): void {
+    touchAgents(this.db, [agent]).catch((error: unknown) => this.logger.warn({ err: error, agent }, 'could not record the end of an assignment stream'));
+  }
+}
