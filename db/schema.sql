@@ -371,32 +371,29 @@ CREATE FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts inte
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  missing graphile_worker.job_spec[];
+  check_task_id integer;
 BEGIN
   IF task_ids IS NULL OR cardinality(task_ids) = 0 THEN
     RETURN 0;
   END IF;
-  -- Move jobs that exist with a plain UPDATE: graphile_worker.add_jobs would NOTIFY every worker on
-  -- every heartbeat, and NOTIFY serialises commits. Workers find future jobs by polling anyway.
-  WITH wanted AS (
-    SELECT * FROM unnest(task_ids, attempts, run_ats) AS w(task_id, attempt, run_at)
-  ), moved AS (
-    UPDATE graphile_worker._private_jobs j
-       SET run_at = w.run_at,
-           payload = json_build_object('task_id', w.task_id, 'attempt', w.attempt),
-           updated_at = now()
-      FROM wanted w
-     WHERE j.key = 'timeout:' || w.task_id::text AND j.locked_at IS NULL
-    RETURNING w.task_id
-  )
-  SELECT array_agg(ROW('timeouts:check', json_build_object('task_id', w.task_id, 'attempt', w.attempt), NULL,
-                       w.run_at, 10, 'timeout:' || w.task_id::text, 0, NULL)::graphile_worker.job_spec)
-    INTO missing
-    FROM wanted w
-   WHERE w.task_id NOT IN (SELECT task_id FROM moved);
-  IF missing IS NOT NULL THEN
-    PERFORM graphile_worker.add_jobs(missing);
+  SELECT id INTO check_task_id FROM graphile_worker._private_tasks WHERE identifier = 'timeouts:check';
+  IF check_task_id IS NULL THEN
+    INSERT INTO graphile_worker._private_tasks (identifier) VALUES ('timeouts:check')
+      ON CONFLICT (identifier) DO UPDATE SET identifier = excluded.identifier
+      RETURNING id INTO check_task_id;
   END IF;
+  -- Not graphile_worker.add_jobs: its NOTIFY wakes idle workers on every replica for jobs due later.
+  UPDATE graphile_worker._private_jobs j
+     SET key = NULL, attempts = j.max_attempts, updated_at = now()
+   WHERE j.key IN (SELECT 'timeout:' || t::text FROM unnest(task_ids) AS t) AND j.is_available IS NOT TRUE;
+  INSERT INTO graphile_worker._private_jobs AS j (task_id, payload, run_at, max_attempts, key, priority)
+  SELECT check_task_id, json_build_object('task_id', w.task_id, 'attempt', w.attempt), w.run_at, 10,
+         'timeout:' || w.task_id::text, 0
+    FROM unnest(task_ids, attempts, run_ats) AS w(task_id, attempt, run_at)
+  ON CONFLICT (key) DO UPDATE
+     SET payload = excluded.payload, run_at = excluded.run_at, revision = j.revision + 1,
+         attempts = 0, last_error = NULL, updated_at = now()
+   WHERE j.locked_at IS NULL;
   RETURN cardinality(task_ids);
 END $$;
 
@@ -404,7 +401,7 @@ END $$;
 -- Name: FUNCTION dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) IS 'Creates or moves the timeout job of each given task to its deadline; returns how many.';
+COMMENT ON FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) IS 'Creates or moves the timeout job of each given task to its deadline, without NOTIFY (workers poll for future jobs); returns how many.';
 
 --
 -- Name: dispatch_scope_counts_on_delete(); Type: FUNCTION; Schema: public; Owner: -

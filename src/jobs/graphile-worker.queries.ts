@@ -5,7 +5,7 @@ import type { Db } from '../db/database.js';
  * Every statement of Dispatch's TypeScript that reads or writes graphile-worker's private tables,
  * which are not its public API and may change in any release. test/integration/
  * graphile-worker.private.test.ts runs them, and checks what the SQL functions of migrations
- * 0001 and 0002 rely on, against the pinned version (0.17.x): an upgrade fails there first.
+ * 0001, 0002 and 0018 rely on, against the pinned version (0.17.x): an upgrade fails there first.
  */
 
 /** The jobs table, schema-qualified (vacuumed by queue maintenance). */
@@ -13,16 +13,20 @@ export const GRAPHILE_JOBS_TABLE = 'graphile_worker._private_jobs';
 
 /**
  * What Dispatch's SQL functions use of graphile-worker's private schema: dispatch_schedule_timeouts
- * moves and adds timeout jobs, dispatch_unschedule_timeout deletes them, dispatch_request_assignment
- * looks for a queued `assignment:run`.
+ * writes timeout jobs the way graphile_worker.add_jobs does, but without its NOTIFY (migration
+ * 0018), dispatch_unschedule_timeout deletes them, dispatch_request_assignment looks for a queued
+ * `assignment:run`.
  */
 export const PRIVATE_SCHEMA_RELIED_ON = {
   columns: {
-    _private_jobs: ['key', 'task_id', 'run_at', 'payload', 'updated_at', 'locked_at', 'locked_by', 'is_available'],
+    _private_jobs: [
+      'key', 'task_id', 'run_at', 'payload', 'priority', 'attempts', 'max_attempts', 'last_error', 'revision',
+      'updated_at', 'locked_at', 'locked_by', 'is_available',
+    ],
     _private_tasks: ['id', 'identifier'],
   },
-  /** graphile_worker.job_spec, built positionally by dispatch_schedule_timeouts. */
-  jobSpecFields: ['identifier', 'payload', 'queue_name', 'run_at', 'max_attempts', 'job_key', 'priority', 'flags'],
+  /** Unique, so that ON CONFLICT (key) finds the task's job. */
+  uniqueJobColumn: 'key',
 } as const;
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { findOrphanedLockHolders, GRAPHILE_JOBS_TABLE, PRIVATE_SCHEMA_RELIED_ON } from '../../src/jobs/graphile-worker.queries.js';
 import { heartbeat } from '../../src/jobs/replicas.queries.js';
@@ -7,7 +8,7 @@ import { useTestDatabase } from '../helpers/database.js';
 
 /*
  * graphile-worker's private tables are not its API. This file pins what Dispatch uses of them
- * (src/jobs/graphile-worker.queries.ts and the SQL functions of migrations 0001 and 0002): after
+ * (src/jobs/graphile-worker.queries.ts and the SQL functions of migrations 0001, 0002 and 0018): after
  * an upgrade, whatever broke fails here, by name, before anything subtler does.
  */
 
@@ -37,11 +38,13 @@ describe("graphile-worker's private schema, as Dispatch uses it", () => {
     expect((await sql<{ found: string | null }>`SELECT to_regclass(${GRAPHILE_JOBS_TABLE})::text AS found`.execute(db())).rows[0]?.found).not.toBeNull();
   });
 
-  it('builds job_spec with the fields in the order dispatch_schedule_timeouts writes them', async () => {
-    const { rows } = await sql<{ attname: string }>`
-      SELECT a.attname FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
-       WHERE t.oid = 'graphile_worker.job_spec'::regtype AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`.execute(db());
-    expect(rows.map((r) => r.attname)).toEqual(PRIVATE_SCHEMA_RELIED_ON.jobSpecFields);
+  it('keeps a unique key on jobs, which dispatch_schedule_timeouts upserts on', async () => {
+    const { rows } = await sql<{ columns: string[] }>`
+      SELECT array_agg(a.attname ORDER BY a.attnum)::text[] AS columns FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+       WHERE i.indrelid = ${GRAPHILE_JOBS_TABLE}::regclass AND i.indisunique AND i.indpred IS NULL
+       GROUP BY i.indexrelid`.execute(db());
+    expect(rows.map((r) => r.columns)).toContainEqual([PRIVATE_SCHEMA_RELIED_ON.uniqueJobColumn]);
   });
 
   it('lets the timeout functions add, move and remove a timeout job', async () => {
@@ -56,6 +59,37 @@ describe("graphile-worker's private schema, as Dispatch uses it", () => {
     expect(moved[0]!.run_at.getTime()).toBe(later.getTime());
     await sql`SELECT dispatch_unschedule_timeout(${taskId}::uuid)`.execute(db());
     expect(await jobsByKey(`timeout:${taskId}`)).toEqual([]);
+  });
+
+  it('gives a new deadline its own job while the old attempt\'s job runs, as add_jobs does', async () => {
+    const taskId = '00000000-0000-4000-8000-00000000abce';
+    await sql`SELECT dispatch_schedule_timeouts(ARRAY[${taskId}]::uuid[], ARRAY[1], ARRAY[now()]::timestamptz[])`.execute(db());
+    // A worker has taken attempt 1's job and is running it.
+    await sql`UPDATE graphile_worker._private_jobs SET locked_by = 'busy-worker', locked_at = now() WHERE key = ${`timeout:${taskId}`}`.execute(db());
+    const next = new Date(Date.now() + 60_000);
+    await sql`SELECT dispatch_schedule_timeouts(ARRAY[${taskId}]::uuid[], ARRAY[2], ARRAY[${next}]::timestamptz[])`.execute(db());
+    expect(await jobsByKey(`timeout:${taskId}`)).toMatchObject([{ identifier: 'timeouts:check', payload: { task_id: taskId, attempt: 2 } }]);
+    const { rows } = await sql<{ key: string | null }>`SELECT key FROM graphile_worker._private_jobs WHERE locked_by = 'busy-worker'`.execute(db());
+    expect(rows).toEqual([{ key: null }]);
+  });
+
+  it('writes timeout jobs without waking workers (no NOTIFY "jobs:insert"), while add_job still does', async () => {
+    const listener = new pg.Client({ connectionString: database().url });
+    await listener.connect();
+    try {
+      const heard: string[] = [];
+      listener.on('notification', (n) => heard.push(n.payload ?? ''));
+      await listener.query('LISTEN "jobs:insert"');
+      const ids = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-0000000100${String(i).padStart(2, '0')}`);
+      await sql`SELECT dispatch_schedule_timeouts(${ids}::uuid[], ${ids.map(() => 1)}::integer[],
+                  ${ids.map(() => new Date(Date.now() + 60_000))}::timestamptz[])`.execute(db());
+      // Notifications arrive in commit order: once this job's arrives, any from the timeouts would have.
+      await sql`SELECT graphile_worker.add_job('private-schema:marker', job_key := 'private-schema-marker')`.execute(db());
+      await expect.poll(() => heard.length, { timeout: 5_000 }).toBeGreaterThan(0);
+      expect(heard.map((p) => (JSON.parse(p) as { count: number }).count)).toEqual([1]);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('lets dispatch_request_assignment see a queued assignment:run and not queue a second', async () => {
