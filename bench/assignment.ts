@@ -20,8 +20,8 @@
  *    figure beside its yardstick as a ratio, with the target from issue 17.
  *  - latency: create-to-assigned (assigned_at - created_at, stamped by the database) for tasks
  *    created over REST one at a time with gaps (idle), and at ~1,000 creates/s.
- *  - hops: where idle create -> assigned time goes, one stamp per hop (insert commit, NOTIFY,
- *    job locked, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
+ *  - hops: where idle create -> assigned time goes, one stamp per hop (insert commit, the
+ *    assigners' NOTIFY, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
  *    track_commit_timestamp on and a private nats-server.
  *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas.
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table.

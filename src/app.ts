@@ -116,7 +116,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
-  // One LISTEN connection per replica for both channels; it needs a session of its own, so it
+  // One LISTEN connection per replica for every channel; it needs a session of its own, so it
   // never goes through a transaction pooler (database.direct_url).
   const listener = new NotificationListener(
     {
@@ -124,10 +124,12 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       channels: {
         [NOTIFY_CHANNEL.due]: (payload) => dueTimer.notify(Number(payload)),
         [NOTIFY_CHANNEL.assignments]: () => assignmentHub.notified(),
+        [NOTIFY_CHANNEL.assign]: () => assignment.wake(),
       },
       onListening: () => {
         dueTimer.resync();
         assignmentHub.notified();
+        assignment.wake();
       },
     },
     log,

@@ -222,7 +222,7 @@ export async function drainFigures(db: Db, readyAt: Date): Promise<DrainFigures>
 
 /**
  * The v1 schedule on today's engine: the database's instant wake-ups are switched off (the
- * triggers that enqueue `assignment:run` on new work), so only the tick (tick_interval_ms)
+ * triggers that wake the assigners on new work, NOTIFY dispatch_assign), so only the tick (tick_interval_ms)
  * starts an assignment pass — as v1's 5 s loop did. Assignment itself is unchanged.
  */
 export async function disableInstantWake(db: Db): Promise<void> {

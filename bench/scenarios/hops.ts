@@ -2,7 +2,8 @@ import { connect } from 'nats';
 import pg from 'pg';
 import { startNatsServer } from '../../test/helpers/nats-server.js';
 import { withCommitStampedServer } from '../lib/database.js';
-import { instrumentHops, jobStamps, taskStamps } from '../lib/hops.js';
+import { NOTIFY_CHANNEL } from '../../src/db/contract.js';
+import { instrumentHops, taskStamps } from '../lib/hops.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, summarize, table } from '../lib/stats.js';
 import { createPaced, waitAssigned, waitUntil } from '../lib/workload.js';
@@ -25,7 +26,7 @@ interface Hop {
 /**
  * Where idle create -> assigned time goes: one replica (publishing to a private NATS), tasks
  * created over REST one at a time, each hop stamped: the insert's start and commit, the
- * graphile-worker NOTIFY reaching a listening client, the assignment job locked by a worker, the
+ * assigners' wake-up (NOTIFY dispatch_assign, migration 0019) reaching a listening client, the
  * batch transaction's start, the task's row claimed, the batch's commit, and the `assigned`
  * event arriving over NATS. Runs on a scratch PostgreSQL with track_commit_timestamp on (commit
  * times are otherwise invisible), with bench-only triggers (bench/lib/hops.ts).
@@ -41,7 +42,7 @@ export async function hops(report: string[]): Promise<void> {
       const notified: number[] = [];
       await listener.connect();
       listener.on('notification', () => notified.push(wallNow()));
-      await listener.query('LISTEN "jobs:insert"');
+      await listener.query(`LISTEN ${NOTIFY_CHANNEL.assign}`);
       const delivered = new Map<string, number>();
       const subscription = nc.subscribe('swarm.task.*.assigned', {
         callback: (_error, message) => delivered.set(message.subject.split('.')[2]!, wallNow()),
@@ -58,41 +59,31 @@ export async function hops(report: string[]): Promise<void> {
         }),
       );
       subscription.unsubscribe();
-      const jobs = await jobStamps(database.db);
-      const stamps = (kind: string) => jobs.filter((j) => j.kind === kind).map((j) => j.at);
-      const [locked, done] = [stamps('job_locked'), stamps('job_done')];
       const hopsList: Hop[] = [
         { name: 'insert transaction (created_at -> its commit)', values: [] },
-        { name: 'insert commit -> assignment job locked by a worker (NOTIFY, fetch)', values: [] },
-        { name: '  (of which: commit -> NOTIFY reaches the benchmark\'s own LISTEN client)', values: [] },
-        { name: 'job locked -> batch transaction starts (handler, pool, advisory locks)', values: [] },
+        { name: 'insert commit -> NOTIFY dispatch_assign reaches the benchmark\'s own LISTEN client', values: [] },
+        { name: 'insert commit -> batch transaction starts (NOTIFY to the replica, drain, pool, advisory lock)', values: [] },
         { name: 'batch start -> task row updated to assigned (lock agents, claim, read agents, score, write)', values: [] },
         { name: 'row updated -> batch commit (events, timeout job, counters, COMMIT)', values: [] },
         { name: 'batch commit -> `assigned` event delivered over NATS (outbox)', values: [] },
         { name: 'total: created_at -> assigned_at (the benchmark\'s figure)', values: [] },
         { name: 'total: created_at -> batch commit (visible to readers)', values: [] },
         { name: 'total: created_at -> delivered over NATS', values: [] },
-        { name: 'after: batch commit -> job finished (final empty pass, job delete)', values: [] },
       ];
       hopsOut.forEach((t, i) => {
         const next = hopsOut[i + 1]?.created ?? Number.POSITIVE_INFINITY;
         const notify = firstIn(notified, t.insertCommit - 1, next);
-        // Stamps of one host clock, the database's to a few microseconds: a little slack either way.
-        const lockedAt = firstIn(locked, t.insertCommit - 0.5, next);
-        const doneAt = firstIn(done, t.batchCommit, next);
         const nats = delivered.get(t.id) ?? Number.NaN;
         const spans = [
           t.insertCommit - t.created,
-          lockedAt - t.insertCommit,
           notify - t.insertCommit,
-          t.batchStart - lockedAt,
+          t.batchStart - t.insertCommit,
           t.claimed - t.batchStart,
           t.batchCommit - t.claimed,
           nats - t.batchCommit,
           t.batchStart - t.created,
           t.batchCommit - t.created,
           nats - t.created,
-          doneAt - t.batchCommit,
         ];
         spans.forEach((value, k) => {
           if (Number.isFinite(value)) hopsList[k]!.values.push(value);
@@ -106,7 +97,7 @@ export async function hops(report: string[]): Promise<void> {
       report.push(
         `### Where idle create -> assigned time goes (1 replica, ${hopsOut.length} tasks one at a time over REST, scratch PostgreSQL with track_commit_timestamp)`,
         table(['hop', 'samples', 'p50', 'p99', 'mean'], rows),
-        'Hops without a stamp in a task\'s window (no wake-up job because an assigner was still active) are left out of that hop\'s samples.',
+        'A task written while an assigner was still active sends no wake-up: it has no NOTIFY sample.',
       );
     } finally {
       await nc.close();

@@ -168,16 +168,16 @@ export class Assigner {
 
   /**
    * One drain at a time in this process. A drain pins a connection for its session locks and
-   * then needs a second for each batch: side by side (one per worker slot), drains could hold
-   * every connection of the pool while each waited for one more, and the whole replica stalled
-   * until the pool's connect timeout (every API request 10 s, then 503). A job that finds a drain
-   * running asks it for one more pass and returns, so it neither holds a worker slot that timeout
-   * jobs need nor loses the wake-up it carries (the running pass may have looked before it).
+   * then needs a second for each batch: side by side, drains could hold every connection of the
+   * pool while each waited for one more, and the whole replica stalled until the pool's connect
+   * timeout (every API request 10 s, then 503). A call that finds a drain running asks it for one
+   * more pass (the running pass may have looked before the caller's work committed) and gets the
+   * running drain's promise: it resolves once that pass has ended too.
    */
   drain(shouldStop: () => boolean): Promise<void> {
     if (this.running) {
       this.rerun = true;
-      return Promise.resolve();
+      return this.running;
     }
     const run = (async () => {
       try {
@@ -186,9 +186,9 @@ export class Assigner {
           try {
             await this.drainAlone(shouldStop);
           } catch (error) {
-            // The jobs that asked for another pass have already returned: make it, or fail this job.
+            // The callers that asked for another pass wait on this one: make it, or fail them all.
             if (!this.rerun) throw error;
-            this.logger.warn({ err: error }, 'assignment pass failed; running the pass other jobs asked for');
+            this.logger.warn({ err: error }, 'assignment pass failed; running the pass other callers asked for');
           }
         } while (this.rerun && !shouldStop());
       } finally {
@@ -197,6 +197,16 @@ export class Assigner {
     })();
     this.running = run;
     return run;
+  }
+
+  /** Whether a drain is running in this process. */
+  get draining(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Resolves when no drain is running in this process (a stopping replica waits for it). */
+  async whenIdle(): Promise<void> {
+    await this.running?.catch(() => {});
   }
 
   /**

@@ -250,7 +250,7 @@ export async function readCapableScopes(db: Db): Promise<string[]> {
   return rows.map((r) => r.scope);
 }
 
-/** Asks for an assignment pass the way the triggers do (see migration 0002). */
+/** Asks for an assignment pass the way the triggers do: NOTIFY dispatch_assign at commit unless an assigner is draining (migrations 0002, 0019). */
 export async function requestAssignment(db: Db): Promise<void> {
   await sql`SELECT dispatch_request_assignment()`.execute(db);
 }

@@ -6,7 +6,6 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobHandler } from '../jobs/runner.js';
 import { Assigner, type AssignerOptions } from './assigner.js';
-import { requestAssignment } from './assignment.queries.js';
 import { QueueMaintenance, type QueueMaintenanceOptions } from './queue-maintenance.js';
 
 export interface AssignmentServiceOptions extends AssignerOptions {
@@ -16,8 +15,10 @@ export interface AssignmentServiceOptions extends AssignerOptions {
 }
 
 /**
- * Assignment as this replica runs it: the `assignment:run` job (enqueued by the database when
- * work appears) and a periodic tick (this service's pass) that is only the safety net.
+ * Assignment as this replica runs it: a drain whenever the database says work appeared (NOTIFY
+ * dispatch_assign, heard by the replica's LISTEN connection and passed to wake()), the
+ * `assignment:run` job (passes scheduled at a time, a stopping replica's hand-over), and a periodic
+ * tick (this service's pass) that is only the safety net for a notification nobody heard.
  */
 export class AssignmentService extends BackgroundService<void> {
   readonly assigner: Assigner;
@@ -25,7 +26,7 @@ export class AssignmentService extends BackgroundService<void> {
   private handingOver = false;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     pool: pg.Pool,
     options: AssignmentServiceOptions,
     logger: Logger,
@@ -39,7 +40,10 @@ export class AssignmentService extends BackgroundService<void> {
   jobs(): Record<string, JobHandler> {
     return {
       [JOB.assignmentRun]: async () => {
-        await this.assigner.drain(() => this.handingOver);
+        // A drain running here takes the request and the job returns: waiting for a drain that
+        // stays active under steady work would hold a worker slot as long.
+        if (this.assigner.draining) this.wake();
+        else await this.pass();
       },
     };
   }
@@ -49,24 +53,32 @@ export class AssignmentService extends BackgroundService<void> {
     this.maintenance.start();
   }
 
-  /** One tick: ask for a pass, and record tasks no agent can take. */
+  /**
+   * Work appeared (or notifications may have been missed): drain now. Never throws; a failed
+   * drain is logged and the tick comes back.
+   */
+  wake(): void {
+    if (this.handingOver) return;
+    this.pass().catch((error: unknown) => this.logger.warn({ err: error }, 'assignment pass failed; the tick will retry'));
+  }
+
+  /** One tick: a pass of this replica's own, and tasks no agent can take recorded. */
   async runOnce(): Promise<void> {
-    await this.requestPass();
+    await this.pass();
     await this.assigner.recordUnmatched();
   }
 
-  /** Asks for an assignment pass through the same path the triggers use. */
-  async requestPass(): Promise<void> {
-    try {
-      await requestAssignment(this.db);
-    } catch (error) {
-      this.logger.warn({ err: error }, 'assignment tick failed; retrying next tick');
-    }
+  /** Resolves once a pass that began after this call has ended (see Assigner.drain). */
+  pass(): Promise<void> {
+    return this.assigner.drain(() => this.handingOver);
   }
 
-  /** Makes a running drain hand over after its current batch, and stops the tick and the vacuums. */
+  /**
+   * Makes a running drain hand over after its current batch and waits for it, and stops the tick
+   * and the vacuums.
+   */
   override async stop(): Promise<void> {
     this.handingOver = true;
-    await Promise.all([super.stop(), this.maintenance.stop()]);
+    await Promise.all([super.stop(), this.maintenance.stop(), this.assigner.whenIdle()]);
   }
 }

@@ -8,7 +8,10 @@
 
 /** graphile-worker task identifiers: the handlers' names, and what SQL and TS enqueue. */
 export const JOB = {
-  /** Drain the pending queue (src/assignment/assigner.ts); enqueued by dispatch_request_assignment(). */
+  /**
+   * Drain the pending queue (src/assignment/assigner.ts) at a time (dispatch_request_assignment_at)
+   * or on another replica (a stopping one hands over); new work wakes assigners by NOTIFY_CHANNEL.assign.
+   */
   assignmentRun: 'assignment:run',
   /** Time out one attempt when its deadline passes; one per active attempt, see JOB_KEY.timeout. */
   timeoutsCheck: 'timeouts:check',
@@ -75,4 +78,9 @@ export const NOTIFY_CHANNEL = {
    * is the earliest such time in epoch milliseconds (SQL: dispatch_notify_due, migration 0012).
    */
   due: 'dispatch_due',
+  /**
+   * Work appeared and no assigner is draining (SQL: dispatch_request_assignment, migration 0019):
+   * empty payload; every replica hearing it drains (src/assignment/assignment.service.ts wake()).
+   */
+  assign: 'dispatch_assign',
 } as const;

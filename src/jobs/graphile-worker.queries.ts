@@ -14,8 +14,7 @@ export const GRAPHILE_JOBS_TABLE = 'graphile_worker._private_jobs';
 /**
  * What Dispatch's SQL functions use of graphile-worker's private schema: dispatch_schedule_timeouts
  * writes timeout jobs the way graphile_worker.add_jobs does, but without its NOTIFY (migration
- * 0018), dispatch_unschedule_timeout deletes them, dispatch_request_assignment looks for a queued
- * `assignment:run`.
+ * 0018), dispatch_unschedule_timeout deletes them.
  */
 export const PRIVATE_SCHEMA_RELIED_ON = {
   columns: {

@@ -36,7 +36,7 @@ interface PassResult {
  * Wakes the replica holding the lease at the instant the next task becomes due (run_at, end of a
  * retry backoff) or expires (start_by): one timer, whatever the number of waiting tasks, armed
  * from the database (migration 0012). A pass expires what is past start_by, asks for an
- * assignment pass (dispatch_request_assignment: one job, whoever asks) and arms for the next
+ * assignment pass (dispatch_request_assignment: one NOTIFY, whoever asks) and arms for the next
  * instant. `notify(due)` is fed by LISTEN dispatch_due: a time earlier than the one armed cuts the
  * wait short. The other replicas make only the safety passes, every safetyIntervalMs, each trying
  * to take the lease: if its holder dies, due work waits at most that long. Restarts lose nothing

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.js';
+import type { TestDispatch } from './dispatch.js';
 import { waitFor } from './wait.js';
 
 /** Whether graphile-worker holds a job under `key` (queued, scheduled or running). */
@@ -17,18 +18,10 @@ export async function waitForJobRun(db: Db, key: string, options: { timeoutMs?: 
 }
 
 /**
- * Waits until no assignment:run job is queued or running: every task written before this call
- * has been looked at by an assignment pass since (a write either queues the job or is seen by the
- * pass running, whose job stays locked until it ends).
+ * Runs an assignment pass on every replica given and waits for it: every task written before this
+ * call has been looked at since. A replica that finds another draining leaves; the draining one
+ * takes the request as one more pass (Assigner.drain), and its pass() resolves after that pass.
  */
-export async function waitForAssignerIdle(db: Db, options: { timeoutMs?: number } = {}): Promise<void> {
-  await waitFor(
-    async () => {
-      const { rows } = await sql<{ idle: boolean }>`
-        SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-                            WHERE t.identifier = 'assignment:run') AS idle`.execute(db);
-      return rows[0]!.idle;
-    },
-    { what: 'assigner idle', timeoutMs: options.timeoutMs ?? 10_000 },
-  );
+export async function settleAssignment(replicas: readonly TestDispatch[]): Promise<void> {
+  await Promise.all(replicas.map((r) => r.dispatch.assignment.pass()));
 }

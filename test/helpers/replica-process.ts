@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,6 +12,28 @@ import type { DispatchConfigInput } from '../../src/config/config.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 export const REPLICA_ADMIN_TOKEN = 'replica-admin-token-7c2e';
+
+/**
+ * Which of `processes` owns the TCP socket bound to local `port` on this machine (Linux /proc):
+ * maps a PostgreSQL backend's client_port (pg_stat_activity) to the replica at the other end.
+ */
+export function ownerOfLocalPort<P extends { pid: number }>(port: number, processes: readonly P[]): P | undefined {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(`:${portHex}`) && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  return processes.find((p) => {
+    try {
+      return readdirSync(`/proc/${p.pid}/fd`).some((fd) => inodes.has(readlinkSync(`/proc/${p.pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/)?.[1] ?? ''));
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** A port nobody listens on right now (the kernel's pick); the child binds it a moment later. */
 export async function freePort(): Promise<number> {

@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOB } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
-import { apiClient, type ApiClient } from '../helpers/http.js';
-import { waitForAssignerIdle } from '../helpers/jobs.js';
+import { apiClient, type ApiClient, type ApiResponse } from '../helpers/http.js';
+import { settleAssignment } from '../helpers/jobs.js';
+import { assignWakeupsDuring } from '../helpers/wakeups.js';
 import { waitFor } from '../helpers/wait.js';
 
 let database: TestDatabase;
@@ -46,7 +46,7 @@ const assigned = (id: string, what = 'assignment') =>
 
 /** Waits until the broker has looked at the task and left it pending (unmatched, or a placement). */
 async function settledPending(id: string) {
-  await waitForAssignerIdle(database.handle.db);
+  await settleAssignment([first, second]);
   expect((await getTask(id)).status).toBe('pending');
 }
 
@@ -175,15 +175,15 @@ describe('unmatched', () => {
   });
 
   it('records a task nobody serves as unmatched when it is created, and wakes no assigner for it', async () => {
-    const created = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope: fresh('orphan') } });
-    expect(created.status).toBe(201);
-    expect(await unmatchedAt(created.body.id)).toEqual(expect.any(String));
-    const events = (await api('GET', `/api/v1/tasks/${created.body.id}/events`)).body.events.map((e: any) => e.event);
+    let created: ApiResponse | undefined;
+    const wakeups = await assignWakeupsDuring(database.url, database.handle.db, async () => {
+      created = await api2('POST', '/api/v1/tasks', { body: { title: 't', scope: fresh('orphan') } });
+    });
+    expect(created!.status).toBe(201);
+    expect(await unmatchedAt(created!.body.id)).toEqual(expect.any(String));
+    const events = (await api('GET', `/api/v1/tasks/${created!.body.id}/events`)).body.events.map((e: any) => e.event);
     expect(events).toEqual(['created', 'unmatched']);
-    const { rows } = await sql<{ queued: number }>`
-      SELECT count(*)::int AS queued FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-       WHERE t.identifier = ${JOB.assignmentRun}`.execute(database.handle.db);
-    expect(rows[0]!.queued).toBe(0);
+    expect(wakeups).toEqual([]);
   });
 
   it('records unmatched later for a waiting task whose only capable agent is drained', async () => {

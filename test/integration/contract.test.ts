@@ -43,7 +43,7 @@ describe('the database and src/db/contract.ts', () => {
     }
     expect(found).toEqual({
       dispatch_request_assignment: {
-        jobs: [JOB.assignmentRun],
+        jobs: [],
         jobKeys: [],
         locks: sorted([ADVISORY_LOCK.assignerActive, ADVISORY_LOCK.assignerBarrier]),
       },
@@ -63,6 +63,7 @@ describe('the database and src/db/contract.ts', () => {
     expect(rows).toEqual([
       { name: 'dispatch_notify_assignments', channel: NOTIFY_CHANNEL.assignments },
       { name: 'dispatch_notify_due', channel: NOTIFY_CHANNEL.due },
+      { name: 'dispatch_request_assignment', channel: NOTIFY_CHANNEL.assign },
     ]);
   });
 

@@ -92,19 +92,6 @@ describe("graphile-worker's private schema, as Dispatch uses it", () => {
     }
   });
 
-  it('lets dispatch_request_assignment see a queued assignment:run and not queue a second', async () => {
-    const queued = async () =>
-      (
-        await sql<{ n: number }>`
-          SELECT count(*)::int AS n FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-           WHERE t.identifier = 'assignment:run'`.execute(db())
-      ).rows[0]!.n;
-    const before = await queued();
-    await sql`SELECT dispatch_request_assignment()`.execute(db());
-    await sql`SELECT dispatch_request_assignment()`.execute(db());
-    expect(await queued()).toBe(Math.max(before, 1));
-  });
-
   it('finds the job locks of workers no live replica owns', async () => {
     await sql`SELECT graphile_worker.add_job('private-schema:probe', job_key := 'private-schema-probe')`.execute(db());
     // What a worker that died holding the job leaves behind.

@@ -1,18 +1,17 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOB } from '../../src/db/contract.js';
 import { registerAgents } from '../../src/agents/agent.queries.js';
 import { completeTask } from '../../src/tasks/task.queries.js';
 import { auditAssignments } from '../helpers/assignment-audit.js';
-import { errorLogLines, type ReplicaProcess } from '../helpers/replica-process.js';
+import { errorLogLines, ownerOfLocalPort, type ReplicaProcess } from '../helpers/replica-process.js';
 import { useReplicaSwarm } from '../helpers/replica-swarm.js';
 import { createTasksOverHttp, SimulatedAgents, overlappingSwarm } from '../helpers/simulated-agents.js';
 import { assignDirectly, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * Replicas die. One SIGKILLed in the middle of a run (preferably while it holds the assignment
- * job) must not stall the others: they finish every task within 60 s, and release the dead one's
+ * Replicas die. One SIGKILLed in the middle of a run (the active assigner, inside a batch) must
+ * not stall the others: they finish every task within 60 s, and release the dead one's
  * job locks within seconds (worker.dead_after_ms is 5 s here). One SIGTERMed must finish what it
  * is doing, release everything, and exit 0.
  */
@@ -67,21 +66,11 @@ async function jobsLockedBy(workerIds: string[]): Promise<number> {
   return rows[0]!.n;
 }
 
-/**
- * The replica whose worker pool holds the assignment job right now, if any. A lock under an id no
- * replica registered would make the dead-replica sweep blind (and release live replicas' jobs).
- */
-async function activeAssigner(): Promise<ReplicaProcess | undefined> {
-  const { rows } = await sql<{ locked_by: string; replica: string | null }>`
-    SELECT j.locked_by, r.id AS replica FROM graphile_worker._private_jobs j
-      JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-      LEFT JOIN dispatch_replicas r ON j.locked_by = ANY (r.worker_ids)
-     WHERE t.identifier = ${JOB.assignmentRun} AND j.locked_at IS NOT NULL`.execute(db());
-  const row = rows[0];
-  if (!row) return undefined;
-  if (row.replica === null) throw new Error(`assignment job locked by ${row.locked_by}, an id no replica registered`);
-  const pid = row.replica.match(/-(\d+)-[0-9a-f]+$/)?.[1];
-  return replicas().find((r) => String(r.pid) === pid);
+/** The replica at the other end of the PostgreSQL backend `pid` (its connection's client port). */
+async function replicaOfBackend(pid: number): Promise<ReplicaProcess | undefined> {
+  const { rows } = await sql<{ port: number | null }>`SELECT client_port AS port FROM pg_stat_activity WHERE pid = ${pid}`.execute(db());
+  const port = rows[0]?.port;
+  return port ? ownerOfLocalPort(port, replicas()) : undefined;
 }
 
 function expectCleanAudit(audit: Awaited<ReturnType<typeof auditAssignments>>) {
@@ -101,37 +90,36 @@ describe('replica failure', () => {
 
     // Catch the active assigner in the act. A bait agent serves a scope nobody asks for, so it
     // stays free and every batch locks it (lockAssignableAgents); with its row held here, the
-    // replica running the assignment job stops inside its batch, holding the job, until the lock
-    // goes. Only a batch seen waiting on that lock counts: a job merely seen locked may finish
-    // before the kill lands.
+    // replica draining stops inside its batch, holding the active lock, until the row is let go.
     await registerAgents(db(), [{ name: 'kill-bait', capabilities: ['nobody-asks'], status: 'ready', maxConcurrent: null }]);
     const blocker = await db().startTransaction().execute();
     const { rows: blockerRows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(blocker);
     await sql`SELECT 1 FROM dispatch_agents WHERE name = 'kill-bait' FOR UPDATE`.execute(blocker);
-    const assignerWaiting = async () => {
-      const { rows } = await sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM pg_stat_activity
+    // The backend of a batch waiting on the bait, and the replica it belongs to: the active assigner.
+    const waitingAssigner = async () => {
+      const { rows } = await sql<{ pid: number }>`
+        SELECT pid FROM pg_stat_activity
          WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%FROM dispatch_agents%FOR UPDATE%'`.execute(db());
-      return rows[0]!.n > 0;
+      return rows[0] ? await replicaOfBackend(rows[0].pid) : undefined;
     };
     let victim: ReplicaProcess;
     try {
-      victim = await waitFor(async () => ((await assignerWaiting()) ? await activeAssigner() : undefined), {
-        timeoutMs: 15_000,
-        intervalMs: 20,
-        what: 'a replica running the assignment job, waiting on the bait',
-      });
+      victim = await waitFor(waitingAssigner, { timeoutMs: 15_000, intervalMs: 20, what: 'a replica whose assignment batch waits on the bait' });
     } catch (error) {
       await blocker.rollback().execute();
       throw error;
     }
     const victimWorkers = await workerIdsOf(victim);
     expect(victimWorkers.length).toBeGreaterThan(0);
+    // What a worker that dies in the middle of a job leaves behind: the job locked in its name.
+    // (Assignment itself no longer runs as a job when work appears: migration 0019.)
+    await sql`SELECT graphile_worker.add_job('kill:probe', run_at := now() + interval '1 hour', job_key := 'kill-probe')`.execute(db());
+    await sql`UPDATE graphile_worker._private_jobs SET locked_by = ${victimWorkers[0]!}, locked_at = now() WHERE key = 'kill-probe'`.execute(db());
     victim.kill('SIGKILL');
     const killedAt = Date.now();
     const exit = await victim.exited;
     expect(exit.signal).toBe('SIGKILL');
-    // The job it was running stays locked in its name until the dead-replica sweep frees it.
+    // The job stays locked in its name until the dead-replica sweep frees it.
     const lockedAtKill = await jobsLockedBy(victimWorkers);
     await blocker.rollback().execute();
     expect(lockedAtKill).toBeGreaterThan(0);

@@ -5,7 +5,7 @@ import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { FakePromptForge } from '../helpers/fake-promptforge.js';
 import { FakeWarren } from '../helpers/fake-warren.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
-import { jobQueued, waitForAssignerIdle, waitForJobRun } from '../helpers/jobs.js';
+import { jobQueued, settleAssignment, waitForJobRun } from '../helpers/jobs.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -67,7 +67,7 @@ describe('warren mode', () => {
     const first = await createTask(scope);
     const second = await createTask(scope);
     expect((await until(first, (t) => t.status === 'assigned', 'first')).assignee).toBe(agent);
-    await waitForAssignerIdle(database.handle.db);
+    await settleAssignment([dispatch]);
     expect((await getTask(second)).status).toBe('pending');
     // Only the Warren/PromptForge list calls: never a call per task or per candidate.
     expect(warren.callsTo('GET', `/admin/agents/${agent}`)).toHaveLength(0);
@@ -128,7 +128,7 @@ describe('warren mode', () => {
     warren.failWith('error');
     await waitFor(async () => (await agentRow(agent))?.status === 'unknown', { what: 'agents unknown after grace', timeoutMs: 8_000 });
     const id = await createTask(scope);
-    await waitForAssignerIdle(database.handle.db);
+    await settleAssignment([dispatch]);
     expect((await getTask(id)).status).toBe('pending');
     const metrics = await fetch(`${dispatch.opsUrl}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/dispatch_integration_up\{service="warren"\} 0/);

@@ -1,0 +1,78 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK } from '../../src/db/contract.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { apiClient } from '../helpers/http.js';
+import { insertTasks } from '../helpers/tasks.js';
+import { assignWakeupsDuring } from '../helpers/wakeups.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * How new work reaches an assigner (migrations 0002 and 0019): a writer that finds no assigner
+ * draining sends NOTIFY dispatch_assign at its commit, and every replica hearing it drains; a
+ * writer that finds one draining sends nothing (that assigner's last pass sees its task).
+ */
+
+let database: TestDatabase;
+const sessions: pg.Client[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.end().catch(() => {})));
+  await database?.drop();
+});
+
+async function session(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  sessions.push(client);
+  return client;
+}
+
+const wakeupsDuring = (write: () => Promise<unknown>) => assignWakeupsDuring(database.url, database.handle.db, write);
+
+describe('waking the assigners', () => {
+  it('a statement writing new work sends one NOTIFY dispatch_assign at its commit when no assigner drains', async () => {
+    expect(await wakeupsDuring(() => insertTasks(database.handle.db, 3, { scope: 'wake-one' }))).toEqual(['']);
+  });
+
+  it('sends none while an assigner drains (it holds the active lock)', async () => {
+    const assigner = await session();
+    await assigner.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK.assignerActive]);
+    try {
+      expect(await wakeupsDuring(() => insertTasks(database.handle.db, 3, { scope: 'wake-none' }))).toEqual([]);
+    } finally {
+      await assigner.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
+    }
+  });
+
+  describe('a replica whose tick is an hour away', () => {
+    let dispatch: TestDispatch;
+    beforeAll(async () => {
+      dispatch = await startTestDispatch(database.url, { assignment: { tick_interval_ms: 3_600_000 } });
+    });
+    afterAll(async () => {
+      await dispatch?.stop();
+    });
+
+    it('assigns a new task within moments: it drains on the notification', async () => {
+      const api = apiClient(dispatch.baseUrl);
+      expect((await api('PUT', '/api/v1/agents/waker', { agent: 'waker', body: { capabilities: ['wake-up'] } })).status).toBe(200);
+      for (let i = 0; i < 3; i++) {
+        const created = await api('POST', '/api/v1/tasks', { body: { title: `wake ${i}`, scope: 'wake-up' } });
+        expect(created.status).toBe(201);
+        const task = await waitFor(
+          async () => {
+            const t = (await api('GET', `/api/v1/tasks/${created.body.id}`)).body;
+            return t.status === 'assigned' ? t : undefined;
+          },
+          { what: 'assignment', timeoutMs: 3_000 },
+        );
+        expect(task.assignee).toBe('waker');
+      }
+    });
+  });
+});
