@@ -4,7 +4,7 @@
  *   npm run bench                         short profile (CI): about 8 minutes
  *   npm run bench -- --profile full       10-minute sustained run, larger samples
  *   npm run bench -- --profile smoke      every scenario at toy sizes (checks the bench runs)
- *   npm run bench -- --only latency,drain run some scenarios (yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk, stream, scope-limits, dependencies, delayed)
+ *   npm run bench -- --only latency,drain run some scenarios (yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk, stream, scope-limits, dependencies, delayed, roundtrip)
  *   npm run bench -- --sustained-s 120    override the sustained run's length
  *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
  *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
@@ -42,6 +42,10 @@
  *  - dependencies: dependency completed -> dependent assigned (p50/p99), one pair at a time over
  *    REST; one completion releasing 10,000 dependents (time until all are assigned).
  *
+ *  - roundtrip: the whole agent round trip: 200 SDK agents (src/client runAgent) on their
+ *    assignment streams, tasks created over REST and completed by the SDK; tasks/s flat out
+ *    (against the bare route's INSERT rate), then create -> handler at half that rate.
+ *
  *  - connections: the PostgreSQL connections one replica holds (per pool, idle and under load),
  *    then 10 replicas with the shipped pool settings on one server with max_connections = 100
  *    (the benchmark's if it has that setting, else a scratch one), serving and assigning.
@@ -66,6 +70,7 @@ import { history } from './scenarios/history.js';
 import { hops } from './scenarios/hops.js';
 import { http } from './scenarios/http.js';
 import { latency } from './scenarios/latency.js';
+import { roundtrip } from './scenarios/roundtrip.js';
 import { scale } from './scenarios/scale.js';
 import { scopeLimits } from './scenarios/scope-limits.js';
 import { stream } from './scenarios/stream.js';
@@ -73,7 +78,7 @@ import { sustained } from './scenarios/sustained.js';
 import { yardsticks } from './scenarios/yardsticks.js';
 
 /** In the order they run; `--only` picks among these names. */
-const SCENARIOS = { yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk: bulkActions, stream, 'scope-limits': scopeLimits, dependencies, delayed };
+const SCENARIOS = { yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk: bulkActions, stream, 'scope-limits': scopeLimits, dependencies, delayed, roundtrip };
 
 const only = args.only ? new Set(args.only.split(',')) : null;
 const wants = (name: string) => !only || only.has(name);

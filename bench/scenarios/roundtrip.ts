@@ -1,0 +1,105 @@
+import { sql } from 'kysely';
+import { runAgent, type AgentRunner } from '../../src/client/index.js';
+import type { Db } from '../../src/db/database.js';
+import { withCommitStampedServer } from '../lib/database.js';
+import { recordFigure } from '../lib/figures.js';
+import { withReplicas } from '../lib/replicas.js';
+import { fmtMs, fmtRate, summarize, table } from '../lib/stats.js';
+import { BENCH_SCOPE, createPaced, waitUntil } from '../lib/workload.js';
+import { args, log } from './common.js';
+
+/**
+ * The whole agent round trip (issue 17): SDK agents (src/client `runAgent`, in this process)
+ * hold their assignment streams on one replica; tasks are created over REST, delivered on the
+ * streams, and completed over REST by the SDK with the handler's return value. First as fast as
+ * the creators go (tasks/s from the first create to the last completion), then paced at half that
+ * rate: create (created_at, the database's stamp) -> the handler holding the task (stamped here,
+ * same host clock), and from the assignment's commit (a scratch PostgreSQL with
+ * track_commit_timestamp on, as the stream scenario).
+ */
+
+const SMOKE = args.profile === 'smoke';
+const AGENTS = SMOKE ? 20 : 200;
+const FLAT_OUT_TASKS = SMOKE ? 300 : 6_000;
+const PACED_SECONDS = SMOKE ? 2 : 10;
+const REQUESTER = 'bench-roundtrip';
+const wallNow = () => performance.timeOrigin + performance.now();
+
+async function completedCount(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'completed'`.execute(db);
+  return rows[0]!.n;
+}
+
+export async function roundtrip(report: string[]): Promise<void> {
+  await withCommitStampedServer('roundtrip', async (serverUrl, database) => {
+    const db = database.db;
+    await withReplicas(serverUrl, { count: 1, config: { server: { rate_limit_per_minute: 10_000_000 } } }, async ([replica]) => {
+      const held = new Map<string, number>();
+      const agents: AgentRunner[] = await Promise.all(
+        Array.from({ length: AGENTS }, (_, i) =>
+          runAgent({
+            url: replica!.apiUrl,
+            name: `sdk-agent-${String(i).padStart(3, '0')}`,
+            capabilities: [BENCH_SCOPE],
+            maxConcurrent: 4,
+            handleSignals: false,
+            handle: (task) => {
+              held.set(task.id, wallNow());
+              return { ok: true };
+            },
+          }),
+        ),
+      );
+      try {
+        const rest = { via: 'rest', urls: [replica!.apiUrl] } as const;
+        log(`roundtrip: ${AGENTS} SDK agents, ${FLAT_OUT_TASKS} tasks created over REST as fast as 64 creators go`);
+        const started = wallNow();
+        await createPaced(rest, { rate: 1_000_000, count: FLAT_OUT_TASKS, maxInFlight: 64, requester: REQUESTER });
+        await waitUntil('every task completed', async () => (await completedCount(db)) >= FLAT_OUT_TASKS, 120_000, 20);
+        const rate = (FLAT_OUT_TASKS * 1_000) / (wallNow() - started);
+        log(`  ${fmtRate(rate)} created, delivered and completed`);
+        recordFigure('roundTrip', rate);
+
+        const pacedRate = Math.max(1, Math.floor(rate / 2));
+        const pacedCount = pacedRate * PACED_SECONDS;
+        log(`roundtrip: ${pacedCount} tasks at ${fmtRate(pacedRate)} (half of that)`);
+        await sql`DELETE FROM dispatch_tasks`.execute(db);
+        held.clear();
+        await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
+        await waitUntil('every paced task completed', async () => (await completedCount(db)) >= pacedCount, 120_000, 20);
+        const { rows } = await sql<{ id: string; created: number; assigned: number; committed: number }>`
+          SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created, extract(epoch FROM t.assigned_at) * 1000 AS assigned,
+                 extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000 AS committed
+            FROM dispatch_tasks t JOIN dispatch_task_events e ON e.task_id = t.id AND e.event = 'assigned' AND e.attempt = 1`.execute(db);
+        const reached = rows.filter((r) => held.has(r.id));
+        const assigned = summarize(rows.map((r) => Number(r.assigned) - Number(r.created)));
+        const committedToHandler = summarize(reached.map((r) => held.get(r.id)! - Number(r.committed)));
+        const delivered = summarize(reached.map((r) => held.get(r.id)! - Number(r.created)));
+        log(
+          `  create -> assigned p50 ${fmtMs(assigned.p50)} p99 ${fmtMs(assigned.p99)}; assignment commit -> handler p50 ${fmtMs(committedToHandler.p50)} ` +
+            `p99 ${fmtMs(committedToHandler.p99)}; create -> handler p50 ${fmtMs(delivered.p50)} p99 ${fmtMs(delivered.p99)} (n=${delivered.n})`,
+        );
+        recordFigure('roundTripP99', delivered.p99);
+        report.push(
+          `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
+          table(
+            ['load', 'tasks', 'tasks/s (create -> complete)', 'create -> assigned p50 / p99', 'assignment commit -> handler p50 / p99', 'create -> handler p50 / p99'],
+            [
+              ['as fast as 64 creators go', String(FLAT_OUT_TASKS), fmtRate(rate), '', '', ''],
+              [
+                `paced at ${fmtRate(pacedRate)}`,
+                String(delivered.n),
+                '',
+                `${fmtMs(assigned.p50)} / ${fmtMs(assigned.p99)}`,
+                `${fmtMs(committedToHandler.p50)} / ${fmtMs(committedToHandler.p99)}`,
+                `${fmtMs(delivered.p50)} / ${fmtMs(delivered.p99)}`,
+              ],
+            ],
+          ),
+        );
+      } finally {
+        await Promise.all(agents.map((a) => a.stop()));
+      }
+    });
+  });
+}
