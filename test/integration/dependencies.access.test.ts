@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { issueTokens } from '../helpers/credentials.js';
+import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { assignDirectly, expectError } from '../helpers/tasks.js';
 
@@ -11,22 +12,18 @@ import { assignDirectly, expectError } from '../helpers/tasks.js';
 let database: TestDatabase;
 let dispatch: TestDispatch;
 let api: ApiClient;
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 
 beforeAll(async () => {
   database = await createTestDatabase();
   dispatch = await startTestDispatch(database.url, { auth: { mode: 'token' } });
   api = apiClient(dispatch.baseUrl, 'nobody');
-  for (const [agent, role] of [
+  tokens = await issueTokens(api, [
     ['planner-1', 'requester'],
     ['planner-2', 'requester'],
     ['coder-1', 'worker'],
     ['coder-2', 'worker'],
-  ] as const) {
-    const issued = await api('POST', `/api/v1/agents/${agent}/credentials`, { agent: null, token: ADMIN_TOKEN, body: { role } });
-    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
-    tokens[agent] = issued.body.token;
-  }
+  ]);
 });
 afterAll(async () => {
   await dispatch?.stop();

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { issueTokens } from '../helpers/credentials.js';
+import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { expectError } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
@@ -13,23 +14,19 @@ import { waitFor } from '../helpers/wait.js';
 let database: TestDatabase;
 let dispatch: TestDispatch;
 let api: ApiClient;
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 const LATE_AFTER_MS = 2_000;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   dispatch = await startTestDispatch(database.url, { auth: { mode: 'token' }, schedules: { poll_interval_ms: 100, late_after_ms: LATE_AFTER_MS } });
   api = apiClient(dispatch.baseUrl, 'nobody');
-  for (const [agent, role, scopes] of [
+  tokens = await issueTokens(api, [
     ['planner-1', 'requester', []],
     ['planner-2', 'requester', ['mail']],
     ['watcher', 'observer', []],
     ['coder', 'worker', []],
-  ] as const) {
-    const issued = await api('POST', `/api/v1/agents/${agent}/credentials`, { agent: null, token: ADMIN_TOKEN, body: { role, scopes } });
-    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
-    tokens[agent] = issued.body.token;
-  }
+  ]);
 });
 afterAll(async () => {
   await dispatch?.stop();

@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from 'nats';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { issueTokens } from '../helpers/credentials.js';
 import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { readStream, startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -252,13 +253,10 @@ describe('token mode', () => {
 
   it('lets an observer read scopes but not change them; workers and requesters read nothing', async () => {
     const tokenApi = apiClient(tokenDispatch.baseUrl, 'nobody');
-    const issue = async (agent: string, role: string) => {
-      const response = await tokenApi('POST', `/api/v1/agents/${agent}/credentials`, { agent: null, token: ADMIN_TOKEN, body: { role } });
-      expect(response.status, JSON.stringify(response.body)).toBe(201);
-      return response.body.token as string;
-    };
-    const observer = await issue('watcher', 'observer');
-    const worker = await issue('scoped-worker', 'worker');
+    const { watcher: observer, 'scoped-worker': worker } = await issueTokens(tokenApi, [
+      ['watcher', 'observer'],
+      ['scoped-worker', 'worker'],
+    ]);
     expect((await tokenApi('GET', '/api/v1/scopes', { agent: null, token: observer })).status).toBe(200);
     expectError(await tokenApi('PATCH', '/api/v1/scopes/listing', { agent: null, token: observer, body: { paused: true } }), 403, 'forbidden');
     expectError(await tokenApi('GET', '/api/v1/scopes', { agent: null, token: worker }), 403, 'forbidden');
