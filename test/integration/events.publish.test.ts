@@ -1,47 +1,24 @@
-import { connect, type NatsConnection } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TASK_REQUEST_ACK_WAIT_MS } from '../../src/events/stream.js';
 import { taskEventMessage } from '../../src/events/subjects.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
-import { apiClient, type ApiClient } from '../helpers/http.js';
-import { readStream, startNatsServer, type StoredMessage, type TestNatsServer } from '../helpers/nats-server.js';
+import { readStream, type StoredMessage } from '../helpers/nats-server.js';
+import { useDispatchOnNats } from '../helpers/nats-dispatch.js';
 import { waitFor } from '../helpers/wait.js';
 
-let nats: TestNatsServer;
-let database: TestDatabase;
-let dispatch: TestDispatch;
-let api: ApiClient;
-let nc: NatsConnection;
-
+const env = useDispatchOnNats((url) => ({
+  hermes: { url, stats_interval_ms: 250 },
+  lifecycle: { retry_backoff_base_ms: 0, retry_backoff_max_ms: 0 },
+  worker: { poll_interval_ms: 50 },
+}));
 const NS_PER_MS = 1_000_000;
 
-beforeAll(async () => {
-  nats = await startNatsServer();
-  database = await createTestDatabase();
-  dispatch = await startTestDispatch(database.url, {
-    hermes: { url: nats.url, stats_interval_ms: 250 },
-    lifecycle: { retry_backoff_base_ms: 0, retry_backoff_max_ms: 0 },
-    worker: { poll_interval_ms: 50 },
-  });
-  api = apiClient(dispatch.baseUrl);
-  nc = await connect({ servers: nats.url });
-  await waitFor(() => dispatch.dispatch.events.status().streamReady, { what: 'stream provisioned' });
-});
-afterAll(async () => {
-  await nc?.close();
-  await dispatch?.stop();
-  await database?.drop();
-  await nats?.dispose();
-});
-
 async function outboxEmpty(): Promise<boolean> {
-  const { rows } = await database.handle.pool.query('SELECT count(*)::int AS n FROM dispatch_event_outbox');
+  const { rows } = await env.database.handle.pool.query('SELECT count(*)::int AS n FROM dispatch_event_outbox');
   return rows[0].n === 0;
 }
 
 async function taskState(id: string) {
-  return (await api('GET', `/api/v1/tasks/${id}`)).body;
+  return (await env.api('GET', `/api/v1/tasks/${id}`)).body;
 }
 
 async function waitForStatus(id: string, status: string, attempt?: number) {
@@ -55,19 +32,19 @@ async function waitForStatus(id: string, status: string, attempt?: number) {
 }
 
 async function register(agent: string, capabilities: string[], status = 'ready') {
-  const response = await api('PUT', `/api/v1/agents/${agent}`, { agent, body: { capabilities, status } });
+  const response = await env.api('PUT', `/api/v1/agents/${agent}`, { agent, body: { capabilities, status } });
   expect(response.status, JSON.stringify(response.body)).toBe(200);
 }
 
 async function create(body: Record<string, unknown>): Promise<string> {
-  const response = await api('POST', '/api/v1/tasks', { body: { title: 'events test', ...body } });
+  const response = await env.api('POST', '/api/v1/tasks', { body: { title: 'events test', ...body } });
   expect(response.status, JSON.stringify(response.body)).toBe(201);
   return response.body.id;
 }
 
 describe('JetStream stream provisioning', () => {
   it('creates DISPATCH_EVENTS with our subjects, a 30-day max age and a duplicate window for the outbox', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await env.nc.jetstreamManager();
     const { config } = await jsm.streams.info('DISPATCH_EVENTS');
     expect(config.subjects).toEqual(['swarm.task.>', 'swarm.dispatch.>']);
     expect(config.max_age).toBe(30 * 86_400_000 * NS_PER_MS);
@@ -77,7 +54,7 @@ describe('JetStream stream provisioning', () => {
   });
 
   it('creates the shared durable consumer for swarm.task.request', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await env.nc.jetstreamManager();
     const { config } = await jsm.consumers.info('DISPATCH_EVENTS', 'dispatch-task-requests');
     expect(config.durable_name).toBe('dispatch-task-requests');
     expect(config.filter_subject).toBe('swarm.task.request');
@@ -89,7 +66,7 @@ describe('JetStream stream provisioning', () => {
 describe('task events', () => {
   let stored: StoredMessage[];
   let rows: Awaited<ReturnType<typeof readEvents>>;
-  const readEvents = () => database.handle.db.selectFrom('dispatch_task_events').selectAll().orderBy('id').execute();
+  const readEvents = () => env.database.handle.db.selectFrom('dispatch_task_events').selectAll().orderBy('id').execute();
   const tasks: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -101,23 +78,23 @@ describe('task events', () => {
     // created -> assigned -> progress -> completed
     tasks.done = await create({ scope: 'code' });
     await waitForStatus(tasks.done, 'assigned');
-    expect((await api('POST', `/api/v1/tasks/${tasks.done}/progress`, { agent: 'pub-coder', body: { pct: 50, note: 'half' } })).status).toBe(200);
-    expect((await api('POST', `/api/v1/tasks/${tasks.done}/complete`, { agent: 'pub-coder', body: { result: { lines: 42 } } })).status).toBe(200);
+    expect((await env.api('POST', `/api/v1/tasks/${tasks.done}/progress`, { agent: 'pub-coder', body: { pct: 50, note: 'half' } })).status).toBe(200);
+    expect((await env.api('POST', `/api/v1/tasks/${tasks.done}/complete`, { agent: 'pub-coder', body: { result: { lines: 42 } } })).status).toBe(200);
 
     // created -> unmatched -> context_updated -> cancelled
     tasks.cancelled = await create({ scope: 'nobody-has-this' });
-    await waitFor(async () => (await api('GET', `/api/v1/tasks/${tasks.cancelled}/events`)).body.events.some((e: any) => e.event === 'unmatched'), {
+    await waitFor(async () => (await env.api('GET', `/api/v1/tasks/${tasks.cancelled}/events`)).body.events.some((e: any) => e.event === 'unmatched'), {
       what: 'unmatched',
     });
-    expect((await api('PATCH', `/api/v1/tasks/${tasks.cancelled}`, { body: { context: { more: true } } })).status).toBe(200);
-    expect((await api('PATCH', `/api/v1/tasks/${tasks.cancelled}`, { body: { status: 'cancelled' } })).status).toBe(200);
+    expect((await env.api('PATCH', `/api/v1/tasks/${tasks.cancelled}`, { body: { context: { more: true } } })).status).toBe(200);
+    expect((await env.api('PATCH', `/api/v1/tasks/${tasks.cancelled}`, { body: { status: 'cancelled' } })).status).toBe(200);
 
     // assigned -> failed (retrying) -> assigned -> failed (final)
     tasks.failed = await create({ scope: 'failing', max_retries: 1 });
     await waitForStatus(tasks.failed, 'assigned', 1);
-    expect((await api('POST', `/api/v1/tasks/${tasks.failed}/fail`, { agent: 'pub-failer', body: { error: 'flaky' } })).status).toBe(200);
+    expect((await env.api('POST', `/api/v1/tasks/${tasks.failed}/fail`, { agent: 'pub-failer', body: { error: 'flaky' } })).status).toBe(200);
     await waitForStatus(tasks.failed, 'assigned', 2);
-    expect((await api('POST', `/api/v1/tasks/${tasks.failed}/fail`, { agent: 'pub-failer', body: { error: 'broken' } })).status).toBe(200);
+    expect((await env.api('POST', `/api/v1/tasks/${tasks.failed}/fail`, { agent: 'pub-failer', body: { error: 'broken' } })).status).toBe(200);
 
     // assigned -> timeout (retry) -> assigned -> timeout (exhausted)
     tasks.timedOut = await create({ scope: 'slow', max_retries: 1, timeout_ms: 300 });
@@ -130,12 +107,12 @@ describe('task events', () => {
     await waitForStatus(tasks.reassigned, 'pending');
 
     // The broker may still record events (the returned task is found unmatched): take a snapshot
-    // in which the database and the stream agree, i.e. nothing was recorded while we read.
+    // in which the env.database and the stream agree, i.e. nothing was recorded while we read.
     await waitFor(
       async () => {
         const before = await readEvents();
         if (!(await outboxEmpty())) return false;
-        stored = (await readStream(nc)).filter((m) => m.subject.startsWith('swarm.task.') && m.subject !== 'swarm.task.request');
+        stored = (await readStream(env.nc)).filter((m) => m.subject.startsWith('swarm.task.') && m.subject !== 'swarm.task.request');
         rows = await readEvents();
         return rows.length === before.length;
       },
@@ -203,7 +180,7 @@ describe('task events', () => {
   });
 
   it('reports the backlog as a metric', async () => {
-    const metrics = await (await fetch(`${dispatch.opsUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${env.dispatch.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^dispatch_events_outbox_backlog \d+$/m);
     expect(metrics).toMatch(/^dispatch_events_outbox_lag_seconds [\d.e-]+$/m);
     expect(metrics).toMatch(/^dispatch_events_published_total\{event="completed"\} 1$/m);
@@ -215,7 +192,7 @@ describe('swarm.dispatch.stats', () => {
   it('is published every interval with the queue statistics', async () => {
     const messages = await waitFor(
       async () => {
-        const found = (await readStream(nc)).filter((m) => m.subject === 'swarm.dispatch.stats');
+        const found = (await readStream(env.nc)).filter((m) => m.subject === 'swarm.dispatch.stats');
         return found.length >= 2 ? found : undefined;
       },
       { what: 'two stats messages' },

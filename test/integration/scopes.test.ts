@@ -1,11 +1,10 @@
-import { connect, type NatsConnection } from 'nats';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { issueTokens } from '../helpers/credentials.js';
 import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
-import { apiClient, type ApiClient } from '../helpers/http.js';
-import { readStream, startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { apiClient } from '../helpers/http.js';
+import { readStream } from '../helpers/nats-server.js';
+import { useDispatchOnNats } from '../helpers/nats-dispatch.js';
 import { expectError, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -15,38 +14,19 @@ import { waitFor } from '../helpers/wait.js';
  * between replicas are in replicas.scopes.test.ts.
  */
 
-let nats: TestNatsServer;
-let database: TestDatabase;
-let dispatch: TestDispatch;
-let api: ApiClient;
-let nc: NatsConnection;
+const env = useDispatchOnNats((url) => ({ hermes: { url } }), 'requester-1');
 
-beforeAll(async () => {
-  nats = await startNatsServer();
-  database = await createTestDatabase();
-  dispatch = await startTestDispatch(database.url, { hermes: { url: nats.url } });
-  api = apiClient(dispatch.baseUrl, 'requester-1');
-  nc = await connect({ servers: nats.url });
-  await waitFor(() => dispatch.dispatch.events.status().streamReady, { what: 'stream provisioned' });
-});
-afterAll(async () => {
-  await nc?.close();
-  await dispatch?.stop();
-  await database?.drop();
-  await nats?.dispose();
-});
-
-const db = () => database.handle.db;
+const db = () => env.database.handle.db;
 
 async function register(agent: string, capabilities: string[], maxConcurrent = 50) {
-  const response = await api('PUT', `/api/v1/agents/${agent}`, { agent, body: { capabilities, max_concurrent: maxConcurrent } });
+  const response = await env.api('PUT', `/api/v1/agents/${agent}`, { agent, body: { capabilities, max_concurrent: maxConcurrent } });
   expect(response.status, JSON.stringify(response.body)).toBe(200);
 }
 
 async function create(scope: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
-    const response = await api('POST', '/api/v1/tasks', { body: { title: `task ${i}`, scope } });
+    const response = await env.api('POST', '/api/v1/tasks', { body: { title: `task ${i}`, scope } });
     expect(response.status, JSON.stringify(response.body)).toBe(201);
     ids.push(response.body.id);
   }
@@ -54,7 +34,7 @@ async function create(scope: string, count: number): Promise<string[]> {
 }
 
 async function patchScope(scope: string, body: unknown) {
-  return await api('PATCH', `/api/v1/scopes/${encodeURIComponent(scope)}`, { admin: true, body });
+  return await env.api('PATCH', `/api/v1/scopes/${encodeURIComponent(scope)}`, { admin: true, body });
 }
 
 async function statuses(scope: string): Promise<Record<string, number>> {
@@ -64,7 +44,7 @@ async function statuses(scope: string): Promise<Record<string, number>> {
 }
 
 async function waitingBecause(taskId: string): Promise<string[]> {
-  const response = await api('GET', `/api/v1/tasks/${taskId}/placement`, { admin: true });
+  const response = await env.api('GET', `/api/v1/tasks/${taskId}/placement`, { admin: true });
   expect(response.status).toBe(200);
   return response.body.waiting_because ?? [];
 }
@@ -80,7 +60,7 @@ describe('GET /api/v1/scopes', () => {
     await sql`UPDATE dispatch_tasks SET created_at = now() - interval '90 seconds' WHERE scope = 'listing' AND status = 'pending'`.execute(db());
     expect((await patchScope('listing', { max_running: 7 })).status).toBe(200);
 
-    const all = await api('GET', '/api/v1/scopes', { admin: true });
+    const all = await env.api('GET', '/api/v1/scopes', { admin: true });
     expect(all.status).toBe(200);
     const listing = all.body.scopes.find((s: { scope: string }) => s.scope === 'listing');
     expect(listing).toMatchObject({
@@ -95,19 +75,19 @@ describe('GET /api/v1/scopes', () => {
     });
     expect(listing.oldest_pending_seconds).toBeGreaterThanOrEqual(89);
 
-    const one = await api('GET', '/api/v1/scopes/Listing', { admin: true });
+    const one = await env.api('GET', '/api/v1/scopes/Listing', { admin: true });
     expect({ ...one.body, oldest_pending_seconds: 0 }).toEqual({ ...listing, oldest_pending_seconds: 0 });
     // A scope nobody has used yet reads as empty and unrestricted (it can be paused in advance).
-    const unseen = await api('GET', '/api/v1/scopes/never-used', { admin: true });
+    const unseen = await env.api('GET', '/api/v1/scopes/never-used', { admin: true });
     expect(unseen.status).toBe(200);
     expect(unseen.body).toMatchObject({ scope: 'never-used', depth: { pending: 0, assigned: 0, running: 0 }, paused: false, max_running: null });
   });
 
   it('is for observers and admins only; PATCH for admins only (header mode: the admin token)', async () => {
-    expectError(await api('GET', '/api/v1/scopes'), 401, 'unauthorized');
-    expectError(await api('GET', '/api/v1/scopes/listing'), 401, 'unauthorized');
-    expectError(await api('PATCH', '/api/v1/scopes/listing', { body: { paused: true } }), 401, 'unauthorized');
-    expectError(await api('PATCH', '/api/v1/scopes/listing', { agent: null, body: { paused: true } }), 401, 'unauthorized');
+    expectError(await env.api('GET', '/api/v1/scopes'), 401, 'unauthorized');
+    expectError(await env.api('GET', '/api/v1/scopes/listing'), 401, 'unauthorized');
+    expectError(await env.api('PATCH', '/api/v1/scopes/listing', { body: { paused: true } }), 401, 'unauthorized');
+    expectError(await env.api('PATCH', '/api/v1/scopes/listing', { agent: null, body: { paused: true } }), 401, 'unauthorized');
     expect((await db().selectFrom('dispatch_scopes').select('paused').where('scope', '=', 'listing').executeTakeFirstOrThrow()).paused).toBe(false);
   });
 
@@ -123,8 +103,8 @@ describe('GET /api/v1/scopes', () => {
       [{}, 'paused'],
     ];
     for (const [body, field] of cases) expectError(await patchScope('listing', body), 400, 'validation_failed', field);
-    expectError(await api('PATCH', '/api/v1/scopes/listing', { admin: true, rawBody: '{"paused":' }), 400, 'invalid_json');
-    expectError(await api('PATCH', `/api/v1/scopes/${'x'.repeat(201)}`, { admin: true, body: { paused: true } }), 400, 'validation_failed', 'scope');
+    expectError(await env.api('PATCH', '/api/v1/scopes/listing', { admin: true, rawBody: '{"paused":' }), 400, 'invalid_json');
+    expectError(await env.api('PATCH', `/api/v1/scopes/${'x'.repeat(201)}`, { admin: true, body: { paused: true } }), 400, 'validation_failed', 'scope');
     expect(await db().selectFrom('dispatch_scopes').select(['paused', 'max_running', 'max_starts_per_minute']).where('scope', '=', 'listing').executeTakeFirst()).toEqual({
       paused: false,
       max_running: 7,
@@ -161,7 +141,7 @@ describe('pause', () => {
     ]);
     const published = await waitFor(
       async () => {
-        const found = (await readStream(nc)).filter((m) => m.subject.startsWith('swarm.dispatch.scope.') && (m.body as { scope?: string }).scope === 'paused-work');
+        const found = (await readStream(env.nc)).filter((m) => m.subject.startsWith('swarm.dispatch.scope.') && (m.body as { scope?: string }).scope === 'paused-work');
         return found.length === 2 ? found : undefined;
       },
       { what: 'scope events on NATS' },
@@ -189,7 +169,7 @@ describe('max_running', () => {
     const { rows: waitingRows } = await sql<{ id: string }>`SELECT id FROM dispatch_tasks WHERE scope = 'limited' AND status = 'pending' LIMIT 1`.execute(db());
     expect(ids).toHaveLength(6);
     expect(await waitingBecause(waitingRows[0]!.id)).toEqual(['scope at its limit: 2 of 2 running']);
-    const scope = await api('GET', '/api/v1/scopes/limited', { admin: true });
+    const scope = await env.api('GET', '/api/v1/scopes/limited', { admin: true });
     expect(scope.body).toMatchObject({ depth: { pending: 4, assigned: 2, running: 0 }, held_because: 'scope at its limit: 2 of 2 running' });
 
     // The decision recorded with the assignment names the limit it was judged by.
@@ -197,7 +177,7 @@ describe('max_running', () => {
       SELECT placement FROM dispatch_task_events WHERE task_id = ${held[0]!.id} AND event = 'assigned'`.execute(db());
     expect(placements[0]!.placement.scope_limits).toMatchObject({ max_running: 2, max_starts_per_minute: null, starts_before: null });
 
-    const done = await api('POST', `/api/v1/tasks/${held[0]!.id}/complete`, { agent: 'limit-agent', body: {} });
+    const done = await env.api('POST', `/api/v1/tasks/${held[0]!.id}/complete`, { agent: 'limit-agent', body: {} });
     expect(done.status).toBe(200);
     await waitFor(async () => (await statuses('limited')).assigned === 2 && (await statuses('limited')).completed === 1, { what: 'next one started' });
     expect((await statuses('limited')).pending).toBe(3);
@@ -215,7 +195,7 @@ describe('max_starts_per_minute', () => {
     await create('rated', 6);
     await waitFor(async () => (await statuses('rated')).assigned === 3, { what: 'three started' });
     const { rows: started } = await sql<{ id: string }>`SELECT id FROM dispatch_tasks WHERE scope = 'rated' AND status = 'assigned'`.execute(db());
-    for (const { id } of started) expect((await api('POST', `/api/v1/tasks/${id}/complete`, { agent: 'rate-agent', body: {} })).status).toBe(200);
+    for (const { id } of started) expect((await env.api('POST', `/api/v1/tasks/${id}/complete`, { agent: 'rate-agent', body: {} })).status).toBe(200);
     // The agent is free and the scope has nothing running, but three started in the last minute.
     await create('rated-probe', 1);
     await register('rate-agent', ['rated', 'rated-probe'], 20);
@@ -223,7 +203,7 @@ describe('max_starts_per_minute', () => {
     expect(await statuses('rated')).toEqual({ completed: 3, pending: 3 });
     const { rows: waitingRows } = await sql<{ id: string }>`SELECT id FROM dispatch_tasks WHERE scope = 'rated' AND status = 'pending' LIMIT 1`.execute(db());
     expect(await waitingBecause(waitingRows[0]!.id)).toEqual(['scope at its start rate: 3 of 3 starts in the last minute']);
-    expect((await api('GET', '/api/v1/scopes/rated', { admin: true })).body).toMatchObject({ starts_last_minute: 3, max_starts_per_minute: 3 });
+    expect((await env.api('GET', '/api/v1/scopes/rated', { admin: true })).body).toMatchObject({ starts_last_minute: 3, max_starts_per_minute: 3 });
 
     expect((await patchScope('rated', { max_starts_per_minute: 5 })).body).toMatchObject({ max_starts_per_minute: 5 });
     await waitFor(async () => (await statuses('rated')).assigned === 2, { what: 'two more started' });
@@ -233,7 +213,7 @@ describe('max_starts_per_minute', () => {
 
 describe('metrics', () => {
   it('exports pause and limits per controlled scope', async () => {
-    const text = await (await fetch(`${dispatch.opsUrl}/metrics`)).text();
+    const text = await (await fetch(`${env.dispatch.opsUrl}/metrics`)).text();
     expect(text).toMatch(/^dispatch_scope_paused\{scope="idle-scope"\} 1$/m);
     expect(text).toMatch(/^dispatch_scope_paused\{scope="paused-work"\} 0$/m);
     expect(text).toMatch(/^dispatch_scope_max_running\{scope="listing"\} 7$/m);
@@ -245,7 +225,7 @@ describe('metrics', () => {
 describe('token mode', () => {
   let tokenDispatch: TestDispatch;
   beforeAll(async () => {
-    tokenDispatch = await startTestDispatch(database.url, { auth: { mode: 'token' } });
+    tokenDispatch = await startTestDispatch(env.database.url, { auth: { mode: 'token' } });
   });
   afterAll(async () => {
     await tokenDispatch?.stop();
