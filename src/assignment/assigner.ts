@@ -96,7 +96,7 @@ export class Assigner {
     const started = performance.now();
     const sleepingWinners = new Set<string>();
     const result = await this.db.transaction().execute(async (tx) => {
-      const free = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent);
+      const { free, agentCount } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent);
       const freeNames = new Set(free.map((a) => a.name));
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
@@ -106,13 +106,14 @@ export class Assigner {
         await settleScopeStarts(tx, controlled, new Map(), now);
         return { claimed: 0, assigned: 0, applied: [] };
       }
-      // Agents that cannot take work are read (unlocked) only to explain the decisions. This read
-      // is newer than the lock: one that was full then may look free now while another replica's
-      // batch, holding its lock, fills it. Placing on it overfilled agents (test/integration/
-      // assignment.race.test.ts), so it may never win.
-      const others = (await readAllAgents(tx, this.options.defaultMaxConcurrent))
-        .filter((a) => !freeNames.has(a.name))
-        .map((a) => ({ ...a, unlocked: true }));
+      // Agents that cannot take work (when there are any) are read unlocked, only to explain the
+      // decisions. This read is newer than the lock: one that was full then may look free now
+      // while another replica's batch, holding its lock, fills it. Placing on it overfilled agents
+      // (test/integration/assignment.race.test.ts), so it may never win.
+      const others =
+        agentCount > free.length
+          ? (await readAllAgents(tx, this.options.defaultMaxConcurrent)).filter((a) => !freeNames.has(a.name)).map((a) => ({ ...a, unlocked: true }))
+          : [];
       const byScope = indexByCapability([...free, ...others]);
       const total = free.length + others.length;
       const decisions: Assignment[] = [];
@@ -164,39 +165,49 @@ export class Assigner {
   }
 
   private running: Promise<void> | undefined;
-  private rerun = false;
+  /** drain() calls so far, and how many of them the latest completed look at the queue began after. */
+  private requests = 0;
+  private covered = 0;
 
   /**
    * One drain at a time in this process. A drain pins a connection for its session locks and
    * then needs a second for each batch: side by side, drains could hold every connection of the
    * pool while each waited for one more, and the whole replica stalled until the pool's connect
-   * timeout (every API request 10 s, then 503). A call that finds a drain running asks it for one
-   * more pass (the running pass may have looked before the caller's work committed) and gets the
-   * running drain's promise: it resolves once that pass has ended too.
+   * timeout (every API request 10 s, then 503). A call that finds a drain running gets the running
+   * drain's promise. Its work committed before the call, so any look at the queue the drain begins
+   * afterwards (a batch's snapshot, or finding another assigner active) sees it: the drain makes
+   * one more pass only when its last look began before the latest call. A replica hears every new
+   * task twice (its own create's wake-up, then the NOTIFY), and the second usually costs nothing.
    */
   drain(shouldStop: () => boolean): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return this.running;
-    }
+    this.requests += 1;
+    if (this.running) return this.running;
     const run = (async () => {
       try {
         do {
-          this.rerun = false;
+          const asked = this.requests;
           try {
             await this.drainAlone(shouldStop);
           } catch (error) {
-            // The callers that asked for another pass wait on this one: make it, or fail them all.
-            if (!this.rerun) throw error;
+            // Callers that came later wait on this drain for a pass: make it, or fail them all.
+            if (this.requests === asked) throw error;
             this.logger.warn({ err: error }, 'assignment pass failed; running the pass other callers asked for');
           }
-        } while (this.rerun && !shouldStop());
+        } while (this.covered < this.requests && !shouldStop());
       } finally {
         this.running = undefined;
       }
     })();
     this.running = run;
     return run;
+  }
+
+  /** Runs one batch; once it succeeds, every drain() call made before it began is covered. */
+  private async look<T>(fn: () => Promise<T>): Promise<T> {
+    const asked = this.requests;
+    const result = await fn();
+    this.covered = asked;
+    return result;
   }
 
   /** Whether a drain is running in this process. */
@@ -217,13 +228,18 @@ export class Assigner {
     const conn = await this.pool.connect();
     try {
       for (;;) {
-        if (!(await this.becomeActive(conn))) return;
+        const asked = this.requests;
+        if (!(await this.becomeActive(conn))) {
+          // Another assigner is active: it hears the same wake-ups and covers them.
+          this.covered = asked;
+          return;
+        }
         try {
           // Stay active while batches keep placing work, full or not: under a steady stream of
           // new tasks the assigner then never looks idle, so writers enqueue no wake-up jobs (each
           // a NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
           while (!shouldStop()) {
-            const batch = await this.assignBatch();
+            const batch = await this.look(() => this.assignBatch());
             if (batch.assigned === 0) break;
           }
         } finally {
@@ -238,7 +254,7 @@ export class Assigner {
         if (await this.lockWithin(conn, ADVISORY_LOCK.assignerBarrier)) {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerBarrier);
         }
-        const last = await this.assignBatch();
+        const last = await this.look(() => this.assignBatch());
         if (last.assigned === 0) return;
       }
     } finally {

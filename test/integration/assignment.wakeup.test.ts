@@ -74,5 +74,22 @@ describe('waking the assigners', () => {
         expect(task.assignee).toBe('waker');
       }
     });
+
+    /** Assignment batches this replica has run (dispatch_assignment_batch_duration_seconds_count). */
+    async function batchesRun(): Promise<number> {
+      const { values } = await dispatch.dispatch.metrics.assignmentBatches.get();
+      return values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    }
+
+    it('runs one pass for wake-ups that came before it looked at the queue, and another for one after', async () => {
+      const { assignment } = dispatch.dispatch;
+      await assignment.assigner.whenIdle();
+      const before = await batchesRun();
+      // A pass with nothing to assign is two batches: one as the active assigner, one after the barrier.
+      await Promise.all([assignment.pass(), assignment.pass(), assignment.pass()]);
+      expect(await batchesRun()).toBe(before + 2);
+      await assignment.pass();
+      expect(await batchesRun()).toBe(before + 4);
+    });
   });
 });
