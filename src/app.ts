@@ -109,6 +109,8 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       tickIntervalMs: config.assignment.tick_interval_ms,
       maintenance: { intervalMs: config.assignment.vacuum_interval_ms, deadTuples: config.assignment.vacuum_dead_tuples },
       tracer,
+      // The batch's `assigned` events go to NATS now, not at the outbox's next poll.
+      onAssigned: () => events.eventsCommitted(),
       onSleepingWinners: (agents) => {
         lifecycle.requestWakes(agents).catch((error: unknown) => log.warn({ err: error, agents }, 'could not enqueue wakes'));
       },
@@ -159,6 +161,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const events = new EventsService({
     url: config.hermes.url,
     statsIntervalMs: config.hermes.stats_interval_ms,
+    outbox: { pollIntervalMs: config.hermes.outbox_poll_interval_ms },
     db,
     policy,
     logger: log,
@@ -250,6 +253,8 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       rateLimitPerMinute: config.server.rate_limit_per_minute,
       liveReplicas: () => monitor?.liveReplicas ?? 1,
       bodyLimitBytes: config.server.body_limit_bytes,
+      // Events a request wrote go to NATS now, not at the outbox's next poll.
+      afterWrite: () => events.eventsCommitted(),
       routers: apiRouters({
         db,
         metrics,

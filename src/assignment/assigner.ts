@@ -25,6 +25,8 @@ export interface AssignerOptions {
   defaultMaxConcurrent: number;
   /** assignment.aging_ms, to record the effective priority a task was claimed with (default 60000). */
   agingMs?: number;
+  /** Called after the commit of a batch that assigned tasks (their events are in the outbox). */
+  onAssigned?: () => void;
   /** Called after commit with the sleeping agents that just won tasks (they must be woken). */
   onSleepingWinners?: (agents: string[]) => void;
   /** Assign spans for traced tasks, after commit. */
@@ -144,7 +146,10 @@ export class Assigner {
     });
     this.options.tracer?.assigned(result.applied);
     this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
-    if (result.assigned > 0) this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
+    if (result.assigned > 0) {
+      this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
+      this.options.onAssigned?.();
+    }
     if (sleepingWinners.size > 0) this.options.onSleepingWinners?.([...sleepingWinners]);
     return { claimed: result.claimed, assigned: result.assigned };
   }

@@ -27,6 +27,8 @@ export abstract class BackgroundService<Result = unknown> {
   private readonly sleeper = new Sleeper();
   private loop: Promise<void> | null = null;
   private stopping = false;
+  /** A nudge came during the current pass: the next one follows it without a wait. */
+  private nudged = false;
 
   protected constructor(
     /** Names the service in its log lines. */
@@ -54,8 +56,12 @@ export abstract class BackgroundService<Result = unknown> {
     this.loop = null;
   }
 
-  /** Cuts the current wait short: the next pass starts now. */
+  /**
+   * Cuts the current wait short: the next pass starts now. During a pass, the next follows it at
+   * once (the pass may have looked before whatever prompted the nudge).
+   */
   nudge(): void {
+    this.nudged = true;
     this.sleeper.wake();
   }
 
@@ -84,10 +90,11 @@ export abstract class BackgroundService<Result = unknown> {
   private async repeat(): Promise<void> {
     if (!this.serviceOptions.runAtStart) await this.sleeper.sleep(this.delayAfter(undefined));
     while (!this.stopping) {
+      this.nudged = false;
       const result = await this.runLogged();
       if (this.stopping) return;
       const delay = this.delayAfter(result);
-      if (delay > 0) await this.sleeper.sleep(delay);
+      if (delay > 0 && !this.nudged) await this.sleeper.sleep(delay);
     }
   }
 }

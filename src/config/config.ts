@@ -57,6 +57,10 @@ export const configSchema = z
       .object({
         url: z.string().default('nats://localhost:4222'),
         stats_interval_ms: positiveMs.default(10_000),
+        // How often the outbox is probed for events to publish. This replica's requests and
+        // assignment batches cut the wait short (src/events/outbox-publisher.ts); events other
+        // replicas and background loops write wait at most this long.
+        outbox_poll_interval_ms: positiveMs.default(50),
         // One way to log in, or none (an open server): see src/events/nats-auth.ts.
         user: z.string().default(''),
         password: z.string().default(''),

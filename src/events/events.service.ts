@@ -132,6 +132,11 @@ export class EventsService {
     this.stats.start();
   }
 
+  /** Events committed on this replica (a request, an assignment batch): see OutboxPublisher.eventsCommitted. */
+  eventsCommitted(): void {
+    this.publisher.eventsCommitted();
+  }
+
   /**
    * Stops consuming first (no new tasks from NATS), lets the outbox batch in flight finish and
    * commit, then drains and closes the connection. Events not yet published stay owed.

@@ -19,7 +19,9 @@ export interface OutboxPublisherOptions {
   /**
    * Idle poll period. Events are found by polling rather than LISTEN/NOTIFY: a NOTIFY per event
    * would serialise every committing transaction on the notify queue lock. The idle probe is one
-   * index lookup on an (almost always) empty table, so 50 ms costs little and bounds the delay.
+   * index lookup on an (almost always) empty table, so 50 ms costs little and bounds the delay of
+   * events other replicas and this replica's background loops write; this replica's requests and
+   * assignment batches say so themselves (`eventsCommitted`).
    */
   pollIntervalMs?: number;
   /** Events per transaction; a full batch is followed by the next one at once. */
@@ -84,12 +86,17 @@ function messageOf(row: q.OwedEvent): OutgoingMessage {
   return row.task_id !== null ? taskEventMessage({ ...row, task_id: row.task_id }) : scopeEventMessage({ ...row, scope: row.scope! });
 }
 
+/** The shortest time between the starts of two passes that a commit on this replica asks for. */
+const MIN_PASS_GAP_MS = 10;
+
 /** The outbox's publishing loop: every replica runs one; one at a time publishes. */
 export class OutboxPublisher extends BackgroundService<BatchResult> {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly natsOutage: OutageLog;
   private readonly backlog: OutboxBacklogSampler;
+  private lastPassAt = Number.NEGATIVE_INFINITY;
+  private nudgeTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: OutboxPublisherOptions) {
     const pollIntervalMs = options.pollIntervalMs ?? 50;
@@ -111,6 +118,8 @@ export class OutboxPublisher extends BackgroundService<BatchResult> {
 
   /** Finishes the batch in flight (publishes and their commit), then stops. */
   override async stop(): Promise<void> {
+    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = null;
     await Promise.all([super.stop(), this.backlog.stop()]);
   }
 
@@ -119,6 +128,7 @@ export class OutboxPublisher extends BackgroundService<BatchResult> {
    * publish and forget them.
    */
   async runOnce(): Promise<BatchResult> {
+    this.lastPassAt = performance.now();
     const none: BatchResult = { skipped: false, read: 0, published: 0, duplicates: 0, held: 0 };
     if (!this.options.canPublish() || !(await q.hasOwedEvents(this.options.db))) return none;
     const result = await q.asOnlyPublisher(this.options.db, async (tx) => {
@@ -139,6 +149,26 @@ export class OutboxPublisher extends BackgroundService<BatchResult> {
       this.natsOutage.recovered('publishing events to NATS again');
     }
     return { skipped: false, read: rows.length, published: outcome.published.length, duplicates: outcome.duplicates, held: outcome.held };
+  }
+
+  /**
+   * This replica committed events: the next pass starts now rather than at the end of the poll
+   * period (at idle the period was most of the delay from a commit to NATS: 28 to 32 ms of 50),
+   * but no sooner than MIN_PASS_GAP_MS after the last one began, so that under load the passes
+   * stay batches (at most 1,000 / MIN_PASS_GAP_MS a second) instead of one per request.
+   */
+  eventsCommitted(): void {
+    if (this.nudgeTimer || this.stopped) return;
+    const wait = this.lastPassAt + MIN_PASS_GAP_MS - performance.now();
+    if (wait <= 0) {
+      this.nudge();
+      return;
+    }
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = null;
+      this.nudge();
+    }, wait);
+    this.nudgeTimer.unref();
   }
 
   /** A full, clean batch means more may be waiting: go again without sleeping. */

@@ -25,12 +25,23 @@ export interface ApiDeps {
   bodyLimitBytes: number;
   /** Every domain router, in mounting order (see src/routes.ts). */
   routers: MountedRouter[];
+  /** Called after a request that may have written answered with success (its transaction has committed). */
+  afterWrite?: () => void;
 }
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The agents' API on port 8600: the shared middleware, the domains' routers, one error renderer. */
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.use('*', requestContext(deps.logger, deps.metrics));
+  const { afterWrite } = deps;
+  if (afterWrite) {
+    app.use('/api/v1/*', async (c, next) => {
+      await next();
+      if (!READ_METHODS.has(c.req.method) && c.res.status < 400) afterWrite();
+    });
+  }
   const limiter = () => new RateLimiter(deps.rateLimitPerMinute, Date.now, 100_000, deps.liveReplicas);
   app.use('/api/v1/*', limitBody(deps.bodyLimitBytes), limitUnauthenticated(limiter()), identifyCaller(deps.auth), rateLimit(limiter()));
   for (const { path, router } of deps.routers) app.route(path, router);
