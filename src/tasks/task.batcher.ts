@@ -2,11 +2,11 @@ import type { Db } from '../db/database.js';
 import { newId } from '../db/ids.js';
 import type { TaskRow } from '../db/database.js';
 import { Batcher } from '../db/batcher.js';
-import { findTasks, insertTasks, type NewTask } from './task.queries.js';
+import { completeTasks, findTasks, insertTasks, type Completion, type NewTask } from './task.queries.js';
 import { listDependenciesOf, type Dependency } from './dependencies.queries.js';
 
 /**
- * Group commit (src/db/batcher.ts) for the two hottest calls, create and read.
+ * Group commit (src/db/batcher.ts) for the hottest calls: create, read and complete.
  *
  * Why creates: each creating transaction wakes the assigner (migration 0002: an advisory-lock probe
  * and, when no assigner is draining, a graphile-worker job whose NOTIFY takes PostgreSQL's global
@@ -15,12 +15,16 @@ import { listDependenciesOf, type Dependency } from './dependencies.queries.js';
  * same background load): one task per transaction 206 tx/s, ten per transaction 176 tx/s, that is
  * 1,760 tasks/s. Why reads: a primary-key read costs PostgreSQL far less than the round trip
  * around it (a socket write and a backend wake-up on each side), and on 2 cores the server, the
- * database and the clients share the same CPUs.
+ * database and the clients share the same CPUs. Why completions: each was its own commit, WAL
+ * flush and run of the statement triggers, and its agent's row update waited for the assignment
+ * batch's lock on it; sampled under the agent round trip, 181 of 230 active backends were a
+ * completion, 84 of them waiting on a row lock and 74 on the WAL (docs/BENCHMARKS.md).
  */
 interface TaskBatchers {
   insert: Batcher<NewTask & { id: string }, TaskRow | undefined>;
   read: Batcher<string, TaskRow | undefined>;
   dependencies: Batcher<string, Dependency[]>;
+  complete: Batcher<Completion, TaskRow | undefined>;
 }
 
 const batchers = new WeakMap<Db, TaskBatchers>();
@@ -46,6 +50,7 @@ function batchersFor(db: Db): TaskBatchers {
         const byTask = await listDependenciesOf(db, [...new Set(ids)]);
         return ids.map((id) => byTask.get(id) ?? []);
       }),
+      complete: new Batcher((completions) => completeTasks(db, completions), 1),
     };
     batchers.set(db, found);
   }
@@ -65,4 +70,9 @@ export function findTaskBatched(db: Db, id: string): Promise<TaskRow | undefined
 /** A task's dependencies (id and status), read in a batch with concurrent calls. */
 export function listDependenciesBatched(db: Db, taskId: string): Promise<Dependency[]> {
   return batchersFor(db).dependencies.submit(taskId);
+}
+
+/** Completes a task the caller holds (see completeTasks); undefined when the call does not apply. */
+export function completeTaskBatched(db: Db, completion: Completion): Promise<TaskRow | undefined> {
+  return batchersFor(db).complete.submit(completion);
 }

@@ -244,14 +244,41 @@ export interface WorkerCall {
   attempt: number | undefined;
 }
 
-export async function completeTask(db: Db, call: WorkerCall, result: unknown): Promise<TaskRow | undefined> {
-  const { rows } = await sql<TaskRow>`
-    WITH t AS (
-      UPDATE dispatch_tasks
-         SET status = 'completed', result = ${json(result)}::jsonb, completed_at = now(), deadline_at = NULL
-       WHERE id = ${call.taskId} AND status IN ('assigned', 'running') AND assignee = ${call.agent}
-         AND (${call.attempt ?? null}::integer IS NULL OR attempt = ${call.attempt ?? null}::integer)
-      RETURNING *
+export interface Completion {
+  call: WorkerCall;
+  result: unknown;
+}
+
+/**
+ * Completes tasks in one statement: the group commit of completions (src/tasks/task.batcher.ts).
+ * Returns, per completion in order, the task it completed, or undefined where it did not apply
+ * (not the assignee, another attempt, no longer active, or the same task completed by another entry
+ * of the batch).
+ *
+ * The completing agents' rows are locked first, in name order, before any task row: the
+ * active-task trigger updates them at the end of the statement, in no set order, and two batches
+ * (or a batch and the assigner, which locks agents in name order too) naming the same agents
+ * would otherwise deadlock. `agents_locked` is an InitPlan the UPDATE's one-time filter runs
+ * before its scan starts.
+ */
+export async function completeTasks(db: Db, completions: readonly Completion[]): Promise<Array<TaskRow | undefined>> {
+  const { rows } = await sql<TaskRow & { input: string }>`
+    WITH input AS (
+      SELECT * FROM unnest(${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
+                           ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => json(c.result))}::jsonb[])
+             WITH ORDINALITY AS i(id, agent, attempt, result, n)
+    ), agents_locked AS MATERIALIZED (
+      SELECT count(*) AS n FROM (
+        SELECT 1 FROM dispatch_agents WHERE name = ANY (${[...new Set(completions.map((c) => c.call.agent))]}::text[]) ORDER BY name FOR UPDATE
+      ) l
+    ), t AS (
+      UPDATE dispatch_tasks d
+         SET status = 'completed', result = i.result, completed_at = now(), deadline_at = NULL
+        FROM input i
+       WHERE (SELECT n FROM agents_locked) IS NOT NULL
+         AND d.id = i.id AND d.status IN ('assigned', 'running') AND d.assignee = i.agent
+         AND (i.attempt IS NULL OR d.attempt = i.attempt)
+      RETURNING d.*, i.n AS input
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', result) FROM t
@@ -260,7 +287,12 @@ export async function completeTask(db: Db, call: WorkerCall, result: unknown): P
     )
     -- Naming j in the output keeps the planner from dropping it (and its side effect).
     SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
-  return rows[0];
+  const byInput = new Map(rows.map(({ input, ...task }) => [Number(input), task as TaskRow]));
+  return completions.map((_, i) => byInput.get(i + 1));
+}
+
+export async function completeTask(db: Db, call: WorkerCall, result: unknown): Promise<TaskRow | undefined> {
+  return (await completeTasks(db, [{ call, result }]))[0];
 }
 
 export interface RetryPolicy {

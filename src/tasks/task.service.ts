@@ -6,7 +6,7 @@ import { parseJsonInput } from '../domain/json-input.js';
 import type { Metrics } from '../observability/metrics.js';
 import { NO_TRACING, type Tracer } from '../observability/tracing.js';
 import { createTaskSchema, uuidSchema, type CreateTaskInput, type ListTasksQuery } from './task.schemas.js';
-import { findTaskBatched, insertTaskBatched } from './task.batcher.js';
+import { completeTaskBatched, findTaskBatched, insertTaskBatched } from './task.batcher.js';
 import * as q from './task.queries.js';
 import { insertDependencies, lockDependencies } from './dependencies.queries.js';
 import { TERMINAL_STATUSES, type TaskStatus } from '../db/columns.js';
@@ -261,7 +261,8 @@ async function explainRejectedWorkerCall(db: Db, call: q.WorkerCall, action: str
 }
 
 export async function completeTask(db: Db, call: q.WorkerCall, result: unknown): Promise<TaskRow> {
-  return (await retryTransientConflicts(db, () => q.completeTask(db, call, result))) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
+  const complete = () => (db.isTransaction ? q.completeTask(db, call, result) : completeTaskBatched(db, { call, result }));
+  return (await retryTransientConflicts(db, complete)) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
 }
 
 export async function failTask(db: Db, policy: TaskPolicy, call: q.WorkerCall, error: string, retryable: boolean): Promise<TaskRow> {
