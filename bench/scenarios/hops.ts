@@ -4,6 +4,7 @@ import { startNatsServer } from '../../test/helpers/nats-server.js';
 import { withCommitStampedServer } from '../lib/database.js';
 import { NOTIFY_CHANNEL } from '../../src/db/contract.js';
 import { instrumentHops, taskStamps } from '../lib/hops.js';
+import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, summarize, table } from '../lib/stats.js';
 import { createPaced, waitAssigned, waitUntil } from '../lib/workload.js';
@@ -94,6 +95,9 @@ export async function hops(report: string[]): Promise<void> {
         return [hop.name, String(s.n), fmtMs(s.p50), fmtMs(s.p99), fmtMs(s.mean)];
       });
       for (const row of rows) log(`  ${row[0]}: p50 ${row[2]} p99 ${row[3]} mean ${row[4]}`);
+      const visible = summarize(hopsList[7]!.values);
+      recordFigure('idleCommitP50', visible.p50);
+      recordFigure('idleCommitP99', visible.p99);
       report.push(
         `### Where idle create -> assigned time goes (1 replica, ${hopsOut.length} tasks one at a time over REST, scratch PostgreSQL with track_commit_timestamp)`,
         table(['hop', 'samples', 'p50', 'p99', 'mean'], rows),

@@ -5,6 +5,7 @@ import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
 import { openEventStream, type OpenStream } from '../../test/helpers/sse.js';
 import { withCommitStampedServer } from '../lib/database.js';
 import { withReplicas } from '../lib/replicas.js';
+import { recordFigure } from '../lib/figures.js';
 import { fmtMs, fmtRate, summarize, table, type LatencySummary } from '../lib/stats.js';
 import { createPaced, registerAgents, waitUntil } from '../lib/workload.js';
 import { PROFILE, args, log } from './common.js';
@@ -154,6 +155,7 @@ export async function stream(report: string[]): Promise<void> {
                 `create->agent p50 ${fmtMs(run.delivered.p50)} p99 ${fmtMs(run.delivered.p99)}; commit->agent p50 ${fmtMs(run.added.p50)} p99 ${fmtMs(run.added.p99)} (n=${run.delivered.n})`,
             );
             runs.push(run);
+            if (via === 'stream' && load === 'idle') recordFigure('streamAddedP50', run.added.p50);
           }
         }
         report.push(
