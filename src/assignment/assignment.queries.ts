@@ -3,6 +3,7 @@ import type { AgentStatus } from '../db/columns.js';
 import { JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
+import { scopeGateShared } from '../scopes/scope.queries.js';
 import type { AgentSnapshot } from './scoring.js';
 
 type Tx = Transaction<DB>;
@@ -31,22 +32,34 @@ function toSnapshot(row: AgentRowForPlacement): AgentSnapshot {
   };
 }
 
+/** The claim's planner settings, for the rest of the transaction: see claimPendingTasks. */
+const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`;
+
 /**
- * Locks every agent that could take a task right now, in name order (a fixed order, so two
- * transactions can never deadlock on them). While they are locked no other transaction can
- * change their load, so the limits checked in memory hold at commit. Also counts all agents, so
- * that a batch in which every agent is free skips reading the others.
+ * The batch's first statement. Locks every agent that could take a task right now, in name order
+ * (a fixed order, so two transactions can never deadlock on them). While they are locked no
+ * other transaction can change their load, so the limits checked in memory hold at commit. Also
+ * counts all agents, so that a batch in which every agent is free skips reading the others.
+ *
+ * Before its scan (`batch_setup`, a one-time filter) it takes the scope-controls gate
+ * (src/scopes/scope.queries.ts, step 1) and sets the claim's planner settings, both for the rest
+ * of the transaction: on their own they were two more round trips, which under load each waited
+ * for the replica's event loop while the agents stayed locked.
  */
 export async function lockAssignableAgents(tx: Tx, defaultLimit: number): Promise<{ free: AgentSnapshot[]; agentCount: number }> {
   const { rows } = await sql<AgentRowForPlacement & { agent_count: number }>`
+    WITH batch_setup AS MATERIALIZED (
+      SELECT ${scopeGateShared()}, ${claimPlannerSettings}
+    )
     SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
            last_assigned_at, avoid_until, (SELECT count(*) FROM dispatch_agents)::int AS agent_count
       FROM dispatch_agents
-     WHERE NOT drained AND status IN ('ready', 'sleeping', 'busy')
+     WHERE EXISTS (SELECT FROM batch_setup)
+       AND NOT drained AND status IN ('ready', 'sleeping', 'busy')
        AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
        AND (avoid_until IS NULL OR avoid_until <= now())
      ORDER BY name
-       FOR UPDATE`.execute(tx);
+       FOR UPDATE OF dispatch_agents`.execute(tx);
   return { free: rows.map(toSnapshot), agentCount: rows[0]?.agent_count ?? 0 };
 }
 
@@ -90,7 +103,13 @@ export function inClaimOrder(a: ClaimedTask, b: ClaimedTask): number {
 /** Candidates beyond the batch size: rows at the head of the queue a concurrent transaction may hold (a cancel, a racing batch). */
 const LOCKED_HEAD_ALLOWANCE = 64;
 
-export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit: number): Promise<ClaimedTask[]> {
+export async function claimPendingTasks(
+  tx: Tx,
+  servableScopes: string[],
+  limit: number,
+  /** The transaction already has the settings below (the batch's lockAssignableAgents set them). */
+  { plannerSettingsSet = false }: { plannerSettingsSet?: boolean } = {},
+): Promise<ClaimedTask[]> {
   if (servableScopes.length === 0) return [];
   // Each scope's index is already in claim order, and walking it is always right. But when the
   // statistics are stale (a burst of new work before autoanalyze, up to a minute), the planner
@@ -101,7 +120,7 @@ export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit:
   // jit_above_cost, and compiling a claim took 60 to 280 ms. The settings stay for the rest of the
   // transaction: the batch's later statements are key lookups and hash joins, planned alike
   // either way (applyAssignments of 500 tasks compared), and putting them back cost a round trip.
-  await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`.execute(tx);
+  if (!plannerSettingsSet) await sql`SELECT ${claimPlannerSettings}`.execute(tx);
   // Timing (migration 0012): not before not_before (run_at, retry backoff); never after start_by
   // (the due timer expires it; a claim that saw it first assigns it before start_by, since now()
   // is this transaction's start). The outer WHERE repeats the inner one: FOR UPDATE rechecks it

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { DB } from '../db/generated/database.js';
 import { scopeBudget, startsFreeAt, type ScopeLimitState } from '../scopes/scope-limits.js';
-import { holdScopeGate, lockControlledScopes, readScopeUsage, recordScopeStarts } from '../scopes/scope.queries.js';
+import { lockControlledScopes, readScopeUsage, recordScopeStarts } from '../scopes/scope.queries.js';
 import { claimPendingTasks, inClaimOrder, requestAssignmentAt, type ClaimedTask } from './assignment.queries.js';
 
 type Tx = Transaction<DB>;
@@ -27,6 +27,9 @@ export interface ControlledScope {
  * claim a limited scope with a deep, old backlog fills the batch with tasks it may not start
  * and starves the others (measured in test/integration/replicas.scopes.test.ts: a scope limited to
  * 20 ran 4 at a time beside one limited to 5). The claims are merged back into claim order.
+ *
+ * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate and has set
+ * the claim's planner settings.
  */
 export async function claimUnderScopeControls(
   tx: Tx,
@@ -34,15 +37,15 @@ export async function claimUnderScopeControls(
   batchSize: number,
 ): Promise<{ tasks: ClaimedTask[]; controlled: Map<string, ControlledScope> }> {
   if (servableScopes.length === 0) return { tasks: [], controlled: new Map() };
-  await holdScopeGate(tx);
   const rows = await lockControlledScopes(tx, servableScopes);
-  if (rows.length === 0) return { tasks: await claimPendingTasks(tx, servableScopes, batchSize), controlled: new Map() };
+  const set = { plannerSettingsSet: true };
+  if (rows.length === 0) return { tasks: await claimPendingTasks(tx, servableScopes, batchSize, set), controlled: new Map() };
   const states = await readScopeUsage(tx, rows);
   const controlled = new Map(states.map((state) => [state.scope, { state, remaining: scopeBudget(state) }]));
   const open = servableScopes.filter((scope) => !controlled.has(scope));
   const limited = [...controlled.values()].filter((c) => c.remaining > 0);
-  const tasks = await claimPendingTasks(tx, open, batchSize);
-  for (const c of limited) tasks.push(...(await claimPendingTasks(tx, [c.state.scope], Math.min(batchSize, c.remaining))));
+  const tasks = await claimPendingTasks(tx, open, batchSize, set);
+  for (const c of limited) tasks.push(...(await claimPendingTasks(tx, [c.state.scope], Math.min(batchSize, c.remaining), set)));
   if (limited.length > 0) tasks.sort(inClaimOrder);
   return { tasks, controlled };
 }

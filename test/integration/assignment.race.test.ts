@@ -5,6 +5,7 @@ import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/databas
 import type { DB } from '../../src/db/generated/database.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { changeScopeControls } from '../../src/scopes/scope.queries.js';
 import { completeTask } from '../../src/tasks/task.queries.js';
 import { auditAssignments, auditScopeLimits } from '../helpers/assignment-audit.js';
 import { useTestDatabase } from '../helpers/database.js';
@@ -168,5 +169,30 @@ describe('assignment under concurrent batches', () => {
       { status: 'assigned', n: 1 },
       { status: 'pending', n: 1 },
     ]);
+  });
+
+  it('never commits an assignment in a scope after its pause has answered (a pause waits for the batches in flight)', async () => {
+    const db = database().handle.db;
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('gate-agent', '{gated}', 'ready')`.execute(db);
+    await insertTasks(db, 1, { scope: 'gated' });
+
+    // The batch has locked its agents (and, with them, taken the gate) and stops before its claim.
+    const handle = open('gate-assigner');
+    const claim = new Pause(/WITH candidates AS/);
+    const batch = assigner(pausedDb(handle, claim), handle).assignBatch();
+    await waitFor(() => claim.reached, { what: 'the batch about to claim' });
+
+    let answered = false;
+    const pause = changeScopeControls(db, 'gated', { paused: true }, 'test').then(() => (answered = true));
+    await waitFor(async () => (await waitersOnLocks(db)) === 1, { what: 'the pause waiting for the batch' });
+    expect(answered).toBe(false);
+    claim.open();
+    // (Without the gate the pause would have answered at once, and this assignment, in a scope
+    // already reported paused, would commit after it.)
+    expect((await batch).assigned).toBe(1);
+    await pause;
+
+    // The pause answered only after the batch, which had missed it, committed its assignment.
+    expect((await sql<{ paused: boolean }>`SELECT paused FROM dispatch_scopes WHERE scope = 'gated'`.execute(db)).rows).toEqual([{ paused: true }]);
   });
 });
