@@ -20,6 +20,12 @@ export class Batcher<In, Out> {
     private readonly maxInFlight = 2,
     /** Upper bound on one statement's rows (and its parameter). */
     private readonly maxBatch = 250,
+    /**
+     * Upper bound on one statement's payload, for items that may be large (up to the request body
+     * limit each): a batch stops before the item that would take it past `max` (a single item
+     * always goes). Without it, 250 results of 1 MiB would be one 250 MiB parameter.
+     */
+    private readonly weight?: { of: (item: In) => number; max: number },
   ) {}
 
   submit(item: In): Promise<Out> {
@@ -31,10 +37,22 @@ export class Batcher<In, Out> {
 
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      const batch = this.queue.splice(0, this.nextBatchLength());
       this.inFlight += 1;
       void this.write(batch);
     }
+  }
+
+  /** How many queued items the next batch takes: at most maxBatch, and within the weight cap. */
+  private nextBatchLength(): number {
+    const limit = Math.min(this.maxBatch, this.queue.length);
+    if (!this.weight) return limit;
+    let total = 0;
+    for (let n = 0; n < limit; n++) {
+      total += this.weight.of(this.queue[n]!.item);
+      if (n > 0 && total > this.weight.max) return n;
+    }
+    return limit;
   }
 
   /** Frees the batch's slot and sends what queued meanwhile. */

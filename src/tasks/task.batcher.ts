@@ -2,7 +2,7 @@ import type { Db } from '../db/database.js';
 import { newId } from '../db/ids.js';
 import type { TaskRow } from '../db/database.js';
 import { Batcher } from '../db/batcher.js';
-import { completeTasks, findTasks, insertTasks, type Completion, type NewTask } from './task.queries.js';
+import { completeTasks, findTasks, insertTasks, toJsonText, type Completion, type NewTask, type WorkerCall } from './task.queries.js';
 import { listDependenciesOf, type Dependency } from './dependencies.queries.js';
 
 /**
@@ -29,6 +29,9 @@ interface TaskBatchers {
 
 const batchers = new WeakMap<Db, TaskBatchers>();
 
+/** The most result JSON (in UTF-16 code units, about bytes) one completion statement carries. */
+const COMPLETION_BATCH_BYTES = 4 * 1024 * 1024;
+
 function batchersFor(db: Db): TaskBatchers {
   let found = batchers.get(db);
   if (!found) {
@@ -50,7 +53,12 @@ function batchersFor(db: Db): TaskBatchers {
         const byTask = await listDependenciesOf(db, [...new Set(ids)]);
         return ids.map((id) => byTask.get(id) ?? []);
       }),
-      complete: new Batcher((completions) => completeTasks(db, completions), 1),
+      // Results may be large (up to the request body limit each): a statement carries at most
+      // COMPLETION_BATCH_BYTES of them, beside the 250-row cap.
+      complete: new Batcher((completions) => completeTasks(db, completions), 1, 250, {
+        of: (completion) => completion.resultJson?.length ?? 0,
+        max: COMPLETION_BATCH_BYTES,
+      }),
     };
     batchers.set(db, found);
   }
@@ -73,6 +81,6 @@ export function listDependenciesBatched(db: Db, taskId: string): Promise<Depende
 }
 
 /** Completes a task the caller holds (see completeTasks); undefined when the call does not apply. */
-export function completeTaskBatched(db: Db, completion: Completion): Promise<TaskRow | undefined> {
-  return batchersFor(db).complete.submit(completion);
+export function completeTaskBatched(db: Db, call: WorkerCall, result: unknown): Promise<TaskRow | undefined> {
+  return batchersFor(db).complete.submit({ call, resultJson: toJsonText(result) });
 }

@@ -37,7 +37,7 @@ export interface NewTask {
   schedule_to_start_timeout_ms?: number | null;
 }
 
-const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value));
+export const toJsonText = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));
 
 /**
  * Inserts tasks and their `created` events in one statement (ids are chosen by the caller, so each
@@ -55,7 +55,7 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
       description: t.description,
       scope: t.scope,
       priority: t.priority,
-      // JSON null becomes SQL NULL in jsonb_to_recordset, as json() gives for a single row.
+      // JSON null becomes SQL NULL in jsonb_to_recordset, as toJsonText() gives for a single row.
       context: t.context ?? null,
       timeout_ms: t.timeout_ms,
       heartbeat_timeout_ms: t.heartbeat_timeout_ms,
@@ -246,7 +246,8 @@ export interface WorkerCall {
 
 export interface Completion {
   call: WorkerCall;
-  result: unknown;
+  /** The result as JSON text (null for none), serialised once: the batcher weighs it too. */
+  resultJson: string | null;
 }
 
 /**
@@ -265,7 +266,7 @@ export async function completeTasks(db: Db, completions: readonly Completion[]):
   const { rows } = await sql<TaskRow & { input: string }>`
     WITH input AS (
       SELECT * FROM unnest(${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
-                           ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => json(c.result))}::jsonb[])
+                           ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => c.resultJson)}::jsonb[])
              WITH ORDINALITY AS i(id, agent, attempt, result, n)
     ), agents_locked AS MATERIALIZED (
       SELECT count(*) AS n FROM (
@@ -292,7 +293,7 @@ export async function completeTasks(db: Db, completions: readonly Completion[]):
 }
 
 export async function completeTask(db: Db, call: WorkerCall, result: unknown): Promise<TaskRow | undefined> {
-  return (await completeTasks(db, [{ call, result }]))[0];
+  return (await completeTasks(db, [{ call, resultJson: toJsonText(result) }]))[0];
 }
 
 export interface RetryPolicy {
@@ -357,7 +358,7 @@ export async function recordProgress(db: Db, call: WorkerCall, payload: unknown)
       RETURNING d.*
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'progress', assignee, attempt, ${json(payload)}::jsonb FROM t
+      SELECT id, 'progress', assignee, attempt, ${toJsonText(payload)}::jsonb FROM t
     ), j AS (
       SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )
@@ -377,7 +378,7 @@ export async function cancelTasks(db: Db, ids: readonly string[], by: string, co
     WITH t AS (
       UPDATE dispatch_tasks
          SET status = 'cancelled', completed_at = now(), deadline_at = NULL,
-             context = CASE WHEN ${replace}::boolean THEN ${json(context?.value ?? null)}::jsonb ELSE context END
+             context = CASE WHEN ${replace}::boolean THEN ${toJsonText(context?.value ?? null)}::jsonb ELSE context END
        WHERE id = ANY (${ids}::uuid[]) AND status IN ('waiting', 'pending', 'assigned', 'running')
       RETURNING *
     ), e AS (
@@ -401,7 +402,7 @@ export async function cancelTasks(db: Db, ids: readonly string[], by: string, co
 export async function replaceContext(db: Db, taskId: string, by: string, context: unknown): Promise<TaskRow | undefined> {
   const { rows } = await sql<TaskRow>`
     WITH t AS (
-      UPDATE dispatch_tasks SET context = ${json(context)}::jsonb
+      UPDATE dispatch_tasks SET context = ${toJsonText(context)}::jsonb
        WHERE id = ${taskId} AND status IN ('waiting', 'pending', 'assigned', 'running')
       RETURNING *
     ), e AS (

@@ -261,7 +261,7 @@ async function explainRejectedWorkerCall(db: Db, call: q.WorkerCall, action: str
 }
 
 export async function completeTask(db: Db, call: q.WorkerCall, result: unknown): Promise<TaskRow> {
-  const complete = () => (db.isTransaction ? q.completeTask(db, call, result) : completeTaskBatched(db, { call, result }));
+  const complete = () => (db.isTransaction ? q.completeTask(db, call, result) : completeTaskBatched(db, call, result));
   return (await retryTransientConflicts(db, complete)) ?? (await explainRejectedWorkerCall(db, call, 'complete'));
 }
 

@@ -95,8 +95,8 @@ describe('group-committed completions', () => {
     await db.transaction().execute(async (tx) => {
       await sql`SELECT 1 FROM dispatch_agents WHERE name = 'lock-a' FOR UPDATE`.execute(tx);
       completing = completeTasks(db, [
-        { call: { taskId: forB!, agent: 'lock-b', attempt: 1 }, result: 'b' },
-        { call: { taskId: forA!, agent: 'lock-a', attempt: 1 }, result: 'a' },
+        { call: { taskId: forB!, agent: 'lock-b', attempt: 1 }, resultJson: '"b"' },
+        { call: { taskId: forA!, agent: 'lock-a', attempt: 1 }, resultJson: '"a"' },
       ]);
       await waitFor(
         async () =>

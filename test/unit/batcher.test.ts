@@ -50,6 +50,20 @@ describe('Batcher', () => {
     await Promise.all(results);
   });
 
+  it('keeps a batch within its weight cap, and sends an item heavier than the cap alone', async () => {
+    const runner = manualRunner<number>();
+    // Each item weighs its own value; a batch carries at most 10.
+    const batcher = new Batcher(runner.run, 1, 250, { of: (i: number) => i, max: 10 });
+    const results = [1, 4, 5, 2, 30, 3, 3].map((i) => batcher.submit(i));
+    for (let done = 0; done < 4; done++) {
+      runner.calls[done]!.finish();
+      await settle();
+    }
+    runner.calls[4]!.finish();
+    await Promise.all(results);
+    expect(runner.calls.map((c) => c.items)).toEqual([[1], [4, 5], [2], [30], [3, 3]]);
+  });
+
   it('retries a refused batch item by item, so only the bad item fails', async () => {
     const calls: number[][] = [];
     const batcher = new Batcher<number, string>(async (items) => {
