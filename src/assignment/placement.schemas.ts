@@ -3,6 +3,8 @@ import { AGENT_STATUSES, TASK_STATUSES } from '../db/columns.js';
 
 const EXCLUSIONS = ['no_capability', 'drained', 'stopped', 'degraded', 'unknown', 'starting', 'at_limit', 'cooling_down', 'not_free_at_lock'] as const;
 
+const OUTCOMES = ['won', 'lower_score', 'tie_break', 'avoided', ...EXCLUSIONS] as const;
+
 /** One capable agent in a placement decision: its score and why it won or lost (a `CandidateVerdict`). */
 const candidateSchema = z
   .object({
@@ -12,7 +14,7 @@ const candidateSchema = z
     active_tasks: z.number().int(),
     max_concurrent: z.number().int(),
     outcome: z
-      .enum(['won', 'lower_score', 'tie_break', 'avoided', ...EXCLUSIONS])
+      .enum(OUTCOMES)
       .describe('won, lower_score, tie_break (same score, lost on load or recency), avoided (failed it last), or why it was filtered out'),
   })
   .meta({ id: 'PlacementCandidate' });
@@ -44,7 +46,13 @@ export const placementRecordSchema = z
     winner: z.string().nullable(),
     score: z.number(),
     considered: z.number().int(),
-    candidates: z.array(candidateSchema).describe('the first 10 candidates, winner first'),
+    candidates: z
+      .array(candidateSchema)
+      .describe('the first candidates in rank order, as many as assignment.recorded_candidates (default 3; 10 before it existed): the winner first, or second behind an agent passed over because it failed the task last'),
+    outcomes: z
+      .partialRecord(z.enum(OUTCOMES), z.number().int())
+      .optional()
+      .describe('how many of the considered agents had each outcome, listed or not (absent from decisions recorded before it existed)'),
     other_candidates: otherCandidates,
     without_capability: z.number().int(),
     scope_limits: scopeLimitsSchema.optional(),

@@ -100,41 +100,55 @@ export interface CandidateVerdict {
   outcome: 'won' | 'lower_score' | 'tie_break' | 'avoided' | Exclusion;
 }
 
+export type Outcome = CandidateVerdict['outcome'];
+
 export interface PlacementDecision {
   winner: AgentSnapshot | null;
   score: number;
-  /** Every agent that has the capability, with its score and why it did not win. */
+  /** Capable agents with their scores and why they did not win, winner first: all of them, or the first `listed`. */
   candidates: CandidateVerdict[];
+  /** How many capable agents were weighed, listed or not. */
+  considered: number;
+  /** How many of the capable agents had each outcome, listed or not. */
+  outcomes: Partial<Record<Outcome, number>>;
   /** How many agents lacked the capability (not listed one by one). */
   withoutCapability: number;
 }
 
-function verdict(agent: AgentSnapshot, score: number, outcome: CandidateVerdict['outcome']): CandidateVerdict {
+function verdict(agent: AgentSnapshot, score: number, outcome: Outcome): CandidateVerdict {
   return { agent: agent.name, score, status: agent.status, active_tasks: agent.activeTasks, max_concurrent: agent.maxConcurrent, outcome };
 }
 
 /**
  * Picks the agent for one task and says why every capable agent won or lost. The agent that
- * last failed the task is passed over when any other eligible agent exists.
+ * last failed the task is passed over when any other eligible agent exists. `listed` caps the
+ * verdicts built (an assignment batch records a few per task); the counts cover every agent.
  */
-export function decidePlacement(task: TaskToPlace, agents: readonly AgentSnapshot[], now: Date): PlacementDecision {
+export function decidePlacement(task: TaskToPlace, agents: readonly AgentSnapshot[], now: Date, listed = Infinity): PlacementDecision {
   const eligible: { agent: AgentSnapshot; score: number }[] = [];
-  const filtered: CandidateVerdict[] = [];
+  const filtered: { agent: AgentSnapshot; exclusion: Exclusion }[] = [];
   let withoutCapability = 0;
   for (const agent of agents) {
     const exclusion = exclusionOf(agent, task, now);
     if (exclusion === 'no_capability') withoutCapability += 1;
-    else if (exclusion !== null) filtered.push(verdict(agent, 0, exclusion));
+    else if (exclusion !== null) filtered.push({ agent, exclusion });
     else eligible.push({ agent, score: scoreAgent(agent, task, now) });
   }
   eligible.sort(compareCandidates);
   const preferred = eligible.filter((c) => c.agent.name !== task.avoidAgent);
   const pool = preferred.length > 0 ? preferred : eligible;
   const best = pool[0];
-  const ranked = eligible.map((c) => {
-    if (c === best) return verdict(c.agent, c.score, 'won');
-    if (best && pool !== eligible && c.agent.name === task.avoidAgent) return verdict(c.agent, c.score, 'avoided');
-    return verdict(c.agent, c.score, best && c.score === best.score ? 'tie_break' : 'lower_score');
-  });
-  return { winner: best?.agent ?? null, score: best?.score ?? 0, candidates: [...ranked, ...filtered], withoutCapability };
+  const candidates: CandidateVerdict[] = [];
+  const outcomes: Partial<Record<Outcome, number>> = {};
+  const record = (agent: AgentSnapshot, score: number, outcome: Outcome) => {
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    if (candidates.length < listed) candidates.push(verdict(agent, score, outcome));
+  };
+  for (const c of eligible) {
+    if (c === best) record(c.agent, c.score, 'won');
+    else if (best && pool !== eligible && c.agent.name === task.avoidAgent) record(c.agent, c.score, 'avoided');
+    else record(c.agent, c.score, best && c.score === best.score ? 'tie_break' : 'lower_score');
+  }
+  for (const f of filtered) record(f.agent, 0, f.exclusion);
+  return { winner: best?.agent ?? null, score: best?.score ?? 0, candidates, considered: eligible.length + filtered.length, outcomes, withoutCapability };
 }

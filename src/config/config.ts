@@ -112,6 +112,9 @@ export const configSchema = z
         default_timeout_ms: positiveMs.default(300_000),
         max_concurrent_per_agent: z.number().int().positive().default(3),
         batch_size: z.number().int().positive().max(5_000).default(500),
+        // Candidates listed in each decision recorded at assignment (the winner first); the rest
+        // are counted by outcome. Each listed one costs the batch's write (src/assignment/assigner.ts).
+        recorded_candidates: z.number().int().positive().max(100).default(3),
         agent_heartbeat_timeout_ms: positiveMs.default(30_000),
         // Aging (no starvation): a pending task's effective priority rises one level per aging_ms
         // waited, so a priority-5 task overtakes priority-1 work 4 x aging_ms younger than it. 0: off.

@@ -75,6 +75,19 @@ describe('capability matching and scoring through the whole flow', () => {
       [sleepy, 'lower_score', 0.96],
       [busy, 'lower_score', 0.6],
     ]);
+    expect(placement).toMatchObject({ considered: 3, outcomes: { won: 1, lower_score: 2 } });
+  });
+
+  it('records the winner and two runners-up with each assignment, and counts the rest by outcome', async () => {
+    const scope = fresh('audit');
+    const names = [fresh('a'), fresh('b'), fresh('c'), fresh('d')];
+    for (const name of names) await register(name, [scope]);
+    await register(fresh('stopped'), [scope], { status: 'stopped' });
+    const task = await assigned(await createTask(scope));
+    const placement = (await api('GET', `/api/v1/tasks/${task.id}/placement`)).body.decision;
+    expect(placement.candidates).toHaveLength(3);
+    expect(placement.candidates[0]).toMatchObject({ agent: task.assignee, outcome: 'won' });
+    expect(placement).toMatchObject({ winner: task.assignee, considered: 5, outcomes: { won: 1, tie_break: 3, stopped: 1 } });
   });
 
   it('uses a busy agent only while it is under its limit', async () => {

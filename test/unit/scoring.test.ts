@@ -118,6 +118,25 @@ describe('decidePlacement', () => {
     expect(Object.fromEntries(decision.candidates.map((c) => [c.agent, c.outcome]))).toEqual({ drained: 'drained', full: 'at_limit', sick: 'degraded' });
   });
 
+  it('lists at most `listed` verdicts, winner first, and counts every capable agent by outcome', () => {
+    const agents = [
+      agent({ name: 'a', activeTasks: 1 }),
+      agent({ name: 'b', activeTasks: 2 }),
+      agent({ name: 'c', status: 'busy' }),
+      agent({ name: 'd', drained: true }),
+      agent({ name: 'e', capabilities: ['docs'] }),
+    ];
+    const decision = decidePlacement(task(), agents, now, 2);
+    expect(decision.candidates.map((c) => [c.agent, c.outcome])).toEqual([
+      ['a', 'won'],
+      ['b', 'tie_break'],
+    ]);
+    expect(decision.considered).toBe(4);
+    expect(decision.outcomes).toEqual({ won: 1, tie_break: 1, lower_score: 1, drained: 1 });
+    expect(decision.withoutCapability).toBe(1);
+    expect(decidePlacement(task(), agents, now).candidates).toHaveLength(4);
+  });
+
   it('orders candidates totally, so every replica decides the same way', () => {
     const a = { agent: agent({ name: 'a' }), score: 1 };
     const b = { agent: agent({ name: 'b' }), score: 1 };
