@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
 import { ADVISORY_LOCK } from '../db/contract.js';
-import type { Db } from '../db/database.js';
+import { onConnection, type Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Tracer } from '../observability/tracing.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -104,10 +104,19 @@ export class Assigner {
 
   /** One batch. Exposed so tests and the benchmark can drive placement step by step. */
   async assignBatch(): Promise<BatchResult> {
+    return await this.batchOn(this.db);
+  }
+
+  /**
+   * One batch on `db`; with `takeActive`, only if its first statement takes ACTIVE (`active`
+   * false: another assigner is active, or a writer is probing ACTIVE this instant).
+   */
+  private async batchOn(db: Db, { takeActive = false }: { takeActive?: boolean } = {}): Promise<BatchResult & { active: boolean }> {
     const started = performance.now();
     const sleepingWinners = new Set<string>();
-    const result = await this.db.transaction().execute(async (tx) => {
-      const { free, agentCount } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent);
+    const result = await db.transaction().execute(async (tx) => {
+      const { free, agentCount, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive });
+      if (!active) return { claimed: 0, assigned: 0, applied: [], active };
       const freeNames = new Set(free.map((a) => a.name));
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
@@ -115,7 +124,7 @@ export class Assigner {
       const now = new Date();
       if (tasks.length === 0) {
         await settleScopeStarts(tx, controlled, new Map(), now);
-        return { claimed: 0, assigned: 0, applied: [] };
+        return { claimed: 0, assigned: 0, applied: [], active };
       }
       // Agents that cannot take work (when there are any) are read unlocked, only to explain the
       // decisions. This read is newer than the lock: one that was full then may look free now
@@ -152,16 +161,16 @@ export class Assigner {
         for (const a of applied) started.set(a.scope, (started.get(a.scope) ?? 0) + 1);
         await settleScopeStarts(tx, controlled, started, now);
       }
-      return { claimed: tasks.length, assigned: applied.length, applied };
+      return { claimed: tasks.length, assigned: applied.length, applied, active };
     });
     this.options.tracer?.assigned(result.applied);
-    this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
+    if (result.active) this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
     if (result.assigned > 0) {
       this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
       this.options.onAssigned?.();
     }
     if (sleepingWinners.size > 0) this.options.onSleepingWinners?.([...sleepingWinners]);
-    return { claimed: result.claimed, assigned: result.assigned };
+    return { claimed: result.claimed, assigned: result.assigned, active: result.active };
   }
 
   /**
@@ -185,10 +194,9 @@ export class Assigner {
   private covered = 0;
 
   /**
-   * One drain at a time in this process. A drain pins a connection for its session locks and
-   * then needs a second for each batch: side by side, drains could hold every connection of the
-   * pool while each waited for one more, and the whole replica stalled until the pool's connect
-   * timeout (every API request 10 s, then 503). A call that finds a drain running gets the running
+   * One drain at a time in this process: a drain holds a connection while it runs (its session
+   * locks and its batches), and drains side by side would take the pool's connections from
+   * everything else the replica does. A call that finds a drain running gets the running
    * drain's promise. Its work committed before the call, so any look at the queue the drain begins
    * afterwards (a batch's snapshot, or finding another assigner active) sees it: the drain makes
    * one more pass only when its last look began before the latest call. A replica hears every new
@@ -238,25 +246,38 @@ export class Assigner {
   /**
    * Drains the queue as the one active assigner, then goes idle without losing a wake-up (see
    * migration 0002). Returns at once if another assigner is active: it will see our tasks.
+   *
+   * The session locks and the batches share one connection: the first batch's first statement
+   * tries ACTIVE itself, one round trip fewer between a new task and its assignment.
    */
   private async drainAlone(shouldStop: () => boolean): Promise<void> {
     const conn = await this.pool.connect();
+    const session = onConnection(conn);
     try {
       for (;;) {
+        if (shouldStop()) {
+          // Hand the work over rather than start on it while stopping.
+          await enqueueAssignmentRun(this.db);
+          return;
+        }
         const asked = this.requests;
-        if (!(await this.becomeActive(conn))) {
+        const first = await this.batchOn(session, { takeActive: true });
+        let placing: boolean;
+        if (first.active) {
+          this.covered = asked;
+          placing = first.assigned > 0;
+        } else if (await this.becomeActive(conn)) {
+          placing = true;
+        } else {
           // Another assigner is active: it hears the same wake-ups and covers them.
           this.covered = asked;
           return;
         }
         try {
           // Stay active while batches keep placing work, full or not: under a steady stream of
-          // new tasks the assigner then never looks idle, so writers enqueue no wake-up jobs (each
-          // a NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
-          while (!shouldStop()) {
-            const batch = await this.look(() => this.assignBatch());
-            if (batch.assigned === 0) break;
-          }
+          // new tasks the assigner then never looks idle, so writers send no wake-ups (each a
+          // NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
+          while (placing && !shouldStop()) placing = (await this.look(() => this.batchOn(session))).assigned > 0;
         } finally {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerActive);
         }
@@ -269,7 +290,7 @@ export class Assigner {
         if (await this.lockWithin(conn, ADVISORY_LOCK.assignerBarrier)) {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerBarrier);
         }
-        const last = await this.look(() => this.assignBatch());
+        const last = await this.look(() => this.batchOn(session));
         if (last.assigned === 0) return;
       }
     } finally {

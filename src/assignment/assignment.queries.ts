@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import type { AgentStatus } from '../db/columns.js';
-import { JOB } from '../db/contract.js';
+import { ADVISORY_LOCK, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
 import { scopeGateShared } from '../scopes/scope.queries.js';
@@ -44,23 +44,34 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
  * Before its scan (`batch_setup`, a one-time filter) it takes the scope-controls gate
  * (src/scopes/scope.queries.ts, step 1) and sets the claim's planner settings, both for the rest
  * of the transaction: on their own they were two more round trips, which under load each waited
- * for the replica's event loop while the agents stayed locked.
+ * for the replica's event loop while the agents stayed locked. With `takeActive` it first tries
+ * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
+ * and locks nothing when another session holds it (`active` false).
  */
-export async function lockAssignableAgents(tx: Tx, defaultLimit: number): Promise<{ free: AgentSnapshot[]; agentCount: number }> {
-  const { rows } = await sql<AgentRowForPlacement & { agent_count: number }>`
+export async function lockAssignableAgents(
+  tx: Tx,
+  defaultLimit: number,
+  { takeActive = false }: { takeActive?: boolean } = {},
+): Promise<{ free: AgentSnapshot[]; agentCount: number; active: boolean }> {
+  const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${ADVISORY_LOCK.assignerActive})` : sql<boolean>`true`;
+  const { rows } = await sql<AgentRowForPlacement & { agent_count: number | null; active: boolean }>`
     WITH batch_setup AS MATERIALIZED (
-      SELECT ${scopeGateShared()}, ${claimPlannerSettings}
+      SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
+    ), agents AS (
+      SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
+             last_assigned_at, avoid_until, (SELECT count(*) FROM dispatch_agents)::int AS agent_count
+        FROM dispatch_agents
+       WHERE (SELECT active FROM batch_setup)
+         AND NOT drained AND status IN ('ready', 'sleeping', 'busy')
+         AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
+         AND (avoid_until IS NULL OR avoid_until <= now())
+       ORDER BY name
+         FOR UPDATE OF dispatch_agents
     )
-    SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
-           last_assigned_at, avoid_until, (SELECT count(*) FROM dispatch_agents)::int AS agent_count
-      FROM dispatch_agents
-     WHERE EXISTS (SELECT FROM batch_setup)
-       AND NOT drained AND status IN ('ready', 'sleeping', 'busy')
-       AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
-       AND (avoid_until IS NULL OR avoid_until <= now())
-     ORDER BY name
-       FOR UPDATE OF dispatch_agents`.execute(tx);
-  return { free: rows.map(toSnapshot), agentCount: rows[0]?.agent_count ?? 0 };
+    -- At least one row, whatever was locked: it says whether ACTIVE was taken.
+    SELECT agents.*, batch_setup.active FROM batch_setup LEFT JOIN agents ON true ORDER BY agents.name`.execute(tx);
+  const locked = rows.filter((row) => row.name !== null);
+  return { free: locked.map(toSnapshot), agentCount: locked[0]?.agent_count ?? 0, active: rows[0]?.active ?? false };
 }
 
 /** Every agent, unlocked: for explaining decisions and why a task waits. */

@@ -32,6 +32,16 @@ export function newClient(connectionString: string, applicationName: string, ses
   return new pg.Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: 10_000, ...(options ? { options } : {}) });
 }
 
+/**
+ * A Kysely view of one connection the caller holds (and releases): its statements and
+ * transactions run in that session, beside the session's advisory locks.
+ */
+export function onConnection(client: pg.ClientBase): Db {
+  const held = { query: client.query.bind(client), release: () => {} };
+  const pool = { connect: async () => held as unknown as pg.PoolClient, end: async () => {} };
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+}
+
 /** One pool and its Kysely view; the owner closes both. */
 export function openDatabase(
   connectionString: string,

@@ -81,6 +81,26 @@ describe('waking the assigners', () => {
       return values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
     }
 
+    it('leaves the queue to the active assigner: its first batch tries ACTIVE, and finds it taken', async () => {
+      const { assignment } = dispatch.dispatch;
+      const api = apiClient(dispatch.baseUrl);
+      expect((await api('PUT', '/api/v1/agents/second-in-line', { agent: 'second-in-line', body: { capabilities: ['wake-taken'] } })).status).toBe(200);
+      await assignment.assigner.whenIdle();
+      const other = await session();
+      await other.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK.assignerActive]);
+      const [id] = await insertTasks(database.handle.db, 1, { scope: 'wake-taken' });
+      const before = await batchesRun();
+      try {
+        await assignment.pass();
+        expect(await batchesRun()).toBe(before);
+        expect((await database.handle.db.selectFrom('dispatch_tasks').select('status').where('id', '=', id!).executeTakeFirstOrThrow()).status).toBe('pending');
+      } finally {
+        await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
+      }
+      await assignment.pass();
+      expect((await database.handle.db.selectFrom('dispatch_tasks').select(['status', 'assignee']).where('id', '=', id!).executeTakeFirstOrThrow())).toEqual({ status: 'assigned', assignee: 'second-in-line' });
+    });
+
     it('runs one pass for wake-ups that came before it looked at the queue, and another for one after', async () => {
       const { assignment } = dispatch.dispatch;
       await assignment.assigner.whenIdle();
