@@ -104,7 +104,8 @@ export class Assigner {
 
   /** One batch. Exposed so tests and the benchmark can drive placement step by step. */
   async assignBatch(): Promise<BatchResult> {
-    return await this.batchOn(this.db);
+    const { claimed, assigned } = await this.batchOn(this.db);
+    return { claimed, assigned };
   }
 
   /**

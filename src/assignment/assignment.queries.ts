@@ -1,9 +1,9 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AgentStatus } from '../db/columns.js';
 import { ADVISORY_LOCK, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
-import { scopeGateShared } from '../scopes/scope.queries.js';
+import { controlledScopesLocked, scopeGateShared, type ScopeControlsRow } from '../scopes/scope.queries.js';
 import type { AgentSnapshot } from './scoring.js';
 
 type Tx = Transaction<DB>;
@@ -140,11 +140,17 @@ export async function claimPendingTasks(
   // Its status test is written so that no partial index on pending tasks matches it: with stale
   // statistics the planner took "every pending row, filtered by id" for cheap, and read 93,500
   // rows of a requeued backlog to lock 60 (290 ms a claim, seen during a bulk requeue).
+  const { rows } = await sql<ClaimedTask>`${claimOf(sql`${servableScopes}::text[]`, limit)}`.execute(tx);
+  return rows;
+}
+
+/** The claim statement of claimPendingTasks, for the tasks of `scopes` (a text[] expression). */
+function claimOf(scopes: RawBuilder<unknown>, limit: number) {
   const candidates = limit + LOCKED_HEAD_ALLOWANCE;
-  const { rows } = await sql<ClaimedTask>`
+  return sql<ClaimedTask>`
     WITH candidates AS (
       SELECT c.id
-        FROM unnest(${servableScopes}::text[]) AS s(scope)
+        FROM unnest(${scopes}) AS s(scope)
         CROSS JOIN LATERAL (
           SELECT id, rank FROM dispatch_tasks
            WHERE status = 'pending' AND scope = s.scope
@@ -164,8 +170,33 @@ export async function claimPendingTasks(
        AND (t.start_by IS NULL OR t.start_by > now())
      ORDER BY t.rank, t.id
      LIMIT ${limit}
-       FOR UPDATE OF t SKIP LOCKED`.execute(tx);
-  return rows;
+       FOR UPDATE OF t SKIP LOCKED`;
+}
+
+/**
+ * The batch's claim when it does not yet know which of `servableScopes` are controlled: locks
+ * the controlled ones' rows (as lockControlledScopes) and claims the tasks of the others
+ * (as claimPendingTasks), in one statement instead of two. Which scopes are controlled is read
+ * after the scope-controls gate was granted (by the batch's earlier first statement), so it
+ * cannot change before the batch commits; the controlled scopes' usage must still be read by a
+ * later statement, whose snapshot includes what the batches that held their rows committed.
+ */
+export async function claimOutsideControlledScopes(
+  tx: Tx,
+  servableScopes: string[],
+  limit: number,
+): Promise<{ tasks: ClaimedTask[]; controls: ScopeControlsRow[] }> {
+  if (servableScopes.length === 0) return { tasks: [], controls: [] };
+  const { rows } = await sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
+    WITH controlled AS MATERIALIZED (${controlledScopesLocked(servableScopes)}),
+    claimed AS (${claimOf(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit)})
+    -- At least one row, whatever was claimed: it carries the controlled scopes.
+    SELECT claimed.*, ctl.controls
+      FROM (SELECT coalesce(json_agg(controlled ORDER BY scope), '[]') AS controls FROM controlled) ctl
+      LEFT JOIN claimed ON true
+     ORDER BY claimed.rank, claimed.id`.execute(tx);
+  const controls = (rows[0]?.controls ?? []).map((c) => ({ ...c, changed_at: new Date(c.changed_at) }));
+  return { tasks: rows.filter((row): row is ClaimedTask & typeof row => row.id != null), controls };
 }
 
 export interface Assignment {

@@ -1,8 +1,8 @@
 import type { Transaction } from 'kysely';
 import type { DB } from '../db/generated/database.js';
 import { scopeBudget, startsFreeAt, type ScopeLimitState } from '../scopes/scope-limits.js';
-import { lockControlledScopes, readScopeUsage, recordScopeStarts } from '../scopes/scope.queries.js';
-import { claimPendingTasks, inClaimOrder, requestAssignmentAt, type ClaimedTask } from './assignment.queries.js';
+import { readScopeUsage, recordScopeStarts } from '../scopes/scope.queries.js';
+import { claimOutsideControlledScopes, claimPendingTasks, inClaimOrder, requestAssignmentAt, type ClaimedTask } from './assignment.queries.js';
 
 type Tx = Transaction<DB>;
 
@@ -29,22 +29,20 @@ export interface ControlledScope {
  * 20 ran 4 at a time beside one limited to 5). The claims are merged back into claim order.
  *
  * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate and has set
- * the claim's planner settings.
+ * the claim's planner settings. Without controlled scopes among the servable ones (the usual
+ * case) the claim is one statement: claimOutsideControlledScopes.
  */
 export async function claimUnderScopeControls(
   tx: Tx,
   servableScopes: string[],
   batchSize: number,
 ): Promise<{ tasks: ClaimedTask[]; controlled: Map<string, ControlledScope> }> {
-  if (servableScopes.length === 0) return { tasks: [], controlled: new Map() };
-  const rows = await lockControlledScopes(tx, servableScopes);
   const set = { plannerSettingsSet: true };
-  if (rows.length === 0) return { tasks: await claimPendingTasks(tx, servableScopes, batchSize, set), controlled: new Map() };
-  const states = await readScopeUsage(tx, rows);
+  const { tasks, controls } = await claimOutsideControlledScopes(tx, servableScopes, batchSize);
+  if (controls.length === 0) return { tasks, controlled: new Map() };
+  const states = await readScopeUsage(tx, controls);
   const controlled = new Map(states.map((state) => [state.scope, { state, remaining: scopeBudget(state) }]));
-  const open = servableScopes.filter((scope) => !controlled.has(scope));
   const limited = [...controlled.values()].filter((c) => c.remaining > 0);
-  const tasks = await claimPendingTasks(tx, open, batchSize, set);
   for (const c of limited) tasks.push(...(await claimPendingTasks(tx, [c.state.scope], Math.min(batchSize, c.remaining), set)));
   if (limited.length > 0) tasks.sort(inClaimOrder);
   return { tasks, controlled };

@@ -35,18 +35,15 @@ export const scopeGateShared = () => sql<void>`pg_advisory_xact_lock_shared(${AD
  * FOR UPDATE in scope order. Uncontrolled scopes have no row here and pay no lock. The lock
  * serialises every batch that may assign tasks of a limited scope, so the usage read next (in
  * a later statement, hence a later snapshot) includes every assignment committed before it.
+ * The batch runs it inside its claim (claimOutsideControlledScopes, src/assignment/assignment.queries.ts).
  */
-export async function lockControlledScopes(tx: Tx, scopes: string[]): Promise<ScopeControlsRow[]> {
-  if (scopes.length === 0) return [];
-  const { rows } = await sql<ScopeControlsRow>`
+export const controlledScopesLocked = (scopes: string[]) => sql<ScopeControlsRow>`
     SELECT scope, paused, max_running, max_starts_per_minute, changed_at, changed_by
       FROM dispatch_scopes
      WHERE scope = ANY (${scopes}::text[])
        AND (paused OR max_running IS NOT NULL OR max_starts_per_minute IS NOT NULL)
      ORDER BY scope
-       FOR UPDATE`.execute(tx);
-  return rows;
-}
+       FOR UPDATE`;
 
 /**
  * Step 3 (also for explanations, unlocked): tasks assigned or running per scope, from the

@@ -129,6 +129,9 @@ describe('assignment under concurrent batches', () => {
 
   it('never lets two batches fill one scope past max_running (the scope row is locked before its usage is read)', async () => {
     const db = database().handle.db;
+    // Earlier tests' agents are free too: both batches would lock them, and that alone would
+    // serialise the batches and hide a missing scope lock. Only this test's agents may take work.
+    await sql`UPDATE dispatch_agents SET drained = true`.execute(db);
     // Two agents that the two batches lock apart (as above), both serving a scope limited to 1.
     await sql`
       INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES
