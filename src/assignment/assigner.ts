@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
+import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, advisoryUnlockIfHeld, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
 import { ADVISORY_LOCK } from '../db/contract.js';
 import { onConnection, type Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
@@ -11,7 +11,6 @@ import {
   enqueueAssignmentRun,
   lockAssignableAgents,
   markUnmatched,
-  readAllAgents,
   readCapableScopes,
   type Assignment,
 } from './assignment.queries.js';
@@ -116,9 +115,8 @@ export class Assigner {
     const started = performance.now();
     const sleepingWinners = new Set<string>();
     const result = await db.transaction().execute(async (tx) => {
-      const { free, agentCount, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive });
+      const { free, others, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive });
       if (!active) return { claimed: 0, assigned: 0, applied: [], active };
-      const freeNames = new Set(free.map((a) => a.name));
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
       const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize);
@@ -127,14 +125,6 @@ export class Assigner {
         await settleScopeStarts(tx, controlled, new Map(), now);
         return { claimed: 0, assigned: 0, applied: [], active };
       }
-      // Agents that cannot take work (when there are any) are read unlocked, only to explain the
-      // decisions. This read is newer than the lock: one that was full then may look free now
-      // while another replica's batch, holding its lock, fills it. Placing on it overfilled agents
-      // (test/integration/assignment.race.test.ts), so it may never win.
-      const others =
-        agentCount > free.length
-          ? (await readAllAgents(tx, this.options.defaultMaxConcurrent)).filter((a) => !freeNames.has(a.name)).map((a) => ({ ...a, unlocked: true }))
-          : [];
       const byScope = indexByCapability([...free, ...others]);
       const total = free.length + others.length;
       const listed = this.options.recordedCandidates ?? DEFAULT_RECORDED_CANDIDATES;
@@ -262,7 +252,14 @@ export class Assigner {
           return;
         }
         const asked = this.requests;
-        const first = await this.batchOn(session, { takeActive: true });
+        let first: BatchResult & { active: boolean };
+        try {
+          first = await this.batchOn(session, { takeActive: true });
+        } catch (error) {
+          // ACTIVE is the session's: a batch that took it and then failed (rolled back) holds it still.
+          await advisoryUnlockIfHeld(conn, ADVISORY_LOCK.assignerActive);
+          throw error;
+        }
         let placing: boolean;
         if (first.active) {
           this.covered = asked;

@@ -38,28 +38,33 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
 /**
  * The batch's first statement. Locks every agent that could take a task right now, in name order
  * (a fixed order, so two transactions can never deadlock on them). While they are locked no
- * other transaction can change their load, so the limits checked in memory hold at commit. Also
- * counts all agents, so that a batch in which every agent is free skips reading the others.
+ * other transaction can change their load, so the limits checked in memory hold at commit.
+ *
+ * It also reads the other agents, unlocked, only to explain the batch's decisions: they are read
+ * with the statement's snapshot, taken before any lock wait, so an agent that looked free but was
+ * filled by a batch that held its lock (and so was not locked here) is among them, looking free.
+ * Placing on it would overfill it (test/integration/assignment.race.test.ts): it is marked
+ * `unlocked`, and an unlocked agent never wins.
  *
  * Before its scan (`batch_setup`, a one-time filter) it takes the scope-controls gate
  * (src/scopes/scope.queries.ts, step 1) and sets the claim's planner settings, both for the rest
  * of the transaction: on their own they were two more round trips, which under load each waited
  * for the replica's event loop while the agents stayed locked. With `takeActive` it first tries
  * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
- * and locks nothing when another session holds it (`active` false).
+ * and reads and locks nothing when another session holds it (`active` false).
  */
 export async function lockAssignableAgents(
   tx: Tx,
   defaultLimit: number,
   { takeActive = false }: { takeActive?: boolean } = {},
-): Promise<{ free: AgentSnapshot[]; agentCount: number; active: boolean }> {
+): Promise<{ free: AgentSnapshot[]; others: AgentSnapshot[]; active: boolean }> {
   const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${ADVISORY_LOCK.assignerActive})` : sql<boolean>`true`;
-  const { rows } = await sql<AgentRowForPlacement & { agent_count: number | null; active: boolean }>`
+  const columns = sql`name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent, last_assigned_at, avoid_until`;
+  const { rows } = await sql<Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' }>`
     WITH batch_setup AS MATERIALIZED (
       SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
-    ), agents AS (
-      SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
-             last_assigned_at, avoid_until, (SELECT count(*) FROM dispatch_agents)::int AS agent_count
+    ), locked AS (
+      SELECT ${columns}
         FROM dispatch_agents
        WHERE (SELECT active FROM batch_setup)
          AND NOT drained AND status IN ('ready', 'sleeping', 'busy')
@@ -68,10 +73,15 @@ export async function lockAssignableAgents(
        ORDER BY name
          FOR UPDATE OF dispatch_agents
     )
-    -- At least one row, whatever was locked: it says whether ACTIVE was taken.
-    SELECT agents.*, batch_setup.active FROM batch_setup LEFT JOIN agents ON true ORDER BY agents.name`.execute(tx);
-  const locked = rows.filter((row) => row.name !== null);
-  return { free: locked.map(toSnapshot), agentCount: locked[0]?.agent_count ?? 0, active: rows[0]?.active ?? false };
+    SELECT *, 'locked' AS kind FROM locked
+    UNION ALL
+    SELECT ${columns}, 'other' FROM dispatch_agents
+     WHERE (SELECT active FROM batch_setup) AND name NOT IN (SELECT name FROM locked)
+    UNION ALL
+    -- Always one row: whether ACTIVE was taken.
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`.execute(tx);
+  const of = (kind: string) => rows.filter((row) => row.kind === kind).map((row) => toSnapshot(row as AgentRowForPlacement));
+  return { free: of('locked'), others: of('other').map((agent) => ({ ...agent, unlocked: true })), active: rows.some((row) => row.kind === 'active') };
 }
 
 /** Every agent, unlocked: for explaining decisions and why a task waits. */
@@ -175,7 +185,7 @@ function claimOf(scopes: RawBuilder<unknown>, limit: number) {
 
 /**
  * The batch's claim when it does not yet know which of `servableScopes` are controlled: locks
- * the controlled ones' rows (as lockControlledScopes) and claims the tasks of the others
+ * the controlled ones' rows (controlledScopesLocked) and claims the tasks of the others
  * (as claimPendingTasks), in one statement instead of two. Which scopes are controlled is read
  * after the scope-controls gate was granted (by the batch's earlier first statement), so it
  * cannot change before the batch commits; the controlled scopes' usage must still be read by a

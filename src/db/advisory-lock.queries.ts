@@ -17,6 +17,15 @@ export async function advisoryUnlock(conn: pg.ClientBase, key: number): Promise<
   await conn.query('SELECT pg_advisory_unlock($1)', [key]);
 }
 
+/** Releases the lock if this session holds it (a session lock taken in a transaction outlives its rollback). */
+export async function advisoryUnlockIfHeld(conn: pg.ClientBase, key: number): Promise<void> {
+  await conn.query(
+    `SELECT pg_advisory_unlock($1) FROM pg_locks
+      WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = 0 AND objid = $1 AND objsubid = 1 AND granted`,
+    [key],
+  );
+}
+
 /** Waits for the lock at most `waitMs`; false when it was not granted by then. */
 export async function advisoryLockWithin(conn: pg.ClientBase, key: number, waitMs: number): Promise<boolean> {
   await conn.query(`SET lock_timeout = ${Math.round(waitMs)}`);

@@ -78,41 +78,33 @@ async function waitersOnLocks(db: Db): Promise<number> {
 describe('assignment under concurrent batches', () => {
   it('never places a task on an agent the batch did not lock (no limit breach)', async () => {
     const db = database().handle.db;
-    // race-b: the agent whose limit (1) is at stake, holding one task; race-c: busy, so it scores
-    // below race-b and wins only when race-b cannot.
+    // race-b: the agent whose limit (1) is at stake, free; race-c: busy, so it scores below race-b
+    // and wins only when race-b cannot.
     await sql`
       INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES
         ('race-b', '{build}', 'ready', 1), ('race-c', '{build}', 'busy', NULL)`.execute(db);
     await insertTasks(db, 2, { scope: 'build' });
-    const [held] = await insertTasks(db, 1, { scope: 'other-work' });
-    await assignDirectly(db, held!, 'race-b');
 
     // B's transaction begins (its now() is fixed) and waits before locking agents.
     const bHandle = open('race-b-assigner');
-    const bLock = new Pause(/ORDER BY name\s+FOR UPDATE/);
+    const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
     const bWrite = new Pause(/placement jsonb\)/);
     const b = assigner(pausedDb(bHandle, bLock, bWrite), bHandle).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
-    // race-c's cooldown ends after B began and before A begins: free for A, not for B, so the two
-    // batches lock disjoint agents and neither waits for the other at the lock step.
+    // race-c's cooldown ends after B began and before A begins: free for A, not for B.
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'race-c'`.execute(db);
-
-    // A locks race-c (race-b is at its limit) and waits before reading the other agents.
-    const aHandle = open('race-a-assigner');
-    const aRead = new Pause(/FROM dispatch_agents ORDER BY name/);
-    const a = assigner(pausedDb(aHandle, aRead), aHandle).assignBatch();
-    await waitFor(() => aRead.reached, { what: 'A about to read the other agents' });
-
-    // race-b's task completes: B locks race-b (free now) and stops before writing.
-    expect(await completeTask(db, { taskId: held!, agent: 'race-b', attempt: 1 }, { ok: true })).toBeDefined();
+    // B locks race-b and stops before writing.
     bLock.open();
     await waitFor(() => bWrite.reached, { what: 'B about to write' });
 
-    // A reads race-b as free; with the defect it picks race-b and waits for B's lock on it.
-    let aDone = false;
-    void a.then(() => (aDone = true));
-    aRead.open();
-    await waitFor(async () => aDone || (await waitersOnLocks(db)) === 1, { what: 'A deciding' });
+    // A's first statement sees race-b free (B has not committed) and waits for B's lock on it.
+    const aHandle = open('race-a-assigner');
+    const a = assigner(aHandle.db, aHandle).assignBatch();
+    await waitFor(async () => (await waitersOnLocks(db)) === 1, { what: 'A waiting for race-b' });
+
+    // B fills race-b and commits. A's lock finds race-b full and passes it over, but A's read of
+    // the agents it did not lock is from before the wait: race-b looks free there. Placing on it
+    // would be a second task on an agent limited to one.
     bWrite.open();
     const results = await Promise.all([a, b]);
     expect(results.map((r) => r.assigned)).toEqual([1, 1]);
@@ -142,7 +134,7 @@ describe('assignment under concurrent batches', () => {
     await assignDirectly(db, held!, 'scope-b');
 
     const bHandle = open('scope-b-assigner');
-    const bLock = new Pause(/ORDER BY name\s+FOR UPDATE/);
+    const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
     const b = assigner(pausedDb(bHandle, bLock), bHandle).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);

@@ -1,6 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { Assigner } from '../../src/assignment/assigner.js';
 import { ADVISORY_LOCK } from '../../src/db/contract.js';
+import { openDatabase } from '../../src/db/database.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient } from '../helpers/http.js';
@@ -46,6 +51,38 @@ describe('waking the assigners', () => {
       expect(await wakeupsDuring(() => insertTasks(database.handle.db, 3, { scope: 'wake-none' }))).toEqual([]);
     } finally {
       await assigner.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
+    }
+  });
+
+  it('leaves ACTIVE free when the batch that took it fails (a session lock outlives the rollback)', async () => {
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('fails-once', '{fail-once}', 'ready')`.execute(database.handle.db);
+    await insertTasks(database.handle.db, 1, { scope: 'fail-once' });
+    const handle = openDatabase(database.url, 2, 'failing-assigner');
+    // The claim, the statement after the one that takes ACTIVE, fails once.
+    let failed = false;
+    const pool = {
+      async connect() {
+        const client = await handle.pool.connect();
+        return {
+          query: (text: string, values?: unknown[]) => {
+            if (!failed && /WITH controlled AS/.test(text)) {
+              failed = true;
+              return Promise.reject(new Error('claim failed'));
+            }
+            return client.query(text, values);
+          },
+          release: (error?: Error | boolean) => client.release(error),
+        };
+      },
+    } as unknown as pg.Pool;
+    try {
+      const assigner = new Assigner(handle.db, pool, { batchSize: 10, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
+      await expect(assigner.drain(() => false)).rejects.toThrow('claim failed');
+      const other = await session();
+      expect((await other.query('SELECT pg_try_advisory_lock($1) AS ok', [ADVISORY_LOCK.assignerActive])).rows[0].ok).toBe(true);
+      await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);
+    } finally {
+      await handle.close();
     }
   });
 
