@@ -32,6 +32,10 @@ function toSnapshot(row: AgentRowForPlacement): AgentSnapshot {
   };
 }
 
+/** The columns of an AgentRowForPlacement, the agent's own limit or the default. */
+const agentColumns = (defaultLimit: number) =>
+  sql`name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent, last_assigned_at, avoid_until`;
+
 /** The claim's planner settings, for the rest of the transaction: see claimPendingTasks. */
 const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`;
 
@@ -59,7 +63,7 @@ export async function lockAssignableAgents(
   { takeActive = false }: { takeActive?: boolean } = {},
 ): Promise<{ free: AgentSnapshot[]; others: AgentSnapshot[]; active: boolean }> {
   const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${ADVISORY_LOCK.assignerActive})` : sql<boolean>`true`;
-  const columns = sql`name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent, last_assigned_at, avoid_until`;
+  const columns = agentColumns(defaultLimit);
   const { rows } = await sql<Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' }>`
     WITH batch_setup AS MATERIALIZED (
       SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
@@ -84,12 +88,9 @@ export async function lockAssignableAgents(
   return { free: of('locked'), others: of('other').map((agent) => ({ ...agent, unlocked: true })), active: rows.some((row) => row.kind === 'active') };
 }
 
-/** Every agent, unlocked: for explaining decisions and why a task waits. */
+/** Every agent, unlocked: for explaining why a pending task waits (src/assignment/placement.ts). */
 export async function readAllAgents(db: Db | Tx, defaultLimit: number): Promise<AgentSnapshot[]> {
-  const { rows } = await sql<AgentRowForPlacement>`
-    SELECT name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent,
-           last_assigned_at, avoid_until
-      FROM dispatch_agents ORDER BY name`.execute(db);
+  const { rows } = await sql<AgentRowForPlacement>`SELECT ${agentColumns(defaultLimit)} FROM dispatch_agents ORDER BY name`.execute(db);
   return rows.map(toSnapshot);
 }
 
