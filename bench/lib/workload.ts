@@ -3,6 +3,7 @@ import type { Db } from '../../src/db/database.js';
 import { JOB_KEY } from '../../src/db/contract.js';
 import { insertTask, type NewTask } from '../../src/tasks/task.queries.js';
 import { ReplicaClient } from '../../test/helpers/simulated-agents.js';
+import { LeanHttp } from './lean-http.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 export const BENCH_SCOPE = 'bench';
@@ -78,12 +79,15 @@ function creator(arrival: Arrival, requester: string): (i: number) => Promise<vo
       await insertTask(arrival.db, benchTask(requester, `bench ${i}`));
     };
   }
-  const client = new ReplicaClient(arrival.urls);
+  const { urls } = arrival;
   return async (i) => {
-    const r = await client.call('POST', '/api/v1/tasks', { agent: requester, body: { title: `bench ${i}`, scope: BENCH_SCOPE }, prefer: i });
+    const r = await lean.request(`${urls[i % urls.length]}/api/v1/tasks`, 'POST', { 'x-agent-id': requester }, { title: `bench ${i}`, scope: BENCH_SCOPE });
     if (r.status !== 201) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
   };
 }
+
+/** One keep-alive pool for every paced creation of the run. */
+const lean = new LeanHttp();
 
 /**
  * Open-loop arrivals: one creation every 1000/rate ms whatever the previous ones are doing (at

@@ -124,6 +124,42 @@ describe('the client retries', () => {
   });
 });
 
+describe('a call that gets no answer', () => {
+  /** A server that never answers its first `silent` requests, then answers each with `task`. */
+  async function silentServer(silent: number) {
+    let seen = 0;
+    const server = createServer((req, res) => {
+      seen += 1;
+      if (seen <= silent) return;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(task));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, tries: () => seen };
+  }
+  afterEach(() => servers.forEach((s) => s.closeAllConnections()));
+
+  it('gives up on a try after timeoutMs and tries again', async () => {
+    const silent = await silentServer(1);
+    const client = new DispatchClient({ url: silent.url, timeoutMs: 200, retry: { retries: 1, baseDelayMs: 10 } });
+    const started = Date.now();
+    expect((await client.tasks.get(task.id)).id).toBe(task.id);
+    expect(silent.tries()).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+  });
+
+  it('ends at once, untried again, when the caller aborts it', async () => {
+    const silent = await silentServer(Infinity);
+    const client = new DispatchClient({ url: silent.url, timeoutMs: 30_000 });
+    const controller = new AbortController();
+    const call = client.transport.call('GET', `/api/v1/tasks/${task.id}`, { signal: controller.signal }).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(new Error('caller gave up')), 50);
+    expect(((await call) as Error).message).toBe('caller gave up');
+    expect(silent.tries()).toBe(1);
+  });
+});
+
 describe('Retry-After', () => {
   it('is read as seconds or as an HTTP date', () => {
     expect(parseRetryAfter('3')).toBe(3_000);
