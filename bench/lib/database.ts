@@ -56,7 +56,7 @@ export async function withBenchDatabase<T>(label: string, fn: (database: BenchDa
  * A scratch PostgreSQL of its own with track_commit_timestamp on (commit times are otherwise
  * invisible, and the setting needs a server restart), migrated; destroyed afterwards.
  */
-export async function withCommitStampedServer<T>(label: string, fn: (url: string, database: DatabaseHandle) => Promise<T>): Promise<T> {
+export async function withCommitStampedServer<T>(label: string, fn: (url: string, database: DatabaseHandle, dataDir: string) => Promise<T>): Promise<T> {
   const logger = createLogger({ level: 'warn' });
   const server = await startEmbeddedPostgres({
     baseDir: mkdtempSync(join(tmpdir(), `dispatch-bench-${label}-`)),
@@ -67,7 +67,7 @@ export async function withCommitStampedServer<T>(label: string, fn: (url: string
   const database = openDatabase(server.url, 4, 'dispatch-bench');
   try {
     await migrateToLatest(database.db, database.pool, workerLogger(logger));
-    return await fn(server.url, database);
+    return await fn(server.url, database, server.dataDir);
   } finally {
     await database.close();
     await server.destroy();

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import { runAgent, type AgentRunner } from '../../src/client/index.js';
 import type { Db } from '../../src/db/database.js';
+import { availableParallelism } from 'node:os';
+import { cpuPerTask, sampleCpu } from '../lib/cpu.js';
 import { withCommitStampedServer } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
@@ -31,7 +33,7 @@ async function completedCount(db: Db): Promise<number> {
 }
 
 export async function roundtrip(report: string[]): Promise<void> {
-  await withCommitStampedServer('roundtrip', async (serverUrl, database) => {
+  await withCommitStampedServer('roundtrip', async (serverUrl, database, dataDir) => {
     const db = database.db;
     await withReplicas(serverUrl, { count: 1, config: { server: { rate_limit_per_minute: 10_000_000 } } }, async ([replica]) => {
       const held = new Map<string, number>();
@@ -54,10 +56,18 @@ export async function roundtrip(report: string[]): Promise<void> {
         const rest = { via: 'rest', urls: [replica!.apiUrl] } as const;
         log(`roundtrip: ${AGENTS} SDK agents, ${FLAT_OUT_TASKS} tasks created over REST as fast as 64 creators go`);
         const started = wallNow();
+        const cpuBefore = sampleCpu([replica!.pid], dataDir);
         await createPaced(rest, { rate: 1_000_000, count: FLAT_OUT_TASKS, maxInFlight: 64, requester: REQUESTER });
         await waitUntil('every task completed', async () => (await completedCount(db)) >= FLAT_OUT_TASKS, 120_000, 20);
         const rate = (FLAT_OUT_TASKS * 1_000) / (wallNow() - started);
+        const cpu = cpuPerTask(cpuBefore, sampleCpu([replica!.pid], dataDir), FLAT_OUT_TASKS);
+        const cores = availableParallelism();
+        const ceiling = (cores * 1_000) / cpu.total;
         log(`  ${fmtRate(rate)} created, delivered and completed`);
+        log(
+          `  CPU per task: this process (creators, SDK agents) ${cpu.bench.toFixed(2)} ms, replica ${cpu.replicas.toFixed(2)} ms, ` +
+            `PostgreSQL ${cpu.postgres.toFixed(2)} ms; ${cpu.total.toFixed(2)} ms in all, so ${cores} cores go to at most ${fmtRate(ceiling)}`,
+        );
         recordFigure('roundTrip', rate);
 
         const pacedRate = Math.max(1, Math.floor(rate / 2));
@@ -82,6 +92,10 @@ export async function roundtrip(report: string[]): Promise<void> {
         recordFigure('roundTripP99', delivered.p99);
         report.push(
           `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
+          `CPU per task as fast as the creators go (/proc, user + system): this process (the creators and the SDK agents) ${cpu.bench.toFixed(2)} ms, ` +
+            `the replica ${cpu.replicas.toFixed(2)} ms, PostgreSQL ${cpu.postgres.toFixed(2)} ms: ${cpu.total.toFixed(2)} ms in all, ` +
+            `so this machine's ${cores} cores could run at most ${fmtRate(ceiling)} of this round trip.`,
+          '',
           table(
             ['load', 'tasks', 'tasks/s (create -> complete)', 'create -> assigned p50 / p99', 'assignment commit -> handler p50 / p99', 'create -> handler p50 / p99'],
             [
