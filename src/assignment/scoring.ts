@@ -115,6 +115,30 @@ export interface PlacementDecision {
   withoutCapability: number;
 }
 
+/**
+ * The `count` first items in `compare` order, sorted, then the others in no particular order:
+ * a bounded insertion (count x items comparisons) instead of sorting them all.
+ */
+export function bestFirst<T>(items: T[], count: number, compare: (a: T, b: T) => number): T[] {
+  if (count >= items.length) return items.sort(compare);
+  if (count <= 0) return items;
+  const top: T[] = [];
+  const rest: T[] = [];
+  for (const item of items) {
+    if (top.length === count) {
+      if (compare(item, top[count - 1]!) >= 0) {
+        rest.push(item);
+        continue;
+      }
+      rest.push(top.pop()!);
+    }
+    let at = top.length;
+    while (at > 0 && compare(item, top[at - 1]!) < 0) at -= 1;
+    top.splice(at, 0, item);
+  }
+  return top.concat(rest);
+}
+
 function verdict(agent: AgentSnapshot, score: number, outcome: Outcome): CandidateVerdict {
   return { agent: agent.name, score, status: agent.status, active_tasks: agent.activeTasks, max_concurrent: agent.maxConcurrent, outcome };
 }
@@ -134,19 +158,20 @@ export function decidePlacement(task: TaskToPlace, agents: readonly AgentSnapsho
     else if (exclusion !== null) filtered.push({ agent, exclusion });
     else eligible.push({ agent, score: scoreAgent(agent, task, now) });
   }
-  eligible.sort(compareCandidates);
-  const preferred = eligible.filter((c) => c.agent.name !== task.avoidAgent);
-  const pool = preferred.length > 0 ? preferred : eligible;
-  const best = pool[0];
+  // Only the verdicts listed need the order, and the winner is first or (when the first is the
+  // avoided agent) second: a batch lists 3 of hundreds of agents, for every task it places.
+  const ordered = bestFirst(eligible, Math.max(listed, 2), compareCandidates);
+  const preferred = ordered.find((c) => c.agent.name !== task.avoidAgent);
+  const best = preferred ?? ordered[0];
   const candidates: CandidateVerdict[] = [];
   const outcomes: Partial<Record<Outcome, number>> = {};
   const record = (agent: AgentSnapshot, score: number, outcome: Outcome) => {
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     if (candidates.length < listed) candidates.push(verdict(agent, score, outcome));
   };
-  for (const c of eligible) {
+  for (const c of ordered) {
     if (c === best) record(c.agent, c.score, 'won');
-    else if (best && pool !== eligible && c.agent.name === task.avoidAgent) record(c.agent, c.score, 'avoided');
+    else if (preferred && c.agent.name === task.avoidAgent) record(c.agent, c.score, 'avoided');
     else record(c.agent, c.score, best && c.score === best.score ? 'tie_break' : 'lower_score');
   }
   for (const f of filtered) record(f.agent, 0, f.exclusion);

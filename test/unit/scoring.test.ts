@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareCandidates, decidePlacement, exclusionOf, priorityWeight, scoreAgent, type AgentSnapshot } from '../../src/assignment/scoring.js';
+import { bestFirst, compareCandidates, decidePlacement, exclusionOf, priorityWeight, scoreAgent, type AgentSnapshot } from '../../src/assignment/scoring.js';
+import { AGENT_STATUSES } from '../../src/db/columns.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
 
@@ -143,5 +145,50 @@ describe('decidePlacement', () => {
     expect(compareCandidates(a, b)).toBeLessThan(0);
     expect(compareCandidates(b, a)).toBeGreaterThan(0);
     expect(compareCandidates(a, a)).toBe(0);
+  });
+});
+
+describe('a decision that lists a few candidates', () => {
+  // Few distinct values, so scores, loads and last assignments tie often and the name decides.
+  const agentsArb = fc
+    .array(
+      fc.record({
+        // Mostly agents that could take the task, so several compete; every status now and then.
+        status: fc.oneof({ weight: 3, arbitrary: fc.constantFrom('ready', 'busy', 'sleeping') }, { weight: 1, arbitrary: fc.constantFrom(...AGENT_STATUSES) }),
+        activeTasks: fc.integer({ min: 0, max: 3 }),
+        maxConcurrent: fc.integer({ min: 1, max: 4 }),
+        lastAssignedAt: fc.option(fc.constantFrom(0, 1_000, 2_000).map((ms) => new Date(now.getTime() - ms))),
+        capable: fc.constantFrom(true, true, true, false),
+        drained: fc.constantFrom(false, false, false, true),
+      }),
+      { maxLength: 40 },
+    )
+    .map((rows) =>
+      rows.map((row, i) =>
+        agent({ ...row, name: `agent-${String((i * 7) % 41).padStart(2, '0')}`, capabilities: row.capable ? ['code'] : ['docs'] }),
+      ),
+    );
+
+  it('is the full decision with its list cut short: same winner, same first verdicts, same counts', () => {
+    fc.assert(
+      fc.property(agentsArb, fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 6 }), fc.nat(50), (agents, priority, listed, avoid) => {
+        const avoidAgent = agents[avoid]?.name ?? null;
+        const full = decidePlacement(task(priority, 'code', avoidAgent), agents, now);
+        const cut = decidePlacement(task(priority, 'code', avoidAgent), agents, now, listed);
+        expect(cut).toEqual({ ...full, candidates: full.candidates.slice(0, listed) });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('orders only the first items it is asked for', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20 })), fc.nat(10), (items, count) => {
+        const sorted = [...items].sort((a, b) => a - b);
+        const result = bestFirst([...items], count, (a, b) => a - b);
+        expect(result.slice(0, count)).toEqual(sorted.slice(0, count));
+        expect([...result].sort((a, b) => a - b)).toEqual(sorted);
+      }),
+    );
   });
 });
