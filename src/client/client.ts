@@ -103,7 +103,7 @@ export class DispatchClient {
     create: async (input: CreateTaskInput, options: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Task & { replayed: boolean }> => {
       const key = options.idempotencyKey ?? globalThis.crypto.randomUUID();
       const result = await this.transport.call<Task>('POST', '/api/v1/tasks', { body: input, headers: { 'idempotency-key': key }, signal: options.signal });
-      return Object.assign(result.body, { replayed: result.headers.get('idempotent-replayed') === 'true' });
+      return Object.assign(result.body, { replayed: result.header('idempotent-replayed') === 'true' });
     },
     /** GET /api/v1/tasks: one page, newest first; pass `next_cursor` back as `cursor` for the next. */
     list: async (query: ListTasksQuery = {}): Promise<TaskPage> => {

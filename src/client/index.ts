@@ -1,7 +1,8 @@
 /**
  * The Dispatch client (`dispatch/client`): a typed client of the API, the assignment stream, and
- * the agent SDK. Needs only fetch and WHATWG streams (Node 20+, Deno, Bun, browsers); the agent
- * SDK's signal handling uses Node's `process` when it exists.
+ * the agent SDK. Speaks HTTP through node:http where the runtime has it and fetch elsewhere
+ * (src/client/http.ts): Node 20+, Deno, Bun, browsers; the agent SDK's signal handling uses
+ * Node's `process` when it exists.
  */
 export { createClient, DispatchClient, type AssignmentPoll, type DispatchClientOptions } from './client.js';
 export { runAgent, type AgentRunner, type RunAgentOptions, type TaskContext } from './agent.js';

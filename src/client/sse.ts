@@ -10,11 +10,11 @@ export interface ServerSentEvent {
  * Parses a text/event-stream body (https://html.spec.whatwg.org/multipage/server-sent-events.html
  * §9.2.6): fields until a blank line, `data` lines joined with newlines, comment lines (keepalives)
  * ignored, an event without data not dispatched; a `retry:` field (the reconnection delay the server
- * asks for, in milliseconds) is passed to `onRetry` as it comes. Only WHATWG streams and TextDecoder: runs in
+ * asks for, in milliseconds) is passed to `onRetry` as it comes. Only TextDecoder: runs in
  * browsers, Deno and Bun as well as Node.
  */
 export async function* parseEventStream(
-  body: ReadableStream<Uint8Array>,
+  body: AsyncIterable<Uint8Array>,
   lastEventId = '',
   onRetry: (ms: number) => void = () => undefined,
 ): AsyncGenerator<ServerSentEvent> {
@@ -22,10 +22,10 @@ export async function* parseEventStream(
   let buffer = '';
   let event = '';
   let data: string[] = [];
-  const reader = body.getReader();
+  const chunks = body[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await chunks.next();
       buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
       for (;;) {
         const end = buffer.search(/\r\n|\r|\n/);
@@ -52,7 +52,6 @@ export async function* parseEventStream(
       if (done) return;
     }
   } finally {
-    reader.releaseLock();
-    await body.cancel().catch(() => undefined);
+    await chunks.return?.();
   }
 }

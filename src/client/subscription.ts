@@ -142,22 +142,23 @@ export class AssignmentSubscription implements AsyncIterable<AssignmentEvent> {
     const idle = new AbortController();
     const signal = AbortSignal.any([this.controller.signal, idle.signal]);
     const idleTimeoutMs = this.options.idleTimeoutMs ?? 45_000;
-    let timer = setTimeout(() => idle.abort(new Error('no keepalive')), idleTimeoutMs);
-    const touch = new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, out) {
+    const expire = () => idle.abort(new Error(`no keepalive for ${idleTimeoutMs} ms`));
+    let timer = setTimeout(expire, idleTimeoutMs);
+    // Every chunk (keepalives included) restarts the idle timer.
+    async function* touched(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      for await (const chunk of chunks) {
         clearTimeout(timer);
-        timer = setTimeout(() => idle.abort(new Error(`no keepalive for ${idleTimeoutMs} ms`)), idleTimeoutMs);
-        out.enqueue(chunk);
-      },
-    });
+        timer = setTimeout(expire, idleTimeoutMs);
+        yield chunk;
+      }
+    }
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (this.lastEventId !== undefined) headers['last-event-id'] = this.lastEventId;
       const response = await this.transport.open(this.path, headers, signal);
-      if (!response.body) throw new Error('the assignment stream has no body');
       this.options.onConnect?.(this.connections++ > 0);
       const onRetry = (ms: number) => void (this.serverRetryMs = ms);
-      for await (const sse of parseEventStream(response.body.pipeThrough(touch), this.lastEventId ?? '', onRetry)) {
+      for await (const sse of parseEventStream(touched(response.chunks()), this.lastEventId ?? '', onRetry)) {
         const event = toAssignmentEvent(sse.event, sse.lastEventId, JSON.parse(sse.data) as Record<string, unknown>);
         if (sse.lastEventId !== '') this.lastEventId = sse.lastEventId;
         if (!event || this.repeated(event)) continue;

@@ -1,4 +1,5 @@
 import { DispatchApiError, DispatchUnreachableError } from './errors.js';
+import { fetchHttp, nodeHttp, type HttpReply, type HttpSend } from './http.js';
 import type { ErrorBody } from './types.js';
 
 export interface RetryOptions {
@@ -20,7 +21,7 @@ export interface TransportOptions {
   retry?: RetryOptions;
   /** Time for one try of one call, response body included. Default 30 s. */
   timeoutMs?: number;
-  /** Another fetch (a proxy's, a test's); the global one by default. */
+  /** Another fetch (a proxy's, a test's). By default node:http where the runtime has it, else the global fetch. */
   fetch?: typeof fetch;
 }
 
@@ -33,7 +34,8 @@ export interface CallOptions {
 
 export interface CallResult<T> {
   status: number;
-  headers: Headers;
+  /** A header of the answer, null when absent. */
+  header(name: string): string | null;
   body: T;
   /** How many tries it took (1: answered at the first). */
   tries: number;
@@ -92,10 +94,10 @@ export function backoffMs(tryIndex: number, baseMs: number, maxMs: number): numb
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-async function errorFrom(response: Response): Promise<DispatchApiError> {
+async function errorFrom(response: HttpReply): Promise<DispatchApiError> {
   const text = await response.text().catch(() => '');
-  const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
-  const requestId = response.headers.get('x-request-id') ?? undefined;
+  const retryAfter = parseRetryAfter(response.header('retry-after'));
+  const requestId = response.header('x-request-id') ?? undefined;
   try {
     const { error } = JSON.parse(text) as ErrorBody;
     if (typeof error?.code === 'string' && typeof error.message === 'string') {
@@ -120,7 +122,7 @@ async function errorFrom(response: Response): Promise<DispatchApiError> {
 export class Transport {
   readonly urls: readonly string[];
   private current = 0;
-  private readonly fetch: typeof fetch;
+  private readonly send: HttpSend;
   private readonly retries: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -130,7 +132,7 @@ export class Transport {
     const urls = typeof options.url === 'string' ? [options.url] : [...options.url];
     if (urls.length === 0) throw new TypeError('Dispatch client: give at least one url');
     this.urls = urls.map((u) => u.replace(/\/+$/, ''));
-    this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.send = (options.fetch && fetchHttp(options.fetch)) ?? nodeHttp() ?? fetchHttp(globalThis.fetch.bind(globalThis));
     this.retries = options.retry?.retries ?? 4;
     this.baseDelayMs = options.retry?.baseDelayMs ?? 200;
     this.maxDelayMs = options.retry?.maxDelayMs ?? 30_000;
@@ -182,10 +184,10 @@ export class Transport {
     }
     for (let tryIndex = 0; ; tryIndex++) {
       const deadline = deadlineSignal(this.timeoutMs, options.signal);
-      let response: Response;
+      let response: HttpReply;
       let text: string;
       try {
-        response = await this.fetch(this.url(path, options.query), { method, headers, body, signal: deadline.signal });
+        response = await this.send({ method, url: this.url(path, options.query), headers, body, signal: deadline.signal });
         if (!response.ok) {
           const error = await errorFrom(response);
           if (!RETRYABLE_STATUS.has(response.status)) throw error;
@@ -208,7 +210,7 @@ export class Transport {
       } finally {
         deadline.clear();
       }
-      return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : null) as T, tries: tryIndex + 1 };
+      return { status: response.status, header: (name) => response.header(name), body: (text ? JSON.parse(text) : null) as T, tries: tryIndex + 1 };
     }
   }
 
@@ -216,10 +218,10 @@ export class Transport {
    * Opens a streaming GET (the assignment stream) on the current URL: one try, the API's error
    * thrown as DispatchApiError, no answer as DispatchUnreachableError (after moving to the next URL).
    */
-  async open(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
-    let response: Response;
+  async open(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<HttpReply> {
+    let response: HttpReply;
     try {
-      response = await this.fetch(this.url(path), { method: 'GET', headers: this.headers(headers), signal });
+      response = await this.send({ method: 'GET', url: this.url(path), headers: this.headers(headers), signal });
     } catch (error) {
       if (signal.aborted) throw error;
       this.rotate();

@@ -56,10 +56,16 @@ const unavailable = (retryAfter?: string): Answer => ({
 });
 const task = { id: '6f1c0a52-4a0e-4c4b-9d56-0d7c1b7c3f10', status: 'pending', attempt: 0 };
 
-describe('the client retries', () => {
+/** Both of the client's HTTP paths: node:http (its default under Node) and a fetch. */
+const paths = [
+  { path: 'node:http', options: {} },
+  { path: 'fetch', options: { fetch: globalThis.fetch } },
+];
+
+describe.each(paths)('over $path, the client retries', ({ options: http }) => {
   it('a 429 after the Retry-After the server gave, then returns the answer', async () => {
     const server = await scriptedServer([limited('1'), { status: 200, body: { tasks: [], next_cursor: null } }]);
-    const client = new DispatchClient({ url: server.url, token: 't' });
+    const client = new DispatchClient({ ...http, url: server.url, token: 't' });
     const page = await client.tasks.list();
     expect(page).toEqual({ tasks: [], next_cursor: null });
     expect(server.received).toHaveLength(2);
@@ -69,7 +75,7 @@ describe('the client retries', () => {
 
   it('a create answered 503 with the same Idempotency-Key, so Dispatch can never make it twice', async () => {
     const server = await scriptedServer([unavailable('0'), unavailable(), { status: 201, body: task }]);
-    const client = new DispatchClient({ url: server.url, retry: { baseDelayMs: 10 } });
+    const client = new DispatchClient({ ...http, url: server.url, retry: { baseDelayMs: 10 } });
     const created = await client.tasks.create({ title: 't', scope: 's' });
     expect(created.id).toBe(task.id);
     const keys = server.received.map((r) => r.headers['idempotency-key']);
@@ -83,7 +89,7 @@ describe('the client retries', () => {
 
   it('a bounded number of times, then throws the API error with its status, code and Retry-After', async () => {
     const server = await scriptedServer([unavailable('0')]);
-    const client = new DispatchClient({ url: server.url, retry: { retries: 2 } });
+    const client = new DispatchClient({ ...http, url: server.url, retry: { retries: 2 } });
     const error = await client.stats().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DispatchApiError);
     expect(error).toMatchObject({ status: 503, code: 'unavailable', message: 'database unavailable', retryAfterMs: 0 });
@@ -92,7 +98,7 @@ describe('the client retries', () => {
 
   it('not at all when Retry-After is longer than it may wait: the caller decides', async () => {
     const server = await scriptedServer([limited('120')]);
-    const client = new DispatchClient({ url: server.url, retry: { maxDelayMs: 5_000 } });
+    const client = new DispatchClient({ ...http, url: server.url, retry: { maxDelayMs: 5_000 } });
     const error = (await client.stats().catch((e: unknown) => e)) as DispatchApiError;
     expect(error.code).toBe('rate_limited');
     expect(error.retryAfterMs).toBe(120_000);
@@ -102,7 +108,7 @@ describe('the client retries', () => {
   it('never on an answer a retry cannot change, which is thrown with the fields it names', async () => {
     const details = [{ field: 'scope', message: 'required' }];
     const server = await scriptedServer([{ status: 400, body: { error: { code: 'validation_failed', message: 'invalid task: scope', details } } }]);
-    const client = new DispatchClient({ url: server.url });
+    const client = new DispatchClient({ ...http, url: server.url });
     const error = (await client.tasks.create({ title: 't' } as never).catch((e: unknown) => e)) as DispatchApiError;
     expect(error).toBeInstanceOf(DispatchApiError);
     expect(error).toMatchObject({ status: 400, code: 'validation_failed', message: 'invalid task: scope', details });
@@ -113,10 +119,10 @@ describe('the client retries', () => {
   it('on the next replica when one does not answer, and says which it could not reach when none does', async () => {
     const down = `http://127.0.0.1:${await freePort()}`;
     const server = await scriptedServer([{ status: 200, body: task }]);
-    const client = new DispatchClient({ url: [down, server.url] });
+    const client = new DispatchClient({ ...http, url: [down, server.url] });
     expect((await client.tasks.get(task.id)).id).toBe(task.id);
     expect(client.transport.baseUrl).toBe(server.url);
-    const nobody = new DispatchClient({ url: down, retry: { retries: 1, baseDelayMs: 10 } });
+    const nobody = new DispatchClient({ ...http, url: down, retry: { retries: 1, baseDelayMs: 10 } });
     const error = await nobody.stats().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DispatchUnreachableError);
     expect((error as Error).message).toContain(down);
@@ -124,7 +130,7 @@ describe('the client retries', () => {
   });
 });
 
-describe('a call that gets no answer', () => {
+describe.each(paths)('over $path, a call that gets no answer', ({ options: http }) => {
   /** A server that never answers its first `silent` requests, then answers each with `task`. */
   async function silentServer(silent: number) {
     let seen = 0;
@@ -142,16 +148,34 @@ describe('a call that gets no answer', () => {
 
   it('gives up on a try after timeoutMs and tries again', async () => {
     const silent = await silentServer(1);
-    const client = new DispatchClient({ url: silent.url, timeoutMs: 200, retry: { retries: 1, baseDelayMs: 10 } });
+    const client = new DispatchClient({ ...http, url: silent.url, timeoutMs: 200, retry: { retries: 1, baseDelayMs: 10 } });
     const started = Date.now();
     expect((await client.tasks.get(task.id)).id).toBe(task.id);
     expect(silent.tries()).toBe(2);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
   });
 
+  it('tries again when an answer is cut off halfway through its body', async () => {
+    let seen = 0;
+    const server = createServer((req, res) => {
+      seen += 1;
+      const body = JSON.stringify(task);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+      if (seen === 1) {
+        res.write(body.slice(0, 10));
+        setImmediate(() => res.destroy());
+      } else res.end(body);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = new DispatchClient({ ...http, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, retry: { retries: 1, baseDelayMs: 10 } });
+    expect((await client.tasks.get(task.id)).id).toBe(task.id);
+    expect(seen).toBe(2);
+  });
+
   it('ends at once, untried again, when the caller aborts it', async () => {
     const silent = await silentServer(Infinity);
-    const client = new DispatchClient({ url: silent.url, timeoutMs: 30_000 });
+    const client = new DispatchClient({ ...http, url: silent.url, timeoutMs: 30_000 });
     const controller = new AbortController();
     const call = client.transport.call('GET', `/api/v1/tasks/${task.id}`, { signal: controller.signal }).catch((e: unknown) => e);
     setTimeout(() => controller.abort(new Error('caller gave up')), 50);
