@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DispatchApiError, DispatchClient, DispatchUnreachableError, parseRetryAfter } from '../../src/client/index.js';
 import { freePort } from '../helpers/replica-process.js';
@@ -127,6 +127,19 @@ describe.each(paths)('over $path, the client retries', ({ options: http }) => {
     expect(error).toBeInstanceOf(DispatchUnreachableError);
     expect((error as Error).message).toContain(down);
     expect((error as Error).message).toMatch(/ECONNREFUSED/);
+  });
+  it('speaks TLS to an https URL', async () => {
+    // A raw TCP listener: the first byte a TLS client sends is a handshake record (0x16).
+    const firstBytes: number[] = [];
+    const listener = createNetServer((socket) => socket.once('data', (data: Buffer) => (firstBytes.push(data[0]!), socket.destroy())));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = new DispatchClient({ ...http, url: `https://127.0.0.1:${(listener.address() as AddressInfo).port}`, retry: { retries: 0 } });
+      expect(await client.tasks.get(task.id).catch((e: unknown) => e)).toBeInstanceOf(DispatchUnreachableError);
+      expect(firstBytes).toEqual([0x16]);
+    } finally {
+      await new Promise((resolve) => listener.close(resolve));
+    }
   });
 });
 
