@@ -32,6 +32,30 @@ async function completedCount(db: Db): Promise<number> {
   return rows[0]!.n;
 }
 
+interface HandledTask {
+  created: number;
+  insertCommitted: number;
+  assigned: number;
+  committed: number;
+  handler: number;
+}
+
+/** The hops of create -> handler, each as p50, p99 and its mean over the slowest 1% of tasks. */
+function handlerHops(tasks: readonly HandledTask[]): { hop: string; cells: string[] }[] {
+  const hops: [string, (t: HandledTask) => number][] = [
+    ['the create\'s transaction (created_at -> its commit)', (t) => t.insertCommitted - t.created],
+    ['waiting for a batch (create commit -> the batch\'s transaction starts, assigned_at)', (t) => t.assigned - t.insertCommitted],
+    ['the batch (assigned_at -> its commit)', (t) => t.committed - t.assigned],
+    ['delivery (batch commit -> the SDK handler holds the task)', (t) => t.handler - t.committed],
+  ];
+  const slowest = [...tasks].sort((a, b) => b.handler - b.created - (a.handler - a.created)).slice(0, Math.max(1, Math.ceil(tasks.length / 100)));
+  return hops.map(([hop, of]) => {
+    const all = summarize(tasks.map(of));
+    const tail = slowest.reduce((sum, t) => sum + of(t), 0) / slowest.length;
+    return { hop, cells: [fmtMs(all.p50), fmtMs(all.p99), fmtMs(tail)] };
+  });
+}
+
 export async function roundtrip(report: string[]): Promise<void> {
   await withCommitStampedServer('roundtrip', async (serverUrl, database, dataDir) => {
     const db = database.db;
@@ -77,19 +101,34 @@ export async function roundtrip(report: string[]): Promise<void> {
         held.clear();
         await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
         await waitUntil('every paced task completed', async () => (await completedCount(db)) >= pacedCount, 120_000, 20);
-        const { rows } = await sql<{ id: string; created: number; assigned: number; committed: number }>`
-          SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created, extract(epoch FROM t.assigned_at) * 1000 AS assigned,
+        // The commit stamps: the `created` event's transaction is the create's, the `assigned` event's the batch's.
+        const { rows } = await sql<{ id: string; created: number; insertCommitted: number; assigned: number; committed: number }>`
+          SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created,
+                 extract(epoch FROM pg_xact_commit_timestamp(c.xmin)) * 1000 AS "insertCommitted",
+                 extract(epoch FROM t.assigned_at) * 1000 AS assigned,
                  extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000 AS committed
-            FROM dispatch_tasks t JOIN dispatch_task_events e ON e.task_id = t.id AND e.event = 'assigned' AND e.attempt = 1`.execute(db);
+            FROM dispatch_tasks t
+            JOIN dispatch_task_events e ON e.task_id = t.id AND e.event = 'assigned' AND e.attempt = 1
+            JOIN dispatch_task_events c ON c.task_id = t.id AND c.event = 'created'`.execute(db);
         const reached = rows.filter((r) => held.has(r.id));
         const assigned = summarize(rows.map((r) => Number(r.assigned) - Number(r.created)));
         const committedToHandler = summarize(reached.map((r) => held.get(r.id)! - Number(r.committed)));
         const delivered = summarize(reached.map((r) => held.get(r.id)! - Number(r.created)));
+        const hops = handlerHops(
+          reached.map((r) => ({
+            created: Number(r.created),
+            insertCommitted: Number(r.insertCommitted),
+            assigned: Number(r.assigned),
+            committed: Number(r.committed),
+            handler: held.get(r.id)!,
+          })),
+        );
         log(
           `  create -> assigned p50 ${fmtMs(assigned.p50)} p99 ${fmtMs(assigned.p99)}; assignment commit -> handler p50 ${fmtMs(committedToHandler.p50)} ` +
             `p99 ${fmtMs(committedToHandler.p99)}; create -> handler p50 ${fmtMs(delivered.p50)} p99 ${fmtMs(delivered.p99)} (n=${delivered.n})`,
         );
         recordFigure('roundTripP99', delivered.p99);
+        log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         report.push(
           `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
           `CPU per task as fast as the creators go (/proc, user + system): this process (the creators and the SDK agents) ${cpu.bench.toFixed(2)} ms, ` +
@@ -110,6 +149,8 @@ export async function roundtrip(report: string[]): Promise<void> {
               ],
             ],
           ),
+          `Where create -> handler time goes at ${fmtRate(pacedRate)}: each hop's own percentiles, and its mean over the slowest 1% of tasks (by create -> handler), which says what the tail is made of.`,
+          table(['hop', 'p50', 'p99', 'mean, slowest 1%'], hops.map((h) => [h.hop, ...h.cells])),
         );
       } finally {
         await Promise.all(agents.map((a) => a.stop()));
