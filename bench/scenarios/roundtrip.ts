@@ -134,7 +134,6 @@ export async function roundtrip(report: string[]): Promise<void> {
           `CPU per task as fast as the creators go (/proc, user + system): this process (the creators and the SDK agents) ${cpu.bench.toFixed(2)} ms, ` +
             `the replica ${cpu.replicas.toFixed(2)} ms, PostgreSQL ${cpu.postgres.toFixed(2)} ms: ${cpu.total.toFixed(2)} ms in all, ` +
             `so this machine's ${cores} cores could run at most ${fmtRate(ceiling)} of this round trip.`,
-          '',
           table(
             ['load', 'tasks', 'tasks/s (create -> complete)', 'create -> assigned p50 / p99', 'assignment commit -> handler p50 / p99', 'create -> handler p50 / p99'],
             [
