@@ -261,6 +261,10 @@ export interface Completion {
  * (or a batch and the assigner, which locks agents in name order too) naming the same agents
  * would otherwise deadlock. `agents_locked` is an InitPlan the UPDATE's one-time filter runs
  * before its scan starts.
+ *
+ * The tasks are found by primary key (as the assigner's write finds them): with the status test
+ * written plainly, statistics from a quieter hour made the planner read every active task through
+ * the partial index on them to complete a few (test/integration/assignment.plans.test.ts).
  */
 export async function completeTasks(db: Db, completions: readonly Completion[]): Promise<Array<TaskRow | undefined>> {
   const { rows } = await sql<TaskRow & { input: string }>`
@@ -277,7 +281,8 @@ export async function completeTasks(db: Db, completions: readonly Completion[]):
          SET status = 'completed', result = i.result, completed_at = now(), deadline_at = NULL
         FROM input i
        WHERE (SELECT n FROM agents_locked) IS NOT NULL
-         AND d.id = i.id AND d.status IN ('assigned', 'running') AND d.assignee = i.agent
+         AND d.id = ANY (ARRAY(SELECT id FROM input)) AND d.id = i.id
+         AND coalesce(d.status, '') IN ('assigned', 'running') AND d.assignee = i.agent
          AND (i.attempt IS NULL OR d.attempt = i.attempt)
       RETURNING d.*, i.n AS input
     ), e AS (

@@ -1,0 +1,82 @@
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { applyAssignments, claimPendingTasks, lockAssignableAgents } from '../../src/assignment/assignment.queries.js';
+import type { Db } from '../../src/db/database.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { completeTasks } from '../../src/tasks/task.queries.js';
+import { insertTasks } from '../helpers/tasks.js';
+
+/**
+ * A backlog arrives faster than statistics follow it: the table was last analysed while nearly
+ * every task in it had finished (the steady state of a queue that keeps up), then thousands came
+ * in one burst, and autoanalyze has not run yet (it may take a minute; the drain is over sooner).
+ * The planner then believes almost nothing is pending. The batch's statements must still read
+ * only the rows they claim and write.
+ */
+const database = useTestDatabase();
+const BACKLOG = 20_000;
+const BATCH = 500;
+
+type Tx = Parameters<Parameters<ReturnType<Db['transaction']>['execute']>[0]>[0];
+
+/** Heap rows this transaction has read from dispatch_tasks so far, by index and by sequential scan. */
+async function rowsRead(tx: Tx): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int AS n FROM pg_stat_xact_user_tables WHERE relname = 'dispatch_tasks'`.execute(tx);
+  return rows[0]?.n ?? 0;
+}
+
+describe('assignment under statistics from before a backlog', () => {
+  it('claims and writes a batch reading about as many task rows as it places', async () => {
+    const db = database().handle.db;
+    await sql`ALTER TABLE dispatch_tasks SET (autovacuum_enabled = off)`.execute(db);
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('plan-agent', '{backlog}', 'ready', ${BACKLOG})`.execute(db);
+    await insertTasks(db, 200, { scope: 'backlog', status: 'completed' });
+    await sql`ANALYZE dispatch_tasks`.execute(db);
+    await insertTasks(db, BACKLOG, { scope: 'backlog' });
+
+    await db.transaction().execute(async (tx) => {
+      const { free } = await lockAssignableAgents(tx, 3);
+      expect(free.map((a) => a.name)).toEqual(['plan-agent']);
+
+      const beforeClaim = await rowsRead(tx);
+      const claimed = await claimPendingTasks(tx, ['backlog'], BATCH, { plannerSettingsSet: true });
+      const claimRead = (await rowsRead(tx)) - beforeClaim;
+      expect(claimed).toHaveLength(BATCH);
+
+      const beforeWrite = await rowsRead(tx);
+      const applied = await applyAssignments(
+        tx,
+        claimed.map((t) => ({ taskId: t.id, agent: 'plan-agent', placement: null })),
+      );
+      const writeRead = (await rowsRead(tx)) - beforeWrite;
+      expect(applied).toHaveLength(BATCH);
+
+      // The claim looks at its candidates (the batch and a small allowance) twice: walking the
+      // scope's index, then locking them by primary key. The write reads each task twice: found
+      // by key, and again by its event's foreign-key check. (Both read the whole backlog when
+      // their status test matched the partial indexes on pending tasks.)
+      expect(claimRead, 'task rows the claim read').toBeLessThanOrEqual(3 * BATCH);
+      expect(writeRead, 'task rows the write read').toBeLessThanOrEqual(2 * BATCH);
+    });
+  });
+
+  it('completes tasks reading only theirs while thousands more are active', async () => {
+    const db = database().handle.db;
+    await sql`ALTER TABLE dispatch_tasks SET (autovacuum_enabled = off)`.execute(db);
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('busy-agent', '{busy}', 'ready', ${BACKLOG})`.execute(db);
+    await insertTasks(db, 200, { scope: 'busy', status: 'completed' });
+    await sql`ANALYZE dispatch_tasks`.execute(db);
+    const ids = await insertTasks(db, BACKLOG, { scope: 'busy', status: 'assigned', assignee: 'busy-agent' });
+
+    await db.transaction().execute(async (tx) => {
+      const done = ids.slice(0, 100);
+      const before = await rowsRead(tx);
+      const completed = await completeTasks(tx, done.map((taskId) => ({ call: { taskId, agent: 'busy-agent', attempt: 1 }, resultJson: '{}' })));
+      const read = (await rowsRead(tx)) - before;
+      console.log({ read });
+      expect(completed.filter(Boolean)).toHaveLength(done.length);
+      expect(read, 'task rows the completion read').toBeLessThanOrEqual(2 * done.length);
+    });
+  });
+});
