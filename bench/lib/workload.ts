@@ -184,11 +184,15 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, tim
   }
 }
 
-/** Waits until no task of `requester` is pending any more. */
+/**
+ * Waits until no task is pending any more. The probe stops at the first pending task: counting
+ * them all, ten times a second, cost the database 13 ms a look at the start of a 100 k drain, CPU
+ * the drain it measures then went without (graphile-worker's own yardstick counts in process).
+ */
 export async function waitAssigned(db: Db, timeoutMs: number): Promise<void> {
   await waitUntil(
     'every task assigned',
-    async () => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'pending'`.execute(db)).rows[0]!.n === 0,
+    async () => (await sql<{ done: boolean }>`SELECT NOT EXISTS (SELECT 1 FROM dispatch_tasks WHERE status = 'pending') AS done`.execute(db)).rows[0]!.done,
     timeoutMs,
     100,
   );
