@@ -18,6 +18,7 @@ import * as m0016 from './migrations/0016_task_readers.js';
 import * as m0017 from './migrations/0017_claim_per_scope.js';
 import * as m0018 from './migrations/0018_quiet_timeout_jobs.js';
 import * as m0019 from './migrations/0019_wake_assigners_by_notify.js';
+import * as m0020 from './migrations/0020_cached_trigger_plans.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -44,6 +45,7 @@ export const migrations: Record<string, Migration> = {
   '0017_claim_per_scope': m0017,
   '0018_quiet_timeout_jobs': m0018,
   '0019_wake_assigners_by_notify': m0019,
+  '0020_cached_trigger_plans': m0020,
 };
 
 export const migrationProvider: MigrationProvider = {

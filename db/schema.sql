@@ -259,23 +259,21 @@ COMMENT ON FUNCTION public.dispatch_queue_events_for_publication() IS 'Statement
 --
 
 CREATE FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
-  WITH added AS (
+BEGIN
   INSERT INTO dispatch_scope_observations (scope, kind, outcome, le, observations, seconds)
   SELECT s, k, o, dispatch_latency_bucket(greatest(x, 0)), count(*), sum(greatest(x, 0))
     FROM unnest(scopes, kinds, outcomes, secs) AS u(s, k, o, x)
-   GROUP BY 1, 2, 3, 4
-  )
-  -- A data-modifying WITH runs to completion whether or not the outer query reads it.
-  SELECT cardinality(scopes)
-$$;
+   GROUP BY 1, 2, 3, 4;
+  RETURN cardinality(scopes);
+END $$;
 
 --
 -- Name: FUNCTION dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Appends observations (parallel arrays: scope, kind, outcome, seconds) to dispatch_scope_observations, one row per bucket touched; returns how many observations.';
+COMMENT ON FUNCTION public.dispatch_record_observations(scopes text[], kinds text[], outcomes text[], secs double precision[]) IS 'Appends observations (parallel arrays: scope, kind, outcome, seconds) to dispatch_scope_observations, one row per bucket touched; returns how many observations. PL/pgSQL so that its INSERT is planned once per session (migration 0020).';
 
 --
 -- Name: dispatch_remember_former_assignee(); Type: FUNCTION; Schema: public; Owner: -
@@ -852,21 +850,23 @@ COMMENT ON FUNCTION public.dispatch_touch_updated_at() IS 'Keeps updated_at curr
 --
 
 CREATE FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+DECLARE
+  removed integer;
+BEGIN
   -- A job already running (locked) is left alone: it re-checks the attempt and does nothing.
   -- (The parameter is not called task_id: graphile's jobs table has a column of that name.)
-  WITH removed AS (
-    DELETE FROM graphile_worker._private_jobs WHERE key = 'timeout:' || timed_task::text AND locked_at IS NULL RETURNING 1
-  )
-  SELECT count(*)::integer FROM removed;
-$$;
+  DELETE FROM graphile_worker._private_jobs WHERE key = 'timeout:' || timed_task::text AND locked_at IS NULL;
+  GET DIAGNOSTICS removed = ROW_COUNT;
+  RETURN removed;
+END $$;
 
 --
 -- Name: FUNCTION dispatch_unschedule_timeout(timed_task uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) IS 'Removes the timeout job of a task that finished or left its agent; returns how many jobs it removed.';
+COMMENT ON FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) IS 'Removes the timeout job of a task that finished or left its agent; returns how many jobs it removed. PL/pgSQL so that its DELETE is planned once per session (migration 0020).';
 
 --
 -- Name: dispatch_uuid_v7(); Type: FUNCTION; Schema: public; Owner: -
