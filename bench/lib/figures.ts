@@ -21,6 +21,7 @@ export type FigureKey =
   | 'skipLockedRate'
   | 'bareInsertRate'
   | 'roundTrip'
+  | 'roundTripBareRate'
   | 'roundTripP99';
 
 const figures = new Map<FigureKey, number>();
@@ -54,7 +55,8 @@ const ROWS: SummaryRow[] = [
   { figure: 'drain of the backlog, 1 replica', ours: 'drain1', yardstick: 'skipLockedRate', unit: 'rate', yardstickLabel: 'raw SKIP LOCKED claims, 100 rows x 4 clients', target: '(none)', met: null },
   { figure: 'drain of the backlog, 3 replicas', ours: 'drain3', yardstick: 'drain1', unit: 'rate', yardstickLabel: 'Dispatch, 1 replica', target: '>= 0.95x', met: (r) => r >= 0.95 },
   { figure: 'POST /api/v1/tasks, 1 replica assigning', ours: 'httpCreates1', yardstick: 'bareInsertRate', unit: 'rate', yardstickLabel: 'bare Hono route, one INSERT', target: '(none)', met: null },
-  { figure: 'agent round trip, SDK agents (create -> complete)', ours: 'roundTrip', yardstick: 'bareInsertRate', unit: 'rate', yardstickLabel: 'bare Hono route, one INSERT', target: '>= 0.25x', met: (r) => r >= 0.25 },
+  // Its own yardstick, on the round trip's server, taken just before and after it (their mean).
+  { figure: 'agent round trip, SDK agents (create -> complete)', ours: 'roundTrip', yardstick: 'roundTripBareRate', unit: 'rate', yardstickLabel: 'bare Hono route, one INSERT, around it', target: '>= 0.25x', met: (r) => r >= 0.25 },
   { figure: 'idle delivery on the stream: assignment commit -> agent, p50', ours: 'streamAddedP50', yardstick: null, unit: 'ms', yardstickLabel: '', target: '<= 3 ms (issue 14)', met: (_r, ours) => ours <= 3 },
   { figure: 'create -> SDK handler p99 at half that rate', ours: 'roundTripP99', yardstick: 'idleP99', unit: 'ms', yardstickLabel: 'Dispatch idle create -> assigned p99', target: '<= 50 ms', met: (_r, ours) => ours <= 50 },
 ];

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { loadPhase, type LoadResult } from '../lib/http-load.js';
 
 /**
  * Runs `fn` against bench/reference/bare-insert-server.ts (a bare Hono route doing one INSERT
@@ -24,4 +25,17 @@ export async function withBareInsertServer<T>(databaseUrl: string, poolSize: num
     // Its pool must be gone before the caller drops the database.
     await exited;
   }
+}
+
+/**
+ * The bare route's create rate on `databaseUrl` (its own table there): 50 connections posting the
+ * create body the HTTP benchmarks use, for `timing`'s warm-up and duration.
+ */
+export async function bareRouteRate(databaseUrl: string, timing: { warmupS: number; durationS: number }): Promise<LoadResult> {
+  return await withBareInsertServer(databaseUrl, 10, (url) =>
+    loadPhase([`${url}/tasks`], { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'http load', scope: 'bench', priority: 3, context: { source: 'bench/assignment.ts' } }) }, {
+      connections: 50,
+      ...timing,
+    }),
+  );
 }

@@ -8,7 +8,8 @@ import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, summarize, table } from '../lib/stats.js';
 import { BENCH_SCOPE, createPaced, waitUntil } from '../lib/workload.js';
-import { args, log } from './common.js';
+import { bareRouteRate } from '../reference/bare-insert.js';
+import { PROFILE, args, log } from './common.js';
 
 /**
  * The whole agent round trip (issue 17): SDK agents (src/client `runAgent`, in this process)
@@ -97,6 +98,11 @@ export async function roundtrip(report: string[]): Promise<void> {
       );
       try {
         const rest = { via: 'rest', urls: [replica!.apiUrl] } as const;
+        const bareTiming = { warmupS: PROFILE.httpWarmupS, durationS: PROFILE.httpSeconds };
+        // This VM's speed moves within minutes: the yardstick is taken on this server right
+        // before and right after the round trip, and the ratio uses their mean.
+        log('roundtrip: the yardstick first, the bare route on this server');
+        const bareBefore = await bareRouteRate(serverUrl, bareTiming);
         log(`roundtrip: ${AGENTS} SDK agents, ${FLAT_OUT_TASKS} tasks created over REST as fast as 64 creators go`);
         const started = wallNow();
         const cpuBefore = sampleCpu([replica!.pid], dataDir);
@@ -112,6 +118,10 @@ export async function roundtrip(report: string[]): Promise<void> {
             `PostgreSQL ${cpu.postgres.toFixed(2)} ms; ${cpu.total.toFixed(2)} ms in all, so ${cores} cores go to at most ${fmtRate(ceiling)}`,
         );
         recordFigure('roundTrip', rate);
+        const bareAfter = await bareRouteRate(serverUrl, bareTiming);
+        const bareRate = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
+        log(`  bare route on this server: ${fmtRate(bareBefore.requestsPerSecond)} before, ${fmtRate(bareAfter.requestsPerSecond)} after; round trip ${(rate / bareRate).toFixed(2)}x their mean`);
+        recordFigure('roundTripBareRate', bareRate);
 
         const pacedRate = Math.max(1, Math.floor(rate / 2));
         const pacedCount = pacedRate * PACED_SECONDS;
@@ -157,6 +167,7 @@ export async function roundtrip(report: string[]): Promise<void> {
             ['load', 'tasks', 'tasks/s (create -> complete)', 'create -> assigned p50 / p99', 'assignment commit -> handler p50 / p99', 'create -> handler p50 / p99'],
             [
               ['as fast as 64 creators go', String(FLAT_OUT_TASKS), fmtRate(rate), '', '', ''],
+            ['the bare route on this server (yardstick), before / after', '', `${fmtRate(bareBefore.requestsPerSecond)} / ${fmtRate(bareAfter.requestsPerSecond)}`, '', '', ''],
               [
                 `paced at ${fmtRate(pacedRate)}`,
                 String(delivered.n),

@@ -1,8 +1,7 @@
 import { recordFigure } from '../lib/figures.js';
 import { withBenchDatabase } from '../lib/database.js';
-import { loadPhase } from '../lib/http-load.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
-import { withBareInsertServer } from '../reference/bare-insert.js';
+import { bareRouteRate } from '../reference/bare-insert.js';
 import { graphileAddJobLatency } from '../reference/graphile-latency.js';
 import { graphileBatchedThroughput } from '../reference/graphile-throughput.js';
 import { skipLockedClaimRate } from '../reference/skip-locked-claim.js';
@@ -31,18 +30,7 @@ export async function yardsticks(report: string[]): Promise<void> {
   recordFigure('skipLockedRate', claims.perSecond);
 
   log(`yardstick: bare Hono route, one INSERT per request, 50 connections`);
-  const bare = await withBenchDatabase(
-    'bare_insert',
-    (database) =>
-      withBareInsertServer(database.url, 10, (url) =>
-        loadPhase([`${url}/tasks`], { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'http load', scope: 'bench', priority: 3, context: { source: 'bench/assignment.ts' } }) }, {
-          connections: 50,
-          warmupS: PROFILE.httpWarmupS,
-          durationS: PROFILE.httpSeconds,
-        }),
-      ),
-    false,
-  );
+  const bare = await withBenchDatabase('bare_insert', (database) => bareRouteRate(database.url, { warmupS: PROFILE.httpWarmupS, durationS: PROFILE.httpSeconds }), false);
   log(`  ${fmtRate(bare.requestsPerSecond)}, p99 ${bare.p99} ms`);
   recordFigure('bareInsertRate', bare.requestsPerSecond);
 
