@@ -26,30 +26,38 @@ async function rowsRead(tx: Tx): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
+/**
+ * `agent` serving `scope`, a table last analysed while its only tasks had finished, then a burst
+ * of BACKLOG tasks of `scope` in `status` (held by the agent when active). Returns their ids.
+ */
+async function burstAfterQuietAnalyse(db: Db, agent: string, scope: string, status: 'pending' | 'assigned'): Promise<string[]> {
+  await sql`ALTER TABLE dispatch_tasks SET (autovacuum_enabled = off)`.execute(db);
+  await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES (${agent}, ${[scope]}, 'ready', ${BACKLOG})`.execute(db);
+  await insertTasks(db, 200, { scope, status: 'completed' });
+  await sql`ANALYZE dispatch_tasks`.execute(db);
+  return await insertTasks(db, BACKLOG, { scope, status, assignee: status === 'pending' ? null : agent });
+}
+
+/** What `fn` returns, and how many task rows it read. */
+async function counted<T>(tx: Tx, fn: () => Promise<T>): Promise<{ result: T; read: number }> {
+  const before = await rowsRead(tx);
+  const result = await fn();
+  return { result, read: (await rowsRead(tx)) - before };
+}
+
 describe('assignment under statistics from before a backlog', () => {
   it('claims and writes a batch reading about as many task rows as it places', async () => {
     const db = database().handle.db;
-    await sql`ALTER TABLE dispatch_tasks SET (autovacuum_enabled = off)`.execute(db);
-    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('plan-agent', '{backlog}', 'ready', ${BACKLOG})`.execute(db);
-    await insertTasks(db, 200, { scope: 'backlog', status: 'completed' });
-    await sql`ANALYZE dispatch_tasks`.execute(db);
-    await insertTasks(db, BACKLOG, { scope: 'backlog' });
+    await burstAfterQuietAnalyse(db, 'plan-agent', 'backlog', 'pending');
 
     await db.transaction().execute(async (tx) => {
       const { free } = await lockAssignableAgents(tx, 3);
       expect(free.map((a) => a.name)).toEqual(['plan-agent']);
 
-      const beforeClaim = await rowsRead(tx);
-      const claimed = await claimPendingTasks(tx, ['backlog'], BATCH, { plannerSettingsSet: true });
-      const claimRead = (await rowsRead(tx)) - beforeClaim;
+      const { result: claimed, read: claimRead } = await counted(tx, () => claimPendingTasks(tx, ['backlog'], BATCH, { plannerSettingsSet: true }));
       expect(claimed).toHaveLength(BATCH);
-
-      const beforeWrite = await rowsRead(tx);
-      const applied = await applyAssignments(
-        tx,
-        claimed.map((t) => ({ taskId: t.id, agent: 'plan-agent', placement: null })),
-      );
-      const writeRead = (await rowsRead(tx)) - beforeWrite;
+      const decisions = claimed.map((t) => ({ taskId: t.id, agent: 'plan-agent', placement: null }));
+      const { result: applied, read: writeRead } = await counted(tx, () => applyAssignments(tx, decisions));
       expect(applied).toHaveLength(BATCH);
 
       // The claim looks at its candidates (the batch and a small allowance) twice: walking the
@@ -63,18 +71,12 @@ describe('assignment under statistics from before a backlog', () => {
 
   it('completes tasks reading only theirs while thousands more are active', async () => {
     const db = database().handle.db;
-    await sql`ALTER TABLE dispatch_tasks SET (autovacuum_enabled = off)`.execute(db);
-    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('busy-agent', '{busy}', 'ready', ${BACKLOG})`.execute(db);
-    await insertTasks(db, 200, { scope: 'busy', status: 'completed' });
-    await sql`ANALYZE dispatch_tasks`.execute(db);
-    const ids = await insertTasks(db, BACKLOG, { scope: 'busy', status: 'assigned', assignee: 'busy-agent' });
+    const ids = await burstAfterQuietAnalyse(db, 'busy-agent', 'busy', 'assigned');
 
     await db.transaction().execute(async (tx) => {
       const done = ids.slice(0, 100);
-      const before = await rowsRead(tx);
-      const completed = await completeTasks(tx, done.map((taskId) => ({ call: { taskId, agent: 'busy-agent', attempt: 1 }, resultJson: '{}' })));
-      const read = (await rowsRead(tx)) - before;
-      console.log({ read });
+      const calls = done.map((taskId) => ({ call: { taskId, agent: 'busy-agent', attempt: 1 }, resultJson: '{}' }));
+      const { result: completed, read } = await counted(tx, () => completeTasks(tx, calls));
       expect(completed.filter(Boolean)).toHaveLength(done.length);
       expect(read, 'task rows the completion read').toBeLessThanOrEqual(2 * done.length);
     });
