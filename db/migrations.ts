@@ -19,6 +19,7 @@ import * as m0017 from './migrations/0017_claim_per_scope.js';
 import * as m0018 from './migrations/0018_quiet_timeout_jobs.js';
 import * as m0019 from './migrations/0019_wake_assigners_by_notify.js';
 import * as m0020 from './migrations/0020_cached_trigger_plans.js';
+import * as m0021 from './migrations/0021_locked_jobs_index.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -46,6 +47,7 @@ export const migrations: Record<string, Migration> = {
   '0018_quiet_timeout_jobs': m0018,
   '0019_wake_assigners_by_notify': m0019,
   '0020_cached_trigger_plans': m0020,
+  '0021_locked_jobs_index': m0021,
 };
 
 export const migrationProvider: MigrationProvider = {

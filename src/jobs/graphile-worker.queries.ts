@@ -30,7 +30,9 @@ export const PRIVATE_SCHEMA_RELIED_ON = {
 
 /**
  * Workers holding job locks that no live replica owns: their lock is older than `deadAfterMs` and
- * no replica that beat within `deadAfterMs` lists them (it died, or never registered).
+ * no replica that beat within `deadAfterMs` lists them (it died, or never registered). Every
+ * replica asks at every heartbeat; its test reads dispatch_locked_jobs_idx (migration 0021), the
+ * locked jobs only, where the jobs table holds one timeout job per open attempt.
  */
 export async function findOrphanedLockHolders(db: Db, deadAfterMs: number): Promise<string[]> {
   const { rows } = await sql<{ locked_by: string }>`

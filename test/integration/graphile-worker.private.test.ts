@@ -101,4 +101,26 @@ describe("graphile-worker's private schema, as Dispatch uses it", () => {
     await heartbeat(db(), 'replica-owning-the-ghost', ['ghost-worker'], 30_000);
     expect(await findOrphanedLockHolders(db(), 60_000)).toEqual([]);
   });
+
+  it('finds them reading the locked jobs only, among thousands of timeout jobs', async () => {
+    // Timeout jobs as the assigner writes them (one per open attempt), then a dead worker's lock.
+    await sql`INSERT INTO dispatch_tasks (id, requester, title, scope)
+              SELECT dispatch_uuid_v7(), 'probe', 'probe ' || n, 'probe' FROM generate_series(1, 5000) AS n`.execute(db());
+    await sql`SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(1), array_agg(now() + interval '1 hour')) FROM dispatch_tasks`.execute(db());
+    await sql`UPDATE graphile_worker._private_jobs SET locked_by = 'dead-worker', locked_at = now() - interval '1 hour'
+               WHERE id = (SELECT min(id) FROM graphile_worker._private_jobs WHERE locked_by IS NULL)`.execute(db());
+    await sql`ANALYZE graphile_worker._private_jobs`.execute(db());
+    await db().transaction().execute(async (tx) => {
+      // The backend's counters of earlier statements may not be flushed yet: count the difference.
+      const jobsRead = async () =>
+        (
+          await sql<{ n: number }>`
+            SELECT (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int AS n
+              FROM pg_stat_xact_user_tables WHERE relid = ${GRAPHILE_JOBS_TABLE}::regclass`.execute(tx)
+        ).rows[0]!.n;
+      const before = await jobsRead();
+      expect(await findOrphanedLockHolders(tx, 60_000)).toEqual(['dead-worker']);
+      expect((await jobsRead()) - before, 'jobs read to find one lock among 5,000 jobs').toBeLessThanOrEqual(10);
+    });
+  });
 });
