@@ -54,19 +54,26 @@ export async function withBenchDatabase<T>(label: string, fn: (database: BenchDa
 
 /**
  * A scratch PostgreSQL of its own with track_commit_timestamp on (commit times are otherwise
- * invisible, and the setting needs a server restart), migrated; destroyed afterwards.
+ * invisible, and the setting needs a server restart), migrated; destroyed afterwards. With
+ * `statementStats` it also loads pg_stat_statements (bench/lib/statement-stats.ts), which needs a
+ * restart too; the scenarios that do not read it do not pay for it.
  */
-export async function withCommitStampedServer<T>(label: string, fn: (url: string, database: DatabaseHandle, dataDir: string) => Promise<T>): Promise<T> {
+export async function withCommitStampedServer<T>(
+  label: string,
+  fn: (url: string, database: DatabaseHandle, dataDir: string) => Promise<T>,
+  { statementStats = false }: { statementStats?: boolean } = {},
+): Promise<T> {
   const logger = createLogger({ level: 'warn' });
   const server = await startEmbeddedPostgres({
     baseDir: mkdtempSync(join(tmpdir(), `dispatch-bench-${label}-`)),
     port: await freePort(),
     logger,
-    settings: { track_commit_timestamp: 'on' },
+    settings: { track_commit_timestamp: 'on', ...(statementStats && { shared_preload_libraries: 'pg_stat_statements' }) },
   });
   const database = openDatabase(server.url, 4, 'dispatch-bench');
   try {
     await migrateToLatest(database.db, database.pool, workerLogger(logger));
+    if (statementStats) await database.pool.query('CREATE EXTENSION pg_stat_statements');
     return await fn(server.url, database, server.dataDir);
   } finally {
     await database.close();

@@ -4,6 +4,7 @@ import type { Db } from '../../src/db/database.js';
 import { availableParallelism } from 'node:os';
 import { cpuPerTask, sampleCpu } from '../lib/cpu.js';
 import { withCommitStampedServer } from '../lib/database.js';
+import { costliestStatements, resetStatementStats } from '../lib/statement-stats.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, summarize, table } from '../lib/stats.js';
@@ -28,6 +29,8 @@ const FLAT_OUT_TASKS = SMOKE ? 300 : 6_000;
 const WARMUP_TASKS = SMOKE ? 100 : 2_000;
 const PACED_SECONDS = SMOKE ? 2 : 10;
 const REQUESTER = 'bench-roundtrip';
+/** Rows of the statement-cost table: the replica's hot statements, and the benchmark's own polling below them. */
+const STATEMENTS_SHOWN = 8;
 const wallNow = () => performance.timeOrigin + performance.now();
 
 async function completedCount(db: Db): Promise<number> {
@@ -137,8 +140,10 @@ export async function roundtrip(report: string[]): Promise<void> {
         log(`roundtrip: ${pacedCount} tasks at ${fmtRate(pacedRate)} (half of that)`);
         await sql`DELETE FROM dispatch_tasks`.execute(db);
         held.clear();
+        await resetStatementStats(db);
         await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
         await waitCompleted(db, pacedCount);
+        const statements = await costliestStatements(db, STATEMENTS_SHOWN);
         // The commit stamps: the `created` event's transaction is the create's, the `assigned` event's the batch's.
         const { rows } = await sql<{ id: string; created: number; insertCommitted: number; assigned: number; committed: number }>`
           SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created,
@@ -167,6 +172,7 @@ export async function roundtrip(report: string[]): Promise<void> {
         );
         recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
+        log(`  PostgreSQL's costliest statements (mean ms x calls): ${statements.map((st) => `${st.meanMs.toFixed(1)} x ${st.calls} ${st.statement.slice(0, 40)}`).join('; ')}`);
         report.push(
           `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
           `CPU per task as fast as the creators go (/proc, user + system): this process (the creators and the SDK agents) ${cpu.bench.toFixed(2)} ms, ` +
@@ -189,10 +195,16 @@ export async function roundtrip(report: string[]): Promise<void> {
           ),
           `Where create -> handler time goes at ${fmtRate(pacedRate)}: each hop's own percentiles, and its mean over the slowest 1% of tasks (by create -> handler), which says what the tail is made of.`,
           table(['hop', 'p50', 'p99', 'mean, slowest 1%'], hops.map((h) => [h.hop, ...h.cells])),
+          `Where PostgreSQL's time goes at ${fmtRate(pacedRate)} (pg_stat_statements, top-level statements of the paced run, by total time). ` +
+            'A statement\'s time includes its waits for other transactions\' locks: a mean well above what its rows cost is a wait.',
+          table(
+            ['statement', 'calls', 'mean', 'rows a call', 'total'],
+            statements.map((st) => [`\`${st.statement}\``, String(st.calls), fmtMs(st.meanMs), st.rowsPerCall.toFixed(1), fmtMs(st.totalMs)]),
+          ),
         );
       } finally {
         await Promise.all(agents.map((a) => a.stop()));
       }
     });
-  });
+  }, { statementStats: true });
 }
