@@ -7,6 +7,7 @@
  *   npm run bench -- --only latency,drain run some scenarios (yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk, stream, scope-limits, dependencies, delayed, roundtrip)
  *   npm run bench -- --sustained-s 120    override the sustained run's length
  *   npm run bench -- --batch-size 1000    assignment.batch_size for the replicas
+ *   npm run bench -- --parallel-batches 1 assignment.parallel_batches for the replicas
  *   npm run bench -- --vacuum-interval-ms 0   queue maintenance off (shows the decay without it)
  *   npm run bench -- --sustained-history 2000000  start the sustained run on that much history
  *
@@ -59,7 +60,7 @@
  */
 import { sql } from 'kysely';
 import { withBenchDatabase } from './lib/database.js';
-import { BATCH_SIZE, VACUUM_INTERVAL_MS, args, log } from './scenarios/common.js';
+import { BATCH_SIZE, PARALLEL_BATCHES, VACUUM_INTERVAL_MS, args, log } from './scenarios/common.js';
 import { summaryTable } from './lib/figures.js';
 import { bulkActions } from './scenarios/bulk.js';
 import { connections } from './scenarios/connections.js';
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
     return rows[0]!;
   });
   log(
-    `profile ${args.profile}; assignment.batch_size ${BATCH_SIZE}, vacuum_interval_ms ${VACUUM_INTERVAL_MS}; ` +
+    `profile ${args.profile}; assignment.batch_size ${BATCH_SIZE}, parallel_batches ${PARALLEL_BATCHES}, vacuum_interval_ms ${VACUUM_INTERVAL_MS}; ` +
       `PostgreSQL ${server.version} (autovacuum ${server.autovacuum}); node ${process.version}`,
   );
   const report: string[] = [];

@@ -104,6 +104,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     direct.pool,
     {
       batchSize: config.assignment.batch_size,
+      parallelBatches: config.assignment.parallel_batches,
       defaultMaxConcurrent: maxConcurrent,
       agingMs: config.assignment.aging_ms,
       recordedCandidates: config.assignment.recorded_candidates,

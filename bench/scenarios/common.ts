@@ -18,6 +18,7 @@ export const { values: args } = parseArgs({
     only: { type: 'string' },
     'sustained-s': { type: 'string' },
     'batch-size': { type: 'string' },
+    'parallel-batches': { type: 'string' },
     'vacuum-interval-ms': { type: 'string' },
     'sustained-history': { type: 'string' },
   },
@@ -47,6 +48,8 @@ export const PROFILE = {
 export const VACUUM_INTERVAL_MS = Number(args['vacuum-interval-ms'] ?? parseConfig({}).assignment.vacuum_interval_ms);
 /** assignment.batch_size: the shipped default unless --batch-size says otherwise. */
 export const BATCH_SIZE = Number(args['batch-size'] ?? parseConfig({}).assignment.batch_size);
+/** assignment.parallel_batches: the shipped default unless --parallel-batches says otherwise. */
+export const PARALLEL_BATCHES = Number(args['parallel-batches'] ?? parseConfig({}).assignment.parallel_batches);
 
 export type Mode = 'instant' | 'tick';
 export const MODE_LABEL: Record<Mode, string> = { instant: 'Dispatch (instant wake)', tick: 'v1-style 5 s tick' };
@@ -62,7 +65,7 @@ const V1_TICK_MS = 5_000;
 /** Replica config for a mode: in v1 mode the replicas never assign by themselves. */
 export function schedulerConfig(mode: Mode): DispatchConfigInput {
   return {
-    assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, ...(mode === 'tick' ? { tick_interval_ms: 3_600_000 } : {}) },
+    assignment: { batch_size: BATCH_SIZE, parallel_batches: PARALLEL_BATCHES, vacuum_interval_ms: VACUUM_INTERVAL_MS, ...(mode === 'tick' ? { tick_interval_ms: 3_600_000 } : {}) },
   };
 }
 

@@ -12,6 +12,7 @@ import {
   lockAssignableAgents,
   markUnmatched,
   readCapableScopes,
+  type AgentShare,
   type Assignment,
 } from './assignment.queries.js';
 import { claimUnderScopeControls, settleScopeStarts, type ControlledScope } from './scope-claim.js';
@@ -21,6 +22,8 @@ import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './s
 
 export interface AssignerOptions {
   batchSize: number;
+  /** assignment.parallel_batches: batches side by side on a backlog (default 1, one at a time). */
+  parallelBatches?: number;
   defaultMaxConcurrent: number;
   /** assignment.aging_ms, to record the effective priority a task was claimed with (default 60000). */
   agingMs?: number;
@@ -109,17 +112,23 @@ export class Assigner {
 
   /**
    * One batch on `db`; with `takeActive`, only if its first statement takes ACTIVE (`active`
-   * false: another assigner is active, or a writer is probing ACTIVE this instant).
+   * false: another assigner is active, or a writer is probing ACTIVE this instant). With `share`,
+   * one of the batches side by side (drainSideBySide): its share of the free agents, and the
+   * head of the queue the others may hold walked past.
    */
-  private async batchOn(db: Db, { takeActive = false }: { takeActive?: boolean } = {}): Promise<BatchResult & { active: boolean }> {
+  private async batchOn(
+    db: Db,
+    { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
+  ): Promise<BatchResult & { active: boolean }> {
     const started = performance.now();
     const sleepingWinners = new Set<string>();
+    const heldAhead = share ? (share.of - 1) * this.options.batchSize : 0;
     const result = await db.transaction().execute(async (tx) => {
-      const { free, others, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive });
+      const { free, others, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive, ...(share && { share }) });
       if (!active) return { claimed: 0, assigned: 0, applied: [], active };
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
-      const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize);
+      const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize, heldAhead);
       const now = new Date();
       if (tasks.length === 0) {
         await settleScopeStarts(tx, controlled, new Map(), now);
@@ -275,7 +284,11 @@ export class Assigner {
           // Stay active while batches keep placing work, full or not: under a steady stream of
           // new tasks the assigner then never looks idle, so writers send no wake-ups (each a
           // NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
-          while (placing && !shouldStop()) placing = (await this.look(() => this.batchOn(session))).assigned > 0;
+          while (placing && !shouldStop()) {
+            const batch = await this.look(() => this.batchOn(session));
+            placing = batch.assigned > 0;
+            if (batch.assigned >= this.options.batchSize) await this.drainSideBySide(session, shouldStop);
+          }
         } finally {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerActive);
         }
@@ -294,6 +307,32 @@ export class Assigner {
     } finally {
       conn.release();
     }
+  }
+
+  /**
+   * A backlog with room for it (a batch placed a whole batch): assignment.parallel_batches
+   * batches side by side, each locking its own share of the free agents (lockAssignableAgents),
+   * the first on the drain's session, the others on the pool, each running while its batches
+   * place a whole batch. Full agents are not a backlog of this kind: their batches claim many and
+   * place few, and side by side they would only claim more. A batch is
+   * one transaction, one backend: one at a time, a drain keeps one of the database's cores busy
+   * writing, and side by side they share the writing (docs/BENCHMARKS.md, session 18). A task
+   * then goes to the best agent of its batch's share, not of all: on a backlog every free agent
+   * is filled anyway, and the others show in its decision as `not_free_at_lock`.
+   */
+  private async drainSideBySide(session: Db, shouldStop: () => boolean): Promise<void> {
+    const of = this.options.parallelBatches ?? 1;
+    if (of <= 1) return;
+    const runs = await Promise.allSettled(
+      Array.from({ length: of }, async (_, index) => {
+        let batch: BatchResult;
+        do batch = await this.batchOn(index === 0 ? session : this.db, { share: { index, of } });
+        while (batch.assigned >= this.options.batchSize && !shouldStop());
+      }),
+    );
+    // Every batch has ended (the session is free again) before a failure is passed on.
+    const failed = runs.find((run): run is PromiseRejectedResult => run.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /**

@@ -56,24 +56,35 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
  * for the replica's event loop while the agents stayed locked. With `takeActive` it first tries
  * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
  * and reads and locks nothing when another session holds it (`active` false).
+ *
+ * With `share` it locks only every `of`-th free agent in name order, from the `index`-th: the
+ * batches an assigner runs side by side on a backlog (Assigner.drainSideBySide) each take their
+ * own share, numbered on the statement's snapshot. Shares numbered on snapshots a moment apart
+ * may overlap (an agent filled or freed in between shifts the numbering): the second batch then
+ * waits for the first's commit and reads the agent as it left it, so a share is a way to spread
+ * the work, never what keeps a limit.
  */
 export async function lockAssignableAgents(
   tx: Tx,
   defaultLimit: number,
-  { takeActive = false }: { takeActive?: boolean } = {},
+  { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
 ): Promise<{ free: AgentSnapshot[]; others: AgentSnapshot[]; active: boolean }> {
   const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${ADVISORY_LOCK.assignerActive})` : sql<boolean>`true`;
   const columns = agentColumns(defaultLimit);
+  const isFree = sql`NOT drained AND status IN ('ready', 'sleeping', 'busy')
+         AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
+         AND (avoid_until IS NULL OR avoid_until <= now())`;
+  const inShare = share
+    ? sql`AND name IN (SELECT name FROM (SELECT name, row_number() OVER (ORDER BY name) - 1 AS n FROM dispatch_agents WHERE ${isFree}) numbered
+                        WHERE n % ${share.of}::int = ${share.index}::int)`
+    : sql``;
   const { rows } = await sql<Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' }>`
     WITH batch_setup AS MATERIALIZED (
       SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
     ), locked AS (
       SELECT ${columns}
         FROM dispatch_agents
-       WHERE (SELECT active FROM batch_setup)
-         AND NOT drained AND status IN ('ready', 'sleeping', 'busy')
-         AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
-         AND (avoid_until IS NULL OR avoid_until <= now())
+       WHERE (SELECT active FROM batch_setup) AND ${isFree} ${inShare}
        ORDER BY name
          FOR UPDATE OF dispatch_agents
     )
@@ -86,6 +97,12 @@ export async function lockAssignableAgents(
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`.execute(tx);
   const of = (kind: string) => rows.filter((row) => row.kind === kind).map((row) => toSnapshot(row as AgentRowForPlacement));
   return { free: of('locked'), others: of('other').map((agent) => ({ ...agent, unlocked: true })), active: rows.some((row) => row.kind === 'active') };
+}
+
+/** Which of the free agents a batch locks: every `of`-th in name order, from the `index`-th (0-based). */
+export interface AgentShare {
+  index: number;
+  of: number;
 }
 
 /** Every agent, unlocked: for explaining why a pending task waits (src/assignment/placement.ts). */
@@ -155,9 +172,13 @@ export async function claimPendingTasks(
   return rows;
 }
 
-/** The claim statement of claimPendingTasks, for the tasks of `scopes` (a text[] expression). */
-function claimOf(scopes: RawBuilder<unknown>, limit: number) {
-  const candidates = limit + LOCKED_HEAD_ALLOWANCE;
+/**
+ * The claim statement of claimPendingTasks, for the tasks of `scopes` (a text[] expression).
+ * `heldAhead`: how many rows at the head of the queue batches running beside this one may hold
+ * (Assigner.drainSideBySide), walked past as the allowance is.
+ */
+function claimOf(scopes: RawBuilder<unknown>, limit: number, heldAhead = 0) {
+  const candidates = limit + LOCKED_HEAD_ALLOWANCE + heldAhead;
   return sql<ClaimedTask>`
     WITH candidates AS (
       SELECT c.id
@@ -196,11 +217,12 @@ export async function claimOutsideControlledScopes(
   tx: Tx,
   servableScopes: string[],
   limit: number,
+  heldAhead = 0,
 ): Promise<{ tasks: ClaimedTask[]; controls: ScopeControlsRow[] }> {
   if (servableScopes.length === 0) return { tasks: [], controls: [] };
   const { rows } = await sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
     WITH controlled AS MATERIALIZED (${controlledScopesLocked(servableScopes)}),
-    claimed AS (${claimOf(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit)})
+    claimed AS (${claimOf(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit, heldAhead)})
     -- At least one row, whatever was claimed: it carries the controlled scopes.
     SELECT claimed.*, ctl.controls
       FROM (SELECT coalesce(json_agg(controlled ORDER BY scope), '[]') AS controls FROM controlled) ctl

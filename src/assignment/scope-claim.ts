@@ -30,15 +30,17 @@ export interface ControlledScope {
  *
  * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate and has set
  * the claim's planner settings. Without controlled scopes among the servable ones (the usual
- * case) the claim is one statement: claimOutsideControlledScopes.
+ * case) the claim is one statement: claimOutsideControlledScopes. `heldAhead` is for its claim
+ * only: batches side by side claim a controlled scope one after the other (its row lock).
  */
 export async function claimUnderScopeControls(
   tx: Tx,
   servableScopes: string[],
   batchSize: number,
+  heldAhead = 0,
 ): Promise<{ tasks: ClaimedTask[]; controlled: Map<string, ControlledScope> }> {
   const set = { plannerSettingsSet: true };
-  const { tasks, controls } = await claimOutsideControlledScopes(tx, servableScopes, batchSize);
+  const { tasks, controls } = await claimOutsideControlledScopes(tx, servableScopes, batchSize, heldAhead);
   if (controls.length === 0) return { tasks, controlled: new Map() };
   const states = await readScopeUsage(tx, controls);
   const controlled = new Map(states.map((state) => [state.scope, { state, remaining: scopeBudget(state) }]));

@@ -13,8 +13,9 @@ export interface AgentSnapshot {
   /** A failed wake puts the agent on a cooldown until this instant. */
   avoidUntil: Date | null;
   /**
-   * Read without its row lock: the batch deciding did not lock it because it was not free then.
-   * Such an agent explains a decision but never wins one, since another batch may be filling it.
+   * Read without its row lock: the batch deciding did not lock it because it was not free then,
+   * or because it is another batch's share of a backlog (Assigner.drainSideBySide). Such an agent
+   * explains a decision but never wins one, since another batch may be filling it.
    */
   unlocked?: boolean;
 }

@@ -112,6 +112,9 @@ export const configSchema = z
         default_timeout_ms: positiveMs.default(300_000),
         max_concurrent_per_agent: z.number().int().positive().default(3),
         batch_size: z.number().int().positive().max(5_000).default(500),
+        // Batches the active assigner runs side by side while a backlog fills them, each on its
+        // own share of the free agents (src/assignment/assigner.ts, drainSideBySide). 1: one at a time.
+        parallel_batches: z.number().int().positive().max(16).default(2),
         // Candidates listed in each decision recorded at assignment (the winner first); the rest
         // are counted by outcome. Each listed one costs the batch's write (src/assignment/assigner.ts).
         recorded_candidates: z.number().int().positive().max(100).default(3),

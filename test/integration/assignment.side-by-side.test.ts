@@ -1,0 +1,163 @@
+import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely';
+import type pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Assigner } from '../../src/assignment/assigner.js';
+import { claimOutsideControlledScopes, lockAssignableAgents } from '../../src/assignment/assignment.queries.js';
+import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
+import type { DB } from '../../src/db/generated/database.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { completeTask } from '../../src/tasks/task.queries.js';
+import { auditAssignments } from '../helpers/assignment-audit.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { insertTasks } from '../helpers/tasks.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * A backlog drained by batches side by side (assignment.parallel_batches): each batch locks its
+ * own share of the free agents, and the claim walks past the rows the other batches hold.
+ */
+const database = useTestDatabase();
+const opened: DatabaseHandle[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((h) => h.close()));
+});
+
+function open(name: string, size = 4): DatabaseHandle {
+  const handle = openDatabase(database().url, size, name);
+  opened.push(handle);
+  return handle;
+}
+
+/**
+ * Connections that count the assigner's transactions open at one moment, the drain's own
+ * session (taken from `pool`) and the pool's transactions (`db`) alike.
+ */
+function countingConnections(handle: DatabaseHandle): { db: Db; pool: pg.Pool; mostAtOnce: () => number } {
+  let open = 0;
+  let most = 0;
+  const wrap = (client: pg.PoolClient) =>
+    ({
+      query: async (text: string, values?: unknown[]) => {
+        const statement = typeof text === 'string' ? text.trim().toLowerCase() : '';
+        if (statement === 'begin') most = Math.max(most, ++open);
+        try {
+          return await client.query(text, values);
+        } finally {
+          if (statement === 'commit' || statement === 'rollback') open -= 1;
+        }
+      },
+      release: (error?: Error | boolean) => client.release(error),
+    }) as unknown as pg.PoolClient;
+  const pool = { connect: async () => wrap(await handle.pool.connect()) } as unknown as pg.Pool;
+  const kyselyPool: PostgresPool = { connect: async () => wrap(await handle.pool.connect()) as never, end: async () => undefined };
+  return { db: new Kysely<DB>({ dialect: new PostgresDialect({ pool: kyselyPool }) }), pool, mostAtOnce: () => most };
+}
+
+describe('batches side by side on a backlog', () => {
+  it('drains a backlog two batches at a time without a double assignment or a limit breach, completions racing', async () => {
+    const db = database().handle.db;
+    const agents = Array.from({ length: 6 }, (_, i) => `side-${i}`);
+    await sql`
+      INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
+      SELECT name, '{side}', 'ready', 15 FROM unnest(${agents}::text[]) AS name`.execute(db);
+    const tasks = await insertTasks(db, 600, { scope: 'side' });
+
+    const handle = open('side-by-side-assigner', 4);
+    const counted = countingConnections(handle);
+    const assigner = new Assigner(
+      counted.db,
+      counted.pool,
+      { batchSize: 20, parallelBatches: 2, defaultMaxConcurrent: 3 },
+      createLogger({ level: 'silent' }),
+      createMetrics(),
+    );
+
+    // The agents complete what they hold as fast as they can, freeing slots the batches race for.
+    const worker = open('side-by-side-agents', 4);
+    let stop = false;
+    const completing = (async () => {
+      while (!stop) {
+        const { rows } = await sql<{ id: string; assignee: string; attempt: number }>`
+          SELECT id, assignee, attempt FROM dispatch_tasks WHERE scope = 'side' AND status = 'assigned' LIMIT 40`.execute(worker.db);
+        await Promise.all(rows.map((t) => completeTask(worker.db, { taskId: t.id, agent: t.assignee, attempt: t.attempt }, null)));
+        // Every completion asks for a pass, as the replica's wake-up would.
+        if (rows.length > 0) assigner.drain(() => false).catch(() => undefined);
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    try {
+      await assigner.drain(() => false);
+      await waitFor(
+        async () => {
+          const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE scope = 'side' AND status = 'completed'`.execute(db);
+          return rows[0]!.n === tasks.length;
+        },
+        { what: 'every task completed', timeoutMs: 60_000 },
+      );
+    } finally {
+      stop = true;
+      await completing;
+      await assigner.whenIdle();
+    }
+
+    expect(counted.mostAtOnce()).toBeGreaterThanOrEqual(2);
+    const audit = await auditAssignments(db, 3);
+    expect(audit.doubleAssignments).toEqual([]);
+    expect(audit.limitBreaches).toEqual([]);
+    expect(audit.attemptMismatches).toEqual([]);
+    expect(audit.agentsAtLimit).toBeGreaterThan(0);
+    const { rows } = await sql<{ assigned: number }>`
+      SELECT count(*)::int AS assigned FROM dispatch_task_events e JOIN dispatch_tasks t ON t.id = e.task_id
+       WHERE t.scope = 'side' AND e.event = 'assigned'`.execute(db);
+    expect(rows[0]!.assigned).toBe(tasks.length);
+  });
+
+  it('gives each of two batches beside each other its own share of the free agents, together all of them', async () => {
+    const db = database().handle.db;
+    await sql`
+      INSERT INTO dispatch_agents (name, capabilities, status, drained) VALUES
+        ('share-a', '{share}', 'ready', false), ('share-b', '{share}', 'ready', false), ('share-c', '{share}', 'ready', true),
+        ('share-d', '{share}', 'busy', false), ('share-e', '{share}', 'sleeping', false)`.execute(db);
+    await sql`UPDATE dispatch_agents SET drained = true WHERE name NOT LIKE 'share-%'`.execute(db);
+    const first = open('share-first', 1);
+    const second = open('share-second', 1);
+    const shares = await first.db.transaction().execute(async (tx1) => {
+      const one = await lockAssignableAgents(tx1, 3, { share: { index: 0, of: 2 } });
+      // The first holds its share: the second would wait here if their shares overlapped.
+      const two = await second.db.transaction().execute(async (tx2) => {
+        await sql`SET LOCAL lock_timeout = '2s'`.execute(tx2);
+        return await lockAssignableAgents(tx2, 3, { share: { index: 1, of: 2 } });
+      });
+      return [one, two].map((s) => s.free.map((a) => a.name).filter((name) => name.startsWith('share-')));
+    });
+    // share-c is drained: the free ones are a, b, d, e, numbered in name order.
+    expect(shares).toEqual([
+      ['share-a', 'share-d'],
+      ['share-b', 'share-e'],
+    ]);
+    await sql`UPDATE dispatch_agents SET drained = false WHERE name NOT LIKE 'share-%'`.execute(db);
+  });
+
+  it('claims a whole batch beside another batch holding the head of the queue', async () => {
+    const db = database().handle.db;
+    await insertTasks(db, 300, { scope: 'head' });
+    const first = open('head-first', 1);
+    const second = open('head-second', 1);
+    const claimed = await first.db.transaction().execute(async (tx1) => {
+      const one = await claimOutsideControlledScopes(tx1, ['head'], 100);
+      const two = await second.db.transaction().execute(async (tx2) => {
+        const alone = await claimOutsideControlledScopes(tx2, ['head'], 100);
+        return alone.tasks.length;
+      });
+      const three = await second.db.transaction().execute(async (tx2) => (await claimOutsideControlledScopes(tx2, ['head'], 100, 100)).tasks);
+      return { one: one.tasks, two, three };
+    });
+    expect(claimed.one).toHaveLength(100);
+    // Without the allowance for the rows held beside it, a claim finds only the usual allowance past them.
+    expect(claimed.two).toBeLessThan(100);
+    expect(claimed.three).toHaveLength(100);
+    const overlap = claimed.three.filter((t) => claimed.one.some((o) => o.id === t.id));
+    expect(overlap).toEqual([]);
+  });
+});
