@@ -101,7 +101,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   );
   const assignment = new AssignmentService(
     db,
-    direct.pool,
+    { api: database.pool, direct: direct.pool },
     {
       batchSize: config.assignment.batch_size,
       parallelBatches: config.assignment.parallel_batches,

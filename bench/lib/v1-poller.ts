@@ -24,7 +24,7 @@ export class V1Poller {
   ) {
     this.assigner = new Assigner(
       database.db,
-      database.pool,
+      { api: database.pool, direct: database.pool },
       { batchSize: options.batchSize, defaultMaxConcurrent: options.defaultMaxConcurrent },
       createLogger({ level: 'warn' }),
       this.metrics,

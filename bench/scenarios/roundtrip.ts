@@ -7,6 +7,8 @@ import { withCommitStampedServer } from '../lib/database.js';
 import { costliestStatements, resetStatementStats } from '../lib/statement-stats.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
+import { parseExposition } from '../../test/helpers/metrics-text.js';
+import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
 import { fmtMs, fmtRate, summarize, table } from '../lib/stats.js';
 import { BENCH_SCOPE, createPaced, waitUntil } from '../lib/workload.js';
 import { bareRouteRate } from '../reference/bare-insert.js';
@@ -32,6 +34,23 @@ const REQUESTER = 'bench-roundtrip';
 /** Rows of the statement-cost table: the replica's hot statements, and the benchmark's own polling below them. */
 const STATEMENTS_SHOWN = 8;
 const wallNow = () => performance.timeOrigin + performance.now();
+const BATCH_STEPS = ['agents', 'claim', 'place', 'write', 'commit'] as const;
+const STEP_MEANING: Record<(typeof BATCH_STEPS)[number], string> = {
+  agents: 'BEGIN and the first statement (`lockAssignableAgents`), one round trip',
+  claim: 'the claim (`claimUnderScopeControls`)',
+  place: 'the decisions, in the replica',
+  write: 'the write (`applyAssignments`) and COMMIT, one round trip',
+  commit: 'what follows (a COMMIT of its own after scope limits are settled)',
+};
+
+/** The replica's batch-step histograms so far (dispatch_assignment_batch_step_seconds): seconds and batches per step. */
+async function batchSteps(replica: ReplicaProcess): Promise<Map<string, { s: number; n: number }>> {
+  const samples = parseExposition(await (await fetch(`${replica.opsUrl}/metrics`)).text());
+  const of = (name: string, step: string) => samples.find((s) => s.name === name && s.labels.step === step)?.value ?? 0;
+  return new Map(
+    BATCH_STEPS.map((step) => [step, { s: of('dispatch_assignment_batch_step_seconds_sum', step), n: of('dispatch_assignment_batch_step_seconds_count', step) }]),
+  );
+}
 
 async function completedCount(db: Db): Promise<number> {
   const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'completed'`.execute(db);
@@ -141,9 +160,16 @@ export async function roundtrip(report: string[]): Promise<void> {
         await sql`DELETE FROM dispatch_tasks`.execute(db);
         held.clear();
         await resetStatementStats(db);
+        const stepsBefore = await batchSteps(replica!);
         await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
         await waitCompleted(db, pacedCount);
         const statements = await costliestStatements(db, STATEMENTS_SHOWN);
+        const stepsAfter = await batchSteps(replica!);
+        // Each step's mean over the paced run's batches, on the replica's clock.
+        const stepMeans = BATCH_STEPS.map((step) => {
+          const [before, after] = [stepsBefore.get(step)!, stepsAfter.get(step)!];
+          return { step, meanMs: ((after.s - before.s) * 1_000) / Math.max(1, after.n - before.n), batches: after.n - before.n };
+        });
         // The commit stamps: the `created` event's transaction is the create's, the `assigned` event's the batch's.
         const { rows } = await sql<{ id: string; created: number; insertCommitted: number; assigned: number; committed: number }>`
           SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created,
@@ -172,6 +198,7 @@ export async function roundtrip(report: string[]): Promise<void> {
         );
         recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
+        log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
         log(`  PostgreSQL's costliest statements (mean ms x calls): ${statements.map((st) => `${st.meanMs.toFixed(1)} x ${st.calls} ${st.statement.slice(0, 40)}`).join('; ')}`);
         report.push(
           `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
@@ -195,6 +222,12 @@ export async function roundtrip(report: string[]): Promise<void> {
           ),
           `Where create -> handler time goes at ${fmtRate(pacedRate)}: each hop's own percentiles, and its mean over the slowest 1% of tasks (by create -> handler), which says what the tail is made of.`,
           table(['hop', 'p50', 'p99', 'mean, slowest 1%'], hops.map((h) => [h.hop, ...h.cells])),
+          `The assignment batch's steps at ${fmtRate(pacedRate)} on the replica's clock (dispatch_assignment_batch_step_seconds, the paced run's batches): ` +
+            "each is PostgreSQL's time for its statement (below) plus the round trip and the wait for the replica's event loop.",
+          table(
+            ['step', 'what it is', 'batches', 'mean'],
+            stepMeans.map((m) => [m.step, STEP_MEANING[m.step], String(m.batches), fmtMs(m.meanMs)]),
+          ),
           `Where PostgreSQL's time goes at ${fmtRate(pacedRate)} (pg_stat_statements, top-level statements of the paced run, by total time). ` +
             'A statement\'s time includes its waits for other transactions\' locks: a mean well above what its rows cost is a wait.',
           table(

@@ -1,16 +1,18 @@
 import type pg from 'pg';
 import { advisoryLockHeldExclusively, advisoryLockWithin, advisoryUnlock, advisoryUnlockIfHeld, tryAdvisoryLock } from '../db/advisory-lock.queries.js';
 import { ADVISORY_LOCK } from '../db/contract.js';
-import { onConnection, type Db } from '../db/database.js';
+import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Tracer } from '../observability/tracing.js';
 import type { Metrics } from '../observability/metrics.js';
 import { scopeBudget } from '../scopes/scope-limits.js';
+import { piggybackedTransaction } from '../db/piggybacked-transaction.js';
 import {
-  applyAssignments,
+  applyAssignmentsStatement,
   enqueueAssignmentRun,
-  lockAssignableAgents,
+  lockAssignableAgentsStatement,
   markUnmatched,
+  readLockedAgents,
   readCapableScopes,
   type AgentShare,
   type Assignment,
@@ -35,6 +37,42 @@ export interface AssignerOptions {
   onSleepingWinners?: (agents: string[]) => void;
   /** Assign spans for traced tasks, after commit. */
   tracer?: Tracer;
+}
+
+/**
+ * The steps of one batch, in order, as dispatch_assignment_batch_step_seconds labels them:
+ * `agents` is BEGIN and the first statement (one round trip), `write` the write and, unless
+ * scope limits are settled after it, the COMMIT; `commit` is whatever follows.
+ */
+type BatchStep = 'agents' | 'claim' | 'place' | 'write' | 'commit';
+
+/**
+ * Times a batch's steps on the replica's clock, each from the end of the one before. PostgreSQL's
+ * statement times leave out the round trips and the waits for the replica's event loop between
+ * them; these include them (docs/BENCHMARKS.md, session 19: at half the round trip's rate a
+ * claim took 0.2 ms in PostgreSQL and 3.6 ms here).
+ */
+function stepClock(started: number): { lap(step: BatchStep): void; laps: [BatchStep, number][] } {
+  const laps: [BatchStep, number][] = [];
+  let last = started;
+  return {
+    laps,
+    lap(step) {
+      const now = performance.now();
+      laps.push([step, now - last]);
+      last = now;
+    },
+  };
+}
+
+/**
+ * The connections the assigner works on: `api`, the pool behind `db`, for batches run outside a
+ * drain (a test's, the side-by-side batches); `direct`, for the drain's session, whose advisory
+ * locks must not go through a transaction-mode pooler (src/db/connections.ts).
+ */
+export interface AssignerPools {
+  api: pg.Pool;
+  direct: pg.Pool;
 }
 
 export interface BatchResult {
@@ -98,7 +136,7 @@ function indexByCapability(agents: AgentSnapshot[]): Map<string, AgentSnapshot[]
 export class Assigner {
   constructor(
     private readonly db: Db,
-    private readonly pool: pg.Pool,
+    private readonly pools: AssignerPools,
     private readonly options: AssignerOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
@@ -106,29 +144,47 @@ export class Assigner {
 
   /** One batch. Exposed so tests and the benchmark can drive placement step by step. */
   async assignBatch(): Promise<BatchResult> {
-    const { claimed, assigned } = await this.batchOn(this.db);
+    const { claimed, assigned } = await this.onApiConnection((conn) => this.batchOn(conn));
     return { claimed, assigned };
   }
 
+  /** Runs `fn` on a connection of the API pool; one that failed is discarded, not reused. */
+  private async onApiConnection<T>(fn: (conn: pg.ClientBase) => Promise<T>): Promise<T> {
+    const conn = await this.pools.api.connect();
+    try {
+      const result = await fn(conn);
+      conn.release();
+      return result;
+    } catch (error) {
+      conn.release(error instanceof Error ? error : true);
+      throw error;
+    }
+  }
+
   /**
-   * One batch on `db`; with `takeActive`, only if its first statement takes ACTIVE (`active`
-   * false: another assigner is active, or a writer is probing ACTIVE this instant). With `share`,
-   * one of the batches side by side (drainSideBySide): its share of the free agents, and the
-   * head of the queue the others may hold walked past.
+   * One batch on `conn`, one transaction whose BEGIN travels with its first statement and whose
+   * COMMIT with its write (piggybackedTransaction). With `takeActive`, only if its first
+   * statement takes ACTIVE (`active` false: another assigner is active, or a writer is probing
+   * ACTIVE this instant). With `share`, one of the batches side by side (drainSideBySide): its
+   * share of the free agents, and the head of the queue the others may hold walked past.
    */
   private async batchOn(
-    db: Db,
+    conn: pg.ClientBase,
     { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
   ): Promise<BatchResult & { active: boolean }> {
     const started = performance.now();
+    const clock = stepClock(started);
     const sleepingWinners = new Set<string>();
     const heldAhead = share ? (share.of - 1) * this.options.batchSize : 0;
-    const result = await db.transaction().execute(async (tx) => {
-      const { free, others, active } = await lockAssignableAgents(tx, this.options.defaultMaxConcurrent, { takeActive, ...(share && { share }) });
+    const first = lockAssignableAgentsStatement(this.options.defaultMaxConcurrent, { takeActive, ...(share && { share }) }).compile(this.db);
+    const result = await piggybackedTransaction(conn, first, async ({ firstRows, tx, commitWith }) => {
+      const { free, others, active } = readLockedAgents(firstRows);
       if (!active) return { claimed: 0, assigned: 0, applied: [], active };
+      clock.lap('agents');
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
       const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize, heldAhead);
+      clock.lap('claim');
       const now = new Date();
       if (tasks.length === 0) {
         await settleScopeStarts(tx, controlled, new Map(), now);
@@ -155,16 +211,28 @@ export class Assigner {
         winner.activeTasks += 1;
         winner.lastAssignedAt = now;
       }
-      const applied = await applyAssignments(tx, decisions);
+      clock.lap('place');
+      if (decisions.length === 0) {
+        await settleScopeStarts(tx, controlled, new Map(), now);
+        return { claimed: tasks.length, assigned: 0, applied: [], active };
+      }
+      const write = applyAssignmentsStatement(decisions).compile(this.db);
+      // The write ends the batch, and carries its COMMIT, unless scope limits are to be settled after it.
+      const applied = controlled.size === 0 ? await commitWith(write) : (await tx.executeQuery(write)).rows;
       if (controlled.size > 0) {
         const started = new Map<string, number>();
         for (const a of applied) started.set(a.scope, (started.get(a.scope) ?? 0) + 1);
         await settleScopeStarts(tx, controlled, started, now);
       }
+      clock.lap('write');
       return { claimed: tasks.length, assigned: applied.length, applied, active };
     });
+    if (result.active) clock.lap('commit');
     this.options.tracer?.assigned(result.applied);
-    if (result.active) this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
+    if (result.active) {
+      this.metrics.assignmentBatches.observe((performance.now() - started) / 1000);
+      for (const [step, ms] of clock.laps) this.metrics.assignmentBatchSteps.observe({ step }, ms / 1000);
+    }
     if (result.assigned > 0) {
       this.metrics.taskTransitions.inc({ event: 'assigned' }, result.assigned);
       this.options.onAssigned?.();
@@ -251,8 +319,7 @@ export class Assigner {
    * tries ACTIVE itself, one round trip fewer between a new task and its assignment.
    */
   private async drainAlone(shouldStop: () => boolean): Promise<void> {
-    const conn = await this.pool.connect();
-    const session = onConnection(conn);
+    const conn = await this.pools.direct.connect();
     try {
       for (;;) {
         if (shouldStop()) {
@@ -263,7 +330,7 @@ export class Assigner {
         const asked = this.requests;
         let first: BatchResult & { active: boolean };
         try {
-          first = await this.batchOn(session, { takeActive: true });
+          first = await this.batchOn(conn, { takeActive: true });
         } catch (error) {
           // ACTIVE is the session's: a batch that took it and then failed (rolled back) holds it still.
           await advisoryUnlockIfHeld(conn, ADVISORY_LOCK.assignerActive);
@@ -285,9 +352,9 @@ export class Assigner {
           // new tasks the assigner then never looks idle, so writers send no wake-ups (each a
           // NOTIFY, which serialises commits) and each task waits one batch, not a wake-up.
           while (placing && !shouldStop()) {
-            const batch = await this.look(() => this.batchOn(session));
+            const batch = await this.look(() => this.batchOn(conn));
             placing = batch.assigned > 0;
-            if (batch.assigned >= this.options.batchSize) await this.drainSideBySide(session, shouldStop);
+            if (batch.assigned >= this.options.batchSize) await this.drainSideBySide(conn, shouldStop);
           }
         } finally {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerActive);
@@ -301,7 +368,7 @@ export class Assigner {
         if (await this.lockWithin(conn, ADVISORY_LOCK.assignerBarrier)) {
           await advisoryUnlock(conn, ADVISORY_LOCK.assignerBarrier);
         }
-        const last = await this.look(() => this.batchOn(session));
+        const last = await this.look(() => this.batchOn(conn));
         if (last.assigned === 0) return;
       }
     } finally {
@@ -320,14 +387,17 @@ export class Assigner {
    * then goes to the best agent of its batch's share, not of all: on a backlog every free agent
    * is filled anyway, and the others show in its decision as `not_free_at_lock`.
    */
-  private async drainSideBySide(session: Db, shouldStop: () => boolean): Promise<void> {
+  private async drainSideBySide(session: pg.ClientBase, shouldStop: () => boolean): Promise<void> {
     const of = this.options.parallelBatches ?? 1;
     if (of <= 1) return;
     const runs = await Promise.allSettled(
       Array.from({ length: of }, async (_, index) => {
-        let batch: BatchResult;
-        do batch = await this.batchOn(index === 0 ? session : this.db, { share: { index, of } });
-        while (batch.assigned >= this.options.batchSize && !shouldStop());
+        const lane = async (conn: pg.ClientBase) => {
+          let batch: BatchResult;
+          do batch = await this.batchOn(conn, { share: { index, of } });
+          while (batch.assigned >= this.options.batchSize && !shouldStop());
+        };
+        await (index === 0 ? lane(session) : this.onApiConnection(lane));
       }),
     );
     // Every batch has ended (the session is free again) before a failure is passed on.

@@ -1,4 +1,5 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
+import pg from 'pg';
 import type { AgentStatus } from '../db/columns.js';
 import { ADVISORY_LOCK, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
@@ -33,7 +34,7 @@ function toSnapshot(row: AgentRowForPlacement): AgentSnapshot {
 }
 
 /** The columns of an AgentRowForPlacement, the agent's own limit or the default. */
-const agentColumns = (defaultLimit: number) =>
+const agentColumns = (defaultLimit: number | RawBuilder<unknown>) =>
   sql`name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent, last_assigned_at, avoid_until`;
 
 /** The claim's planner settings, for the rest of the transaction: see claimPendingTasks. */
@@ -67,18 +68,39 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
 export async function lockAssignableAgents(
   tx: Tx,
   defaultLimit: number,
+  options: { takeActive?: boolean; share?: AgentShare } = {},
+): Promise<LockedAgents> {
+  return readLockedAgents((await lockAssignableAgentsStatement(defaultLimit, options).execute(tx)).rows);
+}
+
+export interface LockedAgents {
+  free: AgentSnapshot[];
+  others: AgentSnapshot[];
+  active: boolean;
+}
+
+export type LockedAgentRow = Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' };
+
+/**
+ * lockAssignableAgents' statement, its values written as literals (all are the broker's own
+ * numbers), so that it can travel in one message with the batch's BEGIN
+ * (src/db/piggybacked-transaction.ts). Read its rows with readLockedAgents.
+ */
+export function lockAssignableAgentsStatement(
+  defaultLimit: number,
   { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
-): Promise<{ free: AgentSnapshot[]; others: AgentSnapshot[]; active: boolean }> {
-  const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${ADVISORY_LOCK.assignerActive})` : sql<boolean>`true`;
-  const columns = agentColumns(defaultLimit);
+): RawBuilder<LockedAgentRow> {
+  const limit = sql.lit(Math.trunc(defaultLimit));
+  const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${sql.lit(ADVISORY_LOCK.assignerActive)})` : sql<boolean>`true`;
+  const columns = agentColumns(limit);
   const isFree = sql`NOT drained AND status IN ('ready', 'sleeping', 'busy')
-         AND active_tasks < coalesce(max_concurrent, ${defaultLimit})
+         AND active_tasks < coalesce(max_concurrent, ${limit})
          AND (avoid_until IS NULL OR avoid_until <= now())`;
   const inShare = share
     ? sql`AND name IN (SELECT name FROM (SELECT name, row_number() OVER (ORDER BY name) - 1 AS n FROM dispatch_agents WHERE ${isFree}) numbered
-                        WHERE n % ${share.of}::int = ${share.index}::int)`
+                        WHERE n % ${sql.lit(Math.trunc(share.of))}::int = ${sql.lit(Math.trunc(share.index))}::int)`
     : sql``;
-  const { rows } = await sql<Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' }>`
+  return sql<LockedAgentRow>`
     WITH batch_setup AS MATERIALIZED (
       SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
     ), locked AS (
@@ -94,7 +116,11 @@ export async function lockAssignableAgents(
      WHERE (SELECT active FROM batch_setup) AND name NOT IN (SELECT name FROM locked)
     UNION ALL
     -- Always one row: whether ACTIVE was taken.
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`.execute(tx);
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`;
+}
+
+/** The agents lockAssignableAgentsStatement locked, the others (unlocked), and whether ACTIVE was taken. */
+export function readLockedAgents(rows: LockedAgentRow[]): LockedAgents {
   const of = (kind: string) => rows.filter((row) => row.kind === kind).map((row) => toSnapshot(row as AgentRowForPlacement));
   return { free: of('locked'), others: of('other').map((agent) => ({ ...agent, unlocked: true })), active: rows.some((row) => row.kind === 'active') };
 }
@@ -261,13 +287,22 @@ export interface AppliedAssignment {
  */
 export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promise<AppliedAssignment[]> {
   if (assignments.length === 0) return [];
+  return (await applyAssignmentsStatement(assignments).execute(tx)).rows;
+}
+
+/**
+ * applyAssignments' statement, the decisions written as one literal (escaped by the driver's
+ * escapeLiteral, whatever standard_conforming_strings says), so that it can travel in one message
+ * with the batch's COMMIT (src/db/piggybacked-transaction.ts). `assignments` must not be empty.
+ */
+export function applyAssignmentsStatement(assignments: Assignment[]): RawBuilder<AppliedAssignment> {
   // One JSON document, not three arrays: a jsonb[] parameter is escaped element by element by the
   // driver and parsed twice by the server (array, then each jsonb), which cost more than the
   // update itself for a batch of 2,000 placements (~1.4 kB each).
   const decisions = JSON.stringify(assignments.map((a) => ({ id: a.taskId, agent: a.agent, placement: a.placement })));
-  const { rows } = await sql<AppliedAssignment>`
+  return sql<AppliedAssignment>`
     WITH decided AS (
-      SELECT * FROM jsonb_to_recordset(${decisions}::jsonb) AS d(id uuid, agent text, placement jsonb)
+      SELECT * FROM jsonb_to_recordset(${sql.raw(pg.escapeLiteral(decisions))}::jsonb) AS d(id uuid, agent text, placement jsonb)
     ), t AS (
       UPDATE dispatch_tasks t
          SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),
@@ -290,8 +325,7 @@ export async function applyAssignments(tx: Tx, assignments: Assignment[]): Promi
       SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )
     -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(tx);
-  return rows;
+    SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`;
 }
 
 /** The decision recorded with the task's latest `assigned` event, or null if it was never placed. */

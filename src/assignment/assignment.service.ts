@@ -1,11 +1,10 @@
-import type pg from 'pg';
 import { BackgroundService } from '../background/service.js';
 import { JOB } from '../db/contract.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobHandler } from '../jobs/runner.js';
-import { Assigner, type AssignerOptions } from './assigner.js';
+import { Assigner, type AssignerOptions, type AssignerPools } from './assigner.js';
 import { QueueMaintenance, type QueueMaintenanceOptions } from './queue-maintenance.js';
 
 export interface AssignmentServiceOptions extends AssignerOptions {
@@ -27,14 +26,14 @@ export class AssignmentService extends BackgroundService<void> {
 
   constructor(
     db: Db,
-    pool: pg.Pool,
+    pools: AssignerPools,
     options: AssignmentServiceOptions,
     logger: Logger,
     metrics: Metrics,
   ) {
     super('assignment tick', { intervalMs: options.tickIntervalMs, runAtStart: true }, logger);
-    this.assigner = new Assigner(db, pool, options, logger, metrics);
-    this.maintenance = new QueueMaintenance(pool, options.maintenance ?? { intervalMs: 0, deadTuples: 0 }, logger);
+    this.assigner = new Assigner(db, pools, options, logger, metrics);
+    this.maintenance = new QueueMaintenance(pools.direct, options.maintenance ?? { intervalMs: 0, deadTuples: 0 }, logger);
   }
 
   jobs(): Record<string, JobHandler> {

@@ -29,6 +29,15 @@ export function createMetrics() {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
+  const assignmentBatchSteps = new Histogram({
+    name: 'dispatch_assignment_batch_step_seconds',
+    help:
+      "One step of an assignment transaction on the replica's clock (agents: BEGIN and the first statement; claim; place; write: with the COMMIT; commit: what follows): " +
+      "PostgreSQL's time and the round trip, including the wait for the replica's event loop.",
+    labelNames: ['step'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [registry],
+  });
   const integrationErrors = new Counter({
     name: 'dispatch_integration_errors_total',
     help: 'Failed calls to Warren or PromptForge, by service and reason.',
@@ -91,6 +100,7 @@ export function createMetrics() {
     httpDuration,
     taskTransitions,
     assignmentBatches,
+    assignmentBatchSteps,
     integrationErrors,
     integrationUp,
     waitingTooLong,

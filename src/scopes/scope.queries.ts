@@ -28,7 +28,7 @@ const STARTS_KEPT = '5 minutes';
  * Taken by the batch's first statement (lockAssignableAgents, src/assignment/assignment.queries.ts),
  * so that the next statements take their snapshots after the gate was granted.
  */
-export const scopeGateShared = () => sql<void>`pg_advisory_xact_lock_shared(${ADVISORY_LOCK.scopeControls})`;
+export const scopeGateShared = () => sql<void>`pg_advisory_xact_lock_shared(${sql.lit(ADVISORY_LOCK.scopeControls)})`;
 
 /**
  * Step 2: the controlled scopes (paused, or with a limit) among `scopes`, their rows locked

@@ -1,8 +1,8 @@
-import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely';
+import type pg from 'pg';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assigner } from '../../src/assignment/assigner.js';
 import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
-import type { DB } from '../../src/db/generated/database.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { changeScopeControls } from '../../src/scopes/scope.queries.js';
@@ -46,26 +46,26 @@ class Pause {
   }
 }
 
-/** A Kysely view of a real pool whose statements wait at their `pauses`. */
-function pausedDb(handle: DatabaseHandle, ...pauses: Pause[]): Db {
-  const pool: PostgresPool = {
+/** A real pool whose connections' statements wait at their `pauses`. */
+function pausedPool(handle: DatabaseHandle, ...pauses: Pause[]): pg.Pool {
+  return {
     async connect() {
       const client = await handle.pool.connect();
       return {
-        query: async (text: string, values: unknown[]) => {
+        query: async (text: string, values?: unknown[]) => {
           for (const pause of pauses) await pause.pass(text);
           return await client.query(text, values);
         },
-        release: () => client.release(),
-      } as unknown as Awaited<ReturnType<PostgresPool['connect']>>;
+        release: (error?: Error | boolean) => client.release(error),
+      };
     },
-    end: async () => undefined,
-  };
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  } as unknown as pg.Pool;
 }
 
-function assigner(db: Db, handle: DatabaseHandle): Assigner {
-  return new Assigner(db, handle.pool, { batchSize: 1, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
+/** An assigner whose batches (assignBatch, on the API pool) wait at `pauses`. */
+function assigner(handle: DatabaseHandle, ...pauses: Pause[]): Assigner {
+  const pools = { api: pausedPool(handle, ...pauses), direct: handle.pool };
+  return new Assigner(handle.db, pools, { batchSize: 1, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
 }
 
 async function waitersOnLocks(db: Db): Promise<number> {
@@ -89,7 +89,7 @@ describe('assignment under concurrent batches', () => {
     const bHandle = open('race-b-assigner');
     const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
     const bWrite = new Pause(/placement jsonb\)/);
-    const b = assigner(pausedDb(bHandle, bLock, bWrite), bHandle).assignBatch();
+    const b = assigner(bHandle, bLock, bWrite).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     // race-c's cooldown ends after B began and before A begins: free for A, not for B.
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'race-c'`.execute(db);
@@ -99,7 +99,7 @@ describe('assignment under concurrent batches', () => {
 
     // A's first statement sees race-b free (B has not committed) and waits for B's lock on it.
     const aHandle = open('race-a-assigner');
-    const a = assigner(aHandle.db, aHandle).assignBatch();
+    const a = assigner(aHandle).assignBatch();
     await waitFor(async () => (await waitersOnLocks(db)) === 1, { what: 'A waiting for race-b' });
 
     // B fills race-b and commits. A's lock finds race-b full and passes it over, but A's read of
@@ -135,14 +135,14 @@ describe('assignment under concurrent batches', () => {
 
     const bHandle = open('scope-b-assigner');
     const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
-    const b = assigner(pausedDb(bHandle, bLock), bHandle).assignBatch();
+    const b = assigner(bHandle, bLock).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);
 
     // A locks scope-c, reads the scope's usage (0 of 1) and stops before writing its assignment.
     const aHandle = open('scope-a-assigner');
     const aWrite = new Pause(/placement jsonb\)/);
-    const a = assigner(pausedDb(aHandle, aWrite), aHandle).assignBatch();
+    const a = assigner(aHandle, aWrite).assignBatch();
     await waitFor(() => aWrite.reached, { what: 'A about to write' });
 
     // scope-b frees up: B locks it and reaches the scope. It must wait for A's row lock and then
@@ -174,7 +174,7 @@ describe('assignment under concurrent batches', () => {
     // The batch has locked its agents (and, with them, taken the gate) and stops before its claim.
     const handle = open('gate-assigner');
     const claim = new Pause(/WITH candidates AS/);
-    const batch = assigner(pausedDb(handle, claim), handle).assignBatch();
+    const batch = assigner(handle, claim).assignBatch();
     await waitFor(() => claim.reached, { what: 'the batch about to claim' });
 
     let answered = false;

@@ -31,7 +31,7 @@ function open(name: string, size = 4): DatabaseHandle {
 
 /**
  * Connections that count the assigner's transactions open at one moment, the drain's own
- * session (taken from `pool`) and the pool's transactions (`db`) alike.
+ * session and the side-by-side batches' connections alike (both taken from `pool`).
  */
 function countingConnections(handle: DatabaseHandle): { db: Db; pool: pg.Pool; mostAtOnce: () => number } {
   let open = 0;
@@ -39,12 +39,13 @@ function countingConnections(handle: DatabaseHandle): { db: Db; pool: pg.Pool; m
   const wrap = (client: pg.PoolClient) =>
     ({
       query: async (text: string, values?: unknown[]) => {
+        // A batch's BEGIN travels with its first statement, its COMMIT often with its last.
         const statement = typeof text === 'string' ? text.trim().toLowerCase() : '';
-        if (statement === 'begin') most = Math.max(most, ++open);
+        if (statement.startsWith('begin')) most = Math.max(most, ++open);
         try {
           return await client.query(text, values);
         } finally {
-          if (statement === 'commit' || statement === 'rollback') open -= 1;
+          if (statement.endsWith('commit') || statement === 'rollback') open -= 1;
         }
       },
       release: (error?: Error | boolean) => client.release(error),
@@ -64,10 +65,14 @@ describe('batches side by side on a backlog', () => {
     const tasks = await insertTasks(db, 600, { scope: 'side' });
 
     const handle = open('side-by-side-assigner', 4);
+    // Open the pool's connections first, as a running replica's are: a batch beside the drain's
+    // then starts at once, not after a connection is made (by which time the first may be done).
+    const warm = await Promise.all(Array.from({ length: 4 }, () => handle.pool.connect()));
+    for (const client of warm) client.release();
     const counted = countingConnections(handle);
     const assigner = new Assigner(
       counted.db,
-      counted.pool,
+      { api: counted.pool, direct: counted.pool },
       { batchSize: 20, parallelBatches: 2, defaultMaxConcurrent: 3 },
       createLogger({ level: 'silent' }),
       createMetrics(),

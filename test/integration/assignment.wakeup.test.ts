@@ -9,6 +9,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient } from '../helpers/http.js';
+import { parseExposition } from '../helpers/metrics-text.js';
 import { insertTasks } from '../helpers/tasks.js';
 import { assignWakeupsDuring } from '../helpers/wakeups.js';
 import { waitFor } from '../helpers/wait.js';
@@ -76,7 +77,7 @@ describe('waking the assigners', () => {
       },
     } as unknown as pg.Pool;
     try {
-      const assigner = new Assigner(handle.db, pool, { batchSize: 10, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
+      const assigner = new Assigner(handle.db, { api: handle.pool, direct: pool }, { batchSize: 10, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
       await expect(assigner.drain(() => false)).rejects.toThrow('claim failed');
       const other = await session();
       expect((await other.query('SELECT pg_try_advisory_lock($1) AS ok', [ADVISORY_LOCK.assignerActive])).rows[0].ok).toBe(true);
@@ -110,6 +111,19 @@ describe('waking the assigners', () => {
         );
         expect(task.assignee).toBe('waker');
       }
+    });
+
+    it("shows on /metrics where its batches' time went, step by step, adding up to the batches", async () => {
+      const samples = parseExposition(await (await fetch(`${dispatch.opsUrl}/metrics`)).text());
+      const value = (name: string, step?: string) =>
+        samples.filter((s) => s.name === name && (step === undefined || s.labels.step === step)).reduce((sum, s) => sum + s.value, 0);
+      const steps = ['agents', 'claim', 'place', 'write', 'commit'];
+      for (const step of steps) expect(value('dispatch_assignment_batch_step_seconds_count', step), step).toBeGreaterThanOrEqual(1);
+      // Every active batch is timed whole and step by step: the steps cover the batch.
+      const batches = value('dispatch_assignment_batch_seconds_sum');
+      const stepped = value('dispatch_assignment_batch_step_seconds_sum');
+      expect(stepped).toBeLessThanOrEqual(batches);
+      expect(stepped).toBeGreaterThan(batches * 0.9);
     });
 
     /** Assignment batches this replica has run (dispatch_assignment_batch_duration_seconds_count). */

@@ -40,7 +40,7 @@ describe('the claim', () => {
       const { rows } = await sql<{ past: boolean }>`SELECT start_by < now() AS past FROM dispatch_tasks WHERE id = ${expiring.id}`.execute(db);
       return rows[0]!.past;
     });
-    const assigner = new Assigner(db, pool, { batchSize: 10, defaultMaxConcurrent: 3 }, logger, createMetrics());
+    const assigner = new Assigner(db, { api: pool, direct: pool }, { batchSize: 10, defaultMaxConcurrent: 3 }, logger, createMetrics());
     expect(await assigner.assignBatch()).toEqual({ claimed: 1, assigned: 1 });
     expect(await statusOf(plain.id)).toMatchObject({ status: 'assigned' });
     expect(await statusOf(expiring.id)).toMatchObject({ status: 'pending' });
