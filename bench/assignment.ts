@@ -24,7 +24,8 @@
  *  - hops: where idle create -> assigned time goes, one stamp per hop (insert commit, the
  *    assigners' NOTIFY, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
  *    track_commit_timestamp on and a private nats-server.
- *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas.
+ *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas
+ *    (instant wake-up three times each, alternating, and the medians compared; the v1 tick once).
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table.
  *  - sustained: 3 replicas assigning while new work keeps arriving and finished work is
  *    completed, reported per 10 s window, to show there is no decay.
