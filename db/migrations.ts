@@ -20,6 +20,7 @@ import * as m0018 from './migrations/0018_quiet_timeout_jobs.js';
 import * as m0019 from './migrations/0019_wake_assigners_by_notify.js';
 import * as m0020 from './migrations/0020_cached_trigger_plans.js';
 import * as m0021 from './migrations/0021_locked_jobs_index.js';
+import * as m0022 from './migrations/0022_agent_releases.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -48,6 +49,7 @@ export const migrations: Record<string, Migration> = {
   '0019_wake_assigners_by_notify': m0019,
   '0020_cached_trigger_plans': m0020,
   '0021_locked_jobs_index': m0021,
+  '0022_agent_releases': m0022,
 };
 
 export const migrationProvider: MigrationProvider = {

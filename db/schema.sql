@@ -48,6 +48,22 @@ END $$;
 COMMENT ON FUNCTION public.dispatch_add_parent_reader() IS 'Lets the requester of a task''s parent read the task (a subtask made by another agent).';
 
 --
+-- Name: dispatch_agent_live_load(integer, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_agent_live_load(active_tasks integer, released_folded bigint, released bigint) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT active_tasks - greatest(0, coalesce(released, 0) - released_folded)::integer
+$$;
+
+--
+-- Name: FUNCTION dispatch_agent_live_load(active_tasks integer, released_folded bigint, released bigint); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_agent_live_load(active_tasks integer, released_folded bigint, released bigint) IS 'Tasks assigned or running on an agent now, from its dispatch_agents row (active_tasks, released_folded) and its dispatch_agent_releases.released (null when it has no row yet): active_tasks less the releases not yet folded into it (migration 0022).';
+
+--
 -- Name: dispatch_agents_count_existing(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -57,6 +73,7 @@ CREATE FUNCTION public.dispatch_agents_count_existing() RETURNS trigger
 BEGIN
   NEW.active_tasks := (SELECT count(*) FROM dispatch_tasks
                         WHERE assignee = NEW.name AND status IN ('assigned', 'running'));
+  NEW.released_folded := coalesce((SELECT released FROM dispatch_agent_releases WHERE agent = NEW.name), 0);
   RETURN NEW;
 END $$;
 
@@ -118,6 +135,41 @@ BEGIN
 END $$;
 
 --
+-- Name: dispatch_apply_load_changes(text[], integer[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_apply_load_changes(agents text[], changes integer[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  freed text[];
+BEGIN
+  UPDATE dispatch_agents a SET active_tasks = a.active_tasks + c.n
+    FROM unnest(agents, changes) AS c(name, n)
+   WHERE a.name = c.name AND c.n > 0;
+  WITH released AS (
+    INSERT INTO dispatch_agent_releases AS r (agent, released)
+    SELECT c.name, -c.n FROM unnest(agents, changes) AS c(name, n) WHERE c.n < 0 ORDER BY c.name
+    ON CONFLICT (agent) DO UPDATE SET released = r.released + excluded.released
+    RETURNING agent
+  )
+  SELECT array_agg(agent) INTO freed FROM released;
+  -- A freed slot wakes the assigners when work for that agent waits (as dispatch_agents_wake).
+  IF freed IS NOT NULL AND EXISTS (
+       SELECT 1 FROM dispatch_agents a
+        WHERE a.name = ANY (freed) AND a.status IN ('ready', 'sleeping', 'busy') AND NOT a.drained
+          AND EXISTS (SELECT 1 FROM dispatch_tasks t WHERE t.status = 'pending' AND t.scope = ANY (a.capabilities))) THEN
+    PERFORM dispatch_request_assignment();
+  END IF;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_apply_load_changes(agents text[], changes integer[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_apply_load_changes(agents text[], changes integer[]) IS 'Applies net changes in active tasks per agent (parallel arrays: agent, change): a rise to dispatch_agents.active_tasks, a fall to dispatch_agent_releases (migration 0022), waking the assigners when a freed agent has work waiting.';
+
+--
 -- Name: dispatch_attempt_deadline(timestamp with time zone, timestamp with time zone, timestamp with time zone, integer, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -135,6 +187,35 @@ $$;
 --
 
 COMMENT ON FUNCTION public.dispatch_attempt_deadline(started_at timestamp with time zone, assigned_at timestamp with time zone, last_progress_at timestamp with time zone, timeout_ms integer, heartbeat_timeout_ms integer) IS 'When the current attempt of a task times out.';
+
+--
+-- Name: dispatch_fold_agent_releases(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_fold_agent_releases() RETURNS integer
+    LANGUAGE sql
+    AS $$
+  WITH folding AS (
+    -- A row a batch holds is passed over: the batch's write folds its winners, the next fold the rest.
+    SELECT a.name, r.released FROM dispatch_agents a JOIN dispatch_agent_releases r ON r.agent = a.name
+     WHERE r.released > a.released_folded
+     ORDER BY a.name
+       FOR UPDATE OF a SKIP LOCKED
+  ), folded AS (
+    UPDATE dispatch_agents a
+       SET active_tasks = a.active_tasks - greatest(0, f.released - a.released_folded)::integer,
+           released_folded = greatest(a.released_folded, f.released)
+      FROM folding f WHERE a.name = f.name
+    RETURNING 1
+  )
+  SELECT count(*)::integer FROM folded
+$$;
+
+--
+-- Name: FUNCTION dispatch_fold_agent_releases(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_fold_agent_releases() IS 'Subtracts each agent''s releases counted since its last fold from active_tasks (migration 0022); rows locked by an assignment batch are passed over. Returns how many agents it folded.';
 
 --
 -- Name: dispatch_fold_scope_counters(); Type: FUNCTION; Schema: public; Owner: -
@@ -691,6 +772,9 @@ COMMENT ON FUNCTION public.dispatch_stream_recipient(event text, agent_id text, 
 CREATE FUNCTION public.dispatch_sync_active_tasks() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+  agents text[];
+  changes integer[];
 BEGIN
   WITH delta AS (
     SELECT assignee AS name, count(*) AS n FROM new_rows
@@ -698,11 +782,12 @@ BEGIN
     UNION ALL
     SELECT assignee, -count(*) FROM old_rows
      WHERE status IN ('assigned', 'running') AND assignee IS NOT NULL GROUP BY assignee
-  ), net AS (
-    SELECT name, sum(n)::integer AS n FROM delta GROUP BY name HAVING sum(n) <> 0
   )
-  UPDATE dispatch_agents a SET active_tasks = a.active_tasks + net.n
-    FROM net WHERE a.name = net.name;
+  SELECT array_agg(name), array_agg(n) INTO agents, changes
+    FROM (SELECT name, sum(n)::integer AS n FROM delta GROUP BY name HAVING sum(n) <> 0) net;
+  IF agents IS NOT NULL THEN
+    PERFORM dispatch_apply_load_changes(agents, changes);
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -710,7 +795,7 @@ END $$;
 -- Name: FUNCTION dispatch_sync_active_tasks(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_sync_active_tasks() IS 'Statement trigger: applies the net change in active tasks per agent to dispatch_agents.active_tasks.';
+COMMENT ON FUNCTION public.dispatch_sync_active_tasks() IS 'Statement trigger: the net change in active tasks per agent, applied by dispatch_apply_load_changes.';
 
 --
 -- Name: dispatch_sync_active_tasks_delete(); Type: FUNCTION; Schema: public; Owner: -
@@ -719,11 +804,16 @@ COMMENT ON FUNCTION public.dispatch_sync_active_tasks() IS 'Statement trigger: a
 CREATE FUNCTION public.dispatch_sync_active_tasks_delete() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+  agents text[];
+  changes integer[];
 BEGIN
-  UPDATE dispatch_agents a SET active_tasks = greatest(a.active_tasks - d.n, 0)
+  SELECT array_agg(assignee), array_agg(-n) INTO agents, changes
     FROM (SELECT assignee, count(*)::integer AS n FROM old_rows
-           WHERE status IN ('assigned', 'running') AND assignee IS NOT NULL GROUP BY assignee) d
-   WHERE a.name = d.assignee;
+           WHERE status IN ('assigned', 'running') AND assignee IS NOT NULL GROUP BY assignee) d;
+  IF agents IS NOT NULL THEN
+    PERFORM dispatch_apply_load_changes(agents, changes);
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -897,6 +987,35 @@ SET default_tablespace = '';
 SET default_table_access_method = heap;
 
 --
+-- Name: dispatch_agent_releases; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_agent_releases (
+    agent text NOT NULL,
+    released bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT dispatch_agent_releases_released_check CHECK ((released >= 0))
+)
+WITH (fillfactor='50');
+
+--
+-- Name: TABLE dispatch_agent_releases; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_agent_releases IS 'Tasks each agent has given up (completed, failed, retried, cancelled, timed out, moved), counted for ever: kept out of dispatch_agents so that finishing a task never waits for an assignment batch, which holds the free agents'' rows locked. Live loads: the view dispatch_agent_load (migration 0022).';
+
+--
+-- Name: COLUMN dispatch_agent_releases.agent; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_agent_releases.agent IS 'Agent name (dispatch_agents.name; the row outlives a deleted agent, and a new row of the same name starts from its count).';
+
+--
+-- Name: COLUMN dispatch_agent_releases.released; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_agent_releases.released IS 'Tasks that left this agent''s hands since the row was created; only ever grows.';
+
+--
 -- Name: dispatch_agents; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -916,6 +1035,7 @@ CREATE TABLE public.dispatch_agents (
     avoid_until timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    released_folded bigint DEFAULT 0 NOT NULL,
     CONSTRAINT dispatch_agents_active_tasks_check CHECK ((active_tasks >= 0)),
     CONSTRAINT dispatch_agents_max_concurrent_check CHECK ((max_concurrent > 0)),
     CONSTRAINT dispatch_agents_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
@@ -964,7 +1084,7 @@ COMMENT ON COLUMN public.dispatch_agents.max_concurrent IS 'Per-agent limit of a
 -- Name: COLUMN dispatch_agents.active_tasks; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.dispatch_agents.active_tasks IS 'Tasks assigned or running on this agent right now (kept exact by trigger on dispatch_tasks).';
+COMMENT ON COLUMN public.dispatch_agents.active_tasks IS 'Tasks assigned or running on this agent as of the last fold of its releases (at most about a second old unless a batch holds the row); the live load is in the view dispatch_agent_load (dispatch_agent_live_load), which also subtracts the releases since.';
 
 --
 -- Name: COLUMN dispatch_agents.drained; Type: COMMENT; Schema: public; Owner: -
@@ -1021,19 +1141,26 @@ COMMENT ON COLUMN public.dispatch_agents.created_at IS 'First time Dispatch saw 
 COMMENT ON COLUMN public.dispatch_agents.updated_at IS 'Last change to the row (maintained by trigger).';
 
 --
+-- Name: COLUMN dispatch_agents.released_folded; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_agents.released_folded IS 'The agent''s dispatch_agent_releases.released already subtracted from active_tasks (by the last fold).';
+
+--
 -- Name: dispatch_agent_load; Type: VIEW; Schema: public; Owner: -
 --
 
 CREATE VIEW public.dispatch_agent_load AS
- SELECT dispatch_agents.name,
-    dispatch_agents.status,
-    dispatch_agents.drained,
-    dispatch_agents.active_tasks,
-    dispatch_agents.max_concurrent,
-    dispatch_agents.capabilities,
-    dispatch_agents.last_seen_at,
-    dispatch_agents.last_assigned_at
-   FROM public.dispatch_agents;
+ SELECT a.name,
+    a.status,
+    a.drained,
+    public.dispatch_agent_live_load(a.active_tasks, a.released_folded, r.released) AS active_tasks,
+    a.max_concurrent,
+    a.capabilities,
+    a.last_seen_at,
+    a.last_assigned_at
+   FROM (public.dispatch_agents a
+     LEFT JOIN public.dispatch_agent_releases r ON ((r.agent = a.name)));
 
 --
 -- Name: VIEW dispatch_agent_load; Type: COMMENT; Schema: public; Owner: -
@@ -2199,6 +2326,13 @@ CREATE VIEW public.dispatch_waiting_tasks AS
 COMMENT ON VIEW public.dispatch_waiting_tasks IS 'Tasks waiting for their dependencies (status waiting), with the dependencies still open. Tasks waiting for an agent are pending (dispatch_queue_depth).';
 
 --
+-- Name: dispatch_agent_releases dispatch_agent_releases_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dispatch_agent_releases
+    ADD CONSTRAINT dispatch_agent_releases_pkey PRIMARY KEY (agent);
+
+--
 -- Name: dispatch_agents dispatch_agents_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2534,7 +2668,7 @@ CREATE TRIGGER dispatch_agents_wake_on_insert AFTER INSERT ON public.dispatch_ag
 -- Name: dispatch_agents dispatch_agents_wake_on_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER dispatch_agents_wake_on_update AFTER UPDATE ON public.dispatch_agents FOR EACH ROW WHEN (((new.status = ANY (ARRAY['ready'::text, 'sleeping'::text, 'busy'::text])) AND (NOT new.drained) AND ((old.status IS DISTINCT FROM new.status) OR old.drained OR (new.active_tasks < old.active_tasks) OR (old.capabilities IS DISTINCT FROM new.capabilities) OR (old.max_concurrent IS DISTINCT FROM new.max_concurrent) OR ((old.avoid_until IS NOT NULL) AND (new.avoid_until IS NULL))))) EXECUTE FUNCTION public.dispatch_agents_wake();
+CREATE TRIGGER dispatch_agents_wake_on_update AFTER UPDATE ON public.dispatch_agents FOR EACH ROW WHEN (((new.status = ANY (ARRAY['ready'::text, 'sleeping'::text, 'busy'::text])) AND (NOT new.drained) AND ((old.status IS DISTINCT FROM new.status) OR old.drained OR (old.capabilities IS DISTINCT FROM new.capabilities) OR (old.max_concurrent IS DISTINCT FROM new.max_concurrent) OR ((old.avoid_until IS NOT NULL) AND (new.avoid_until IS NULL))))) EXECUTE FUNCTION public.dispatch_agents_wake();
 
 --
 -- Name: dispatch_schedules dispatch_schedules_touch; Type: TRIGGER; Schema: public; Owner: -

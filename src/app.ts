@@ -23,11 +23,11 @@ import type { TaskPolicy } from './tasks/task.service.js';
 import { apiRouters } from './routes.js';
 import { TaskRetention } from './tasks/retention.js';
 import { ScheduleRunner } from './schedules/schedule.runner.js';
-import { ScopeCounterFolding } from './tasks/scope-counter-folding.js';
+import { CounterFolding } from './tasks/counter-folding.js';
 import { LiveFeed } from './ui/live-feed.js';
 
-/** How often one replica folds the scope counters' appended changes (a scrape sums what is left). */
-const SCOPE_COUNTER_FOLD_MS = 1_000;
+/** How often the scope counters' appended changes and the agents' releases are folded (src/tasks/counter-folding.ts). */
+const COUNTER_FOLD_MS = 1_000;
 import { LifecycleService, type WakeAgent } from './lifecycle/lifecycle.service.js';
 import { DueTimer } from './lifecycle/due-timer.js';
 import { NotificationListener } from './db/listener.js';
@@ -154,7 +154,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
-  const scopeCounters = new ScopeCounterFolding(db, SCOPE_COUNTER_FOLD_MS, log);
+  const counters = new CounterFolding(db, COUNTER_FOLD_MS, log);
   const schedules = new ScheduleRunner(
     { db, policy, metrics },
     { intervalMs: config.schedules.poll_interval_ms, lateAfterMs: config.schedules.late_after_ms, batchSize: 20 },
@@ -196,7 +196,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     await assignment.stop();
     await retention.stop();
     await schedules.stop();
-    await scopeCounters.stop();
+    await counters.stop();
     await lifecycle.stop();
     await listener.stop();
     await dueTimer.stop();
@@ -237,7 +237,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     dueTimer.start();
     retention.start();
     schedules.start();
-    scopeCounters.start();
+    counters.start();
     events.start();
     await assignmentHub.start();
     listener.start();

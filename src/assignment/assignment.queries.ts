@@ -32,9 +32,20 @@ function toSnapshot(row: AgentRowForPlacement): AgentSnapshot {
   };
 }
 
-/** The columns of an AgentRowForPlacement, the agent's own limit or the default. */
-const agentColumns = (defaultLimit: number | RawBuilder<unknown>) =>
-  sql`name, capabilities, status, drained, active_tasks, coalesce(max_concurrent, ${defaultLimit})::int AS max_concurrent, last_assigned_at, avoid_until`;
+/**
+ * The agents joined to their releases rows (migration 0022), as `alias` and `alias_r`: an agent's
+ * live load needs both, and a join reads them in one pass (a subquery per agent cost 15 times
+ * more for 200 agents). A release the statement's snapshot misses only makes an agent look fuller.
+ */
+const agentsWithReleases = (alias: string) => sql.raw(`dispatch_agents ${alias} LEFT JOIN dispatch_agent_releases ${alias}_r ON ${alias}_r.agent = ${alias}.name`);
+const agentLoad = (alias: string) => sql.raw(`dispatch_agent_live_load(${alias}.active_tasks, ${alias}.released_folded, ${alias}_r.released)`);
+
+/** The columns of an AgentRowForPlacement read from agentsWithReleases(alias), the agent's own limit or the default. */
+const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>) => {
+  const a = sql.raw(alias);
+  return sql`${a}.name, ${a}.capabilities, ${a}.status, ${a}.drained, ${agentLoad(alias)} AS active_tasks,
+    coalesce(${a}.max_concurrent, ${defaultLimit})::int AS max_concurrent, ${a}.last_assigned_at, ${a}.avoid_until`;
+};
 
 /** The claim's planner settings, for the rest of the transaction: see claimPendingTasks. */
 const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`;
@@ -42,7 +53,9 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
 /**
  * The batch's first statement. Locks every agent that could take a task right now, in name order
  * (a fixed order, so two transactions can never deadlock on them). While they are locked no
- * other transaction can change their load, so the limits checked in memory hold at commit.
+ * other transaction can raise their load (taking work writes the agent's row; giving it up
+ * writes dispatch_agent_releases, which a finishing task never waits on), so the limits checked
+ * in memory hold at commit.
  *
  * It also reads the other agents, unlocked, only to explain the batch's decisions: they are read
  * with the statement's snapshot, taken before any lock wait, so an agent that looked free but was
@@ -91,28 +104,30 @@ export function lockAssignableAgentsStatement(
 ): RawBuilder<LockedAgentRow> {
   const limit = sql.lit(Math.trunc(defaultLimit));
   const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${sql.lit(ADVISORY_LOCK.assignerActive)})` : sql<boolean>`true`;
-  const columns = agentColumns(limit);
-  const isFree = sql`NOT drained AND status IN ('ready', 'sleeping', 'busy')
-         AND active_tasks < coalesce(max_concurrent, ${limit})
-         AND (avoid_until IS NULL OR avoid_until <= now())`;
+  const isFree = (alias: string) => {
+    const a = sql.raw(alias);
+    return sql`NOT ${a}.drained AND ${a}.status IN ('ready', 'sleeping', 'busy')
+         AND ${agentLoad(alias)} < coalesce(${a}.max_concurrent, ${limit})
+         AND (${a}.avoid_until IS NULL OR ${a}.avoid_until <= now())`;
+  };
   const inShare = share
-    ? sql`AND name IN (SELECT name FROM (SELECT name, row_number() OVER (ORDER BY name) - 1 AS n FROM dispatch_agents WHERE ${isFree}) numbered
-                        WHERE n % ${sql.lit(Math.trunc(share.of))}::int = ${sql.lit(Math.trunc(share.index))}::int)`
+    ? sql`AND a.name IN (SELECT name FROM (SELECT s.name, row_number() OVER (ORDER BY s.name) - 1 AS n FROM ${agentsWithReleases('s')} WHERE ${isFree('s')}) numbered
+                          WHERE n % ${sql.lit(Math.trunc(share.of))}::int = ${sql.lit(Math.trunc(share.index))}::int)`
     : sql``;
   return sql<LockedAgentRow>`
     WITH batch_setup AS MATERIALIZED (
       SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
     ), locked AS (
-      SELECT ${columns}
-        FROM dispatch_agents
-       WHERE (SELECT active FROM batch_setup) AND ${isFree} ${inShare}
-       ORDER BY name
-         FOR UPDATE OF dispatch_agents
+      SELECT ${agentColumns('a', limit)}
+        FROM ${agentsWithReleases('a')}
+       WHERE (SELECT active FROM batch_setup) AND ${isFree('a')} ${inShare}
+       ORDER BY a.name
+         FOR UPDATE OF a
     )
     SELECT *, 'locked' AS kind FROM locked
     UNION ALL
-    SELECT ${columns}, 'other' FROM dispatch_agents
-     WHERE (SELECT active FROM batch_setup) AND name NOT IN (SELECT name FROM locked)
+    SELECT ${agentColumns('o', limit)}, 'other' FROM ${agentsWithReleases('o')}
+     WHERE (SELECT active FROM batch_setup) AND o.name NOT IN (SELECT name FROM locked)
     UNION ALL
     -- Always one row: whether ACTIVE was taken.
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`;
@@ -132,7 +147,7 @@ export interface AgentShare {
 
 /** Every agent, unlocked: for explaining why a pending task waits (src/assignment/placement.ts). */
 export async function readAllAgents(db: Db | Tx, defaultLimit: number): Promise<AgentSnapshot[]> {
-  const { rows } = await sql<AgentRowForPlacement>`SELECT ${agentColumns(defaultLimit)} FROM dispatch_agents ORDER BY name`.execute(db);
+  const { rows } = await sql<AgentRowForPlacement>`SELECT ${agentColumns('a', defaultLimit)} FROM ${agentsWithReleases('a')} ORDER BY a.name`.execute(db);
   return rows.map(toSnapshot);
 }
 
@@ -318,8 +333,14 @@ export function applyAssignmentsStatement(assignments: Assignment[]): RawBuilder
              placement
         FROM t
     ), a AS (
-      UPDATE dispatch_agents SET last_assigned_at = now()
-       WHERE name IN (SELECT DISTINCT assignee FROM t)
+      -- The winners' rows are written anyway, and locked: their releases are folded here
+      -- (migration 0022), read on this statement's snapshot, taken after the batch's lock.
+      UPDATE dispatch_agents a
+         SET last_assigned_at = now(),
+             active_tasks = a.active_tasks - greatest(0, coalesce(r.released, 0) - a.released_folded)::integer,
+             released_folded = greatest(a.released_folded, coalesce(r.released, 0))
+        FROM (SELECT DISTINCT assignee FROM t) w LEFT JOIN dispatch_agent_releases r ON r.agent = w.assignee
+       WHERE a.name = w.assignee
     ), j AS (
       SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )

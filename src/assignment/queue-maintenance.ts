@@ -9,9 +9,9 @@ import { findTablesWithDeadTuples, vacuumTable } from './queue-maintenance.queri
 /**
  * The tables whose rows churn with every task: a task row is rewritten at each transition, a
  * timeout job is inserted at assignment and deleted at completion, an outbox row lives until
- * published, an agent row changes with its load.
+ * published, an agent row changes with its load and its releases row with every task it finishes.
  */
-export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_event_outbox', GRAPHILE_JOBS_TABLE];
+export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_agent_releases', 'public.dispatch_event_outbox', GRAPHILE_JOBS_TABLE];
 
 export interface QueueMaintenanceOptions {
   /** How often to look at dead tuples; 0 turns the maintenance off. */

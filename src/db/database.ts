@@ -10,7 +10,11 @@ export type Db = Kysely<DB>;
 
 export type TaskRow = Selectable<DispatchTasks>;
 export type TaskEventRow = Selectable<DispatchTaskEvents>;
-export type AgentRow = Selectable<DispatchAgents>;
+/**
+ * An agent as the agent queries return it: active_tasks is its live load
+ * (dispatch_agent_live_load, migration 0022), and the fold's bookkeeping is left out.
+ */
+export type AgentRow = Omit<Selectable<DispatchAgents>, 'released_folded'>;
 export type ScheduleRow = Selectable<DispatchSchedules>;
 
 export interface DatabaseHandle {

@@ -43,6 +43,16 @@ export async function foldScopeCounters(db: Db): Promise<number> {
 }
 
 /**
+ * Folds each agent's releases counted since its last fold into its active_tasks, passing over
+ * rows an assignment batch holds (dispatch_fold_agent_releases, migration 0022). Returns how many
+ * agents it folded.
+ */
+export async function foldAgentReleases(db: Db): Promise<number> {
+  const { rows } = await sql<{ folded: number }>`SELECT dispatch_fold_agent_releases() AS folded`.execute(db);
+  return rows[0]?.folded ?? 0;
+}
+
+/**
  * Age of the oldest pending task of each scope that has one: one probe of
  * dispatch_tasks_pending_by_scope_idx per scope (stepping over delayed tasks not yet due), never a
  * pass over the tasks.
@@ -76,13 +86,8 @@ export async function readObservations(db: Db): Promise<{ buckets: number[]; row
 
 /** Each agent not stopped, with its live load and its limit (the default when it has none). */
 export async function readAgentLoad(db: Db, defaultMaxConcurrent: number): Promise<AgentLoadRow[]> {
-  return await db
-    .selectFrom('dispatch_agents')
-    .select((eb) => [
-      'name',
-      'active_tasks as load',
-      eb.fn.coalesce('max_concurrent', eb.val(defaultMaxConcurrent)).as('limit'),
-    ])
-    .where('status', '<>', 'stopped')
-    .execute();
+  const { rows } = await sql<AgentLoadRow>`
+    SELECT name, active_tasks AS load, coalesce(max_concurrent, ${defaultMaxConcurrent})::int AS "limit"
+      FROM dispatch_agent_load WHERE status <> 'stopped'`.execute(db);
+  return rows;
 }

@@ -256,11 +256,9 @@ export interface Completion {
  * (not the assignee, another attempt, no longer active, or the same task completed by another entry
  * of the batch).
  *
- * The completing agents' rows are locked first, in name order, before any task row: the
- * active-task trigger updates them at the end of the statement, in no set order, and two batches
- * (or a batch and the assigner, which locks agents in name order too) naming the same agents
- * would otherwise deadlock. `agents_locked` is an InitPlan the UPDATE's one-time filter runs
- * before its scan starts.
+ * The agents' rows are not written: the active-task trigger counts the finished tasks in
+ * dispatch_agent_releases (migration 0022), so a completion never waits for an assignment batch
+ * holding its agent's row.
  *
  * The tasks are found by primary key (as the assigner's write finds them): with the status test
  * written plainly, statistics from a quieter hour made the planner read every active task through
@@ -272,16 +270,11 @@ export async function completeTasks(db: Db, completions: readonly Completion[]):
       SELECT * FROM unnest(${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
                            ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => c.resultJson)}::jsonb[])
              WITH ORDINALITY AS i(id, agent, attempt, result, n)
-    ), agents_locked AS MATERIALIZED (
-      SELECT count(*) AS n FROM (
-        SELECT 1 FROM dispatch_agents WHERE name = ANY (${[...new Set(completions.map((c) => c.call.agent))]}::text[]) ORDER BY name FOR UPDATE
-      ) l
     ), t AS (
       UPDATE dispatch_tasks d
          SET status = 'completed', result = i.result, completed_at = now(), deadline_at = NULL
         FROM input i
-       WHERE (SELECT n FROM agents_locked) IS NOT NULL
-         AND d.id = ANY (ARRAY(SELECT id FROM input)) AND d.id = i.id
+       WHERE d.id = ANY (ARRAY(SELECT id FROM input)) AND d.id = i.id
          AND coalesce(d.status, '') IN ('assigned', 'running') AND d.assignee = i.agent
          AND (i.attempt IS NULL OR d.attempt = i.attempt)
       RETURNING d.*, i.n AS input

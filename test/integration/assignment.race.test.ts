@@ -87,7 +87,7 @@ describe('assignment under concurrent batches', () => {
 
     // B's transaction begins (its now() is fixed) and waits before locking agents.
     const bHandle = open('race-b-assigner');
-    const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
+    const bLock = new Pause(/FOR UPDATE OF a$/m);
     const bWrite = new Pause(/placement jsonb\)/);
     const b = assigner(bHandle, bLock, bWrite).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
@@ -112,7 +112,7 @@ describe('assignment under concurrent batches', () => {
     const audit = await auditAssignments(db, 3);
     expect(audit.limitBreaches).toEqual([]);
     const { rows } = await sql<{ name: string; active_tasks: number }>`
-      SELECT name, active_tasks FROM dispatch_agents WHERE name IN ('race-b', 'race-c') ORDER BY name`.execute(db);
+      SELECT name, active_tasks FROM dispatch_agent_load WHERE name IN ('race-b', 'race-c') ORDER BY name`.execute(db);
     expect(rows).toEqual([
       { name: 'race-b', active_tasks: 1 },
       { name: 'race-c', active_tasks: 1 },
@@ -134,7 +134,7 @@ describe('assignment under concurrent batches', () => {
     await assignDirectly(db, held!, 'scope-b');
 
     const bHandle = open('scope-b-assigner');
-    const bLock = new Pause(/FOR UPDATE OF dispatch_agents/);
+    const bLock = new Pause(/FOR UPDATE OF a$/m);
     const b = assigner(bHandle, bLock).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);

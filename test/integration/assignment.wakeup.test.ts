@@ -55,6 +55,17 @@ describe('waking the assigners', () => {
     }
   });
 
+  it("a task leaving a full agent wakes them when work for that agent waits, and only then (the release's trigger, migration 0022)", async () => {
+    const { db } = database.handle;
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent) VALUES ('wake-freer', '{wake-free}', 'ready', 1)`.execute(db);
+    const [held, second] = await insertTasks(db, 2, { scope: 'wake-free', status: 'assigned', assignee: 'wake-freer' });
+    const finish = (id: string) => sql`UPDATE dispatch_tasks SET status = 'completed', completed_at = now() WHERE id = ${id}`.execute(db);
+    // Nothing waits for it: no wake-up.
+    expect(await wakeupsDuring(() => finish(held!))).toEqual([]);
+    await insertTasks(db, 1, { scope: 'wake-free' });
+    expect(await wakeupsDuring(() => finish(second!))).toEqual(['']);
+  });
+
   it('leaves ACTIVE free when the batch that took it fails (a session lock outlives the rollback)', async () => {
     await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('fails-once', '{fail-once}', 'ready')`.execute(database.handle.db);
     await insertTasks(database.handle.db, 1, { scope: 'fail-once' });

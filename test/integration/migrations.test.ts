@@ -197,12 +197,16 @@ describe('dispatch_agents.active_tasks', () => {
   const AGENTS = ['ag-1', 'ag-2', 'ag-3'] as const;
   type Agent = (typeof AGENTS)[number];
 
-  /** Agents whose counter disagrees with the tasks table: name, counter, truth. */
-  async function driftedAgents(executor: Db): Promise<Array<{ name: string; active_tasks: number; actual: number }>> {
+  /**
+   * Agents whose counter disagrees with the tasks table: name, counter, truth. The live load
+   * (dispatch_agent_live_load, migration 0022), or with `folded` the column itself, once
+   * every release has been folded into it.
+   */
+  async function driftedAgents(executor: Db, { folded = false } = {}): Promise<Array<{ name: string; active_tasks: number; actual: number }>> {
     const { rows } = await sql<{ name: string; active_tasks: number; actual: number }>`
-      SELECT a.name, a.active_tasks,
+      SELECT a.name, CASE WHEN ${folded}::boolean THEN a.active_tasks ELSE dispatch_agent_live_load(a.active_tasks, a.released_folded, r.released) END AS active_tasks,
              (SELECT count(*)::int FROM dispatch_tasks t WHERE t.assignee = a.name AND t.status IN ('assigned', 'running')) AS actual
-        FROM dispatch_agents a
+        FROM dispatch_agents a LEFT JOIN dispatch_agent_releases r ON r.agent = a.name
        WHERE a.name LIKE 'ag-%'`.execute(executor);
     return rows.filter((r) => r.active_tasks !== r.actual);
   }
@@ -217,6 +221,7 @@ describe('dispatch_agents.active_tasks', () => {
     fc.record({ op: fc.constant('requeue' as const), agent, keepAssignee: fc.boolean() }),
     fc.record({ op: fc.constant('delete' as const), agent }),
     fc.record({ op: fc.constant('reregister' as const), agent }),
+    fc.record({ op: fc.constant('fold' as const) }),
   );
   type Operation = typeof operation extends fc.Arbitrary<infer T> ? T : never;
 
@@ -259,6 +264,9 @@ describe('dispatch_agents.active_tasks', () => {
         await sql`DELETE FROM dispatch_agents WHERE name = ${step.agent}`.execute(tx);
         await sql`INSERT INTO dispatch_agents (name, capabilities) VALUES (${step.agent}, '{x}')`.execute(tx);
         return;
+      case 'fold':
+        await sql`SELECT dispatch_fold_agent_releases()`.execute(tx);
+        return;
     }
   }
 
@@ -279,6 +287,9 @@ describe('dispatch_agents.active_tasks', () => {
               const drifted = await driftedAgents(tx);
               if (drifted.length > 0) throw new Error(`after ${JSON.stringify(step)}: ${JSON.stringify(drifted)}`);
             }
+            await sql`SELECT dispatch_fold_agent_releases()`.execute(tx);
+            const unfolded = await driftedAgents(tx, { folded: true });
+            if (unfolded.length > 0) throw new Error(`active_tasks after the last fold: ${JSON.stringify(unfolded)}`);
             throw new Rollback();
           })
           .catch((error: unknown) => {
@@ -295,7 +306,7 @@ describe('dispatch_agents.active_tasks', () => {
     await sql`INSERT INTO dispatch_agents (name) VALUES ('ag-1'), ('ag-2')`.execute(db);
     const counters = async () => {
       const { rows } = await sql<{ name: string; active_tasks: number }>`
-        SELECT name, active_tasks FROM dispatch_agents WHERE name LIKE 'ag-%' ORDER BY name`.execute(db);
+        SELECT name, active_tasks FROM dispatch_agent_load WHERE name LIKE 'ag-%' ORDER BY name`.execute(db);
       return Object.fromEntries(rows.map((r) => [r.name, r.active_tasks]));
     };
     await sql`INSERT INTO dispatch_tasks (requester, title, scope) SELECT 'r', 't', 'x' FROM generate_series(1, 5)`.execute(db);

@@ -88,7 +88,7 @@ describe('assignment across replicas in separate processes', () => {
     expect(stats.completed).toBe(TASKS);
     expect(stats.httpErrors).toBe(0);
 
-    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agents WHERE active_tasks <> 0`.execute(swarm.db);
+    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agent_load WHERE active_tasks <> 0`.execute(swarm.db);
     expect(counters.rows[0]!.n).toBe(0);
     for (const replica of swarm.replicas) expect(errorLogLines(replica.output())).toEqual([]);
   }, 180_000);

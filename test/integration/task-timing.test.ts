@@ -270,7 +270,7 @@ describe('expiry', () => {
     expect(expired, 'some tasks expired').toBeGreaterThan(0);
     // The agents' load counts exactly the tasks that were assigned.
     const { rows: load } = await sql<{ n: number }>`
-      SELECT sum(active_tasks)::int AS n FROM dispatch_agents WHERE ${scope} = ANY (capabilities)`.execute(database.handle.db);
+      SELECT sum(active_tasks)::int AS n FROM dispatch_agent_load WHERE ${scope} = ANY (capabilities)`.execute(database.handle.db);
     expect(load[0]!.n).toBe(assigned);
     console.log(`expiry race: ${assigned} assigned before start_by, ${expired} expired`);
   }, 90_000);

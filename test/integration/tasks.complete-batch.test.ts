@@ -10,8 +10,8 @@ import { waitFor } from '../helpers/wait.js';
 
 /**
  * Completions are group-committed (src/tasks/task.batcher.ts): one statement completes the
- * tasks of many agents, and its trigger updates those agents' rows while the assigner locks
- * them too. 40 agents complete 3,000 tasks over REST as fast as they can while the assigner keeps
+ * tasks of many agents, and its trigger counts them in those agents' releases rows (migration
+ * 0022) while the assigner locks the agents' own rows. 40 agents complete 3,000 tasks over REST as fast as they can while the assigner keeps
  * handing out more; PostgreSQL must never have to break a deadlock (a deadlock is retried, so
  * every task would still end completed: the server's own counter is the witness).
  */
@@ -68,7 +68,7 @@ describe('group-committed completions', () => {
     expect(completions.rows[0]!.events).toBe(TASKS);
     // The race was real: transactions committed several agents' completions together.
     expect(completions.rows[0]!.spanning).toBeGreaterThan(0);
-    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agents WHERE active_tasks <> 0`.execute(db);
+    const counters = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_agent_load WHERE active_tasks <> 0`.execute(db);
     expect(counters.rows[0]!.n).toBe(0);
     // A backend publishes its statistics as it exits: wait until Dispatch's have.
     await waitFor(
@@ -83,37 +83,43 @@ describe('group-committed completions', () => {
     expect(await deadlocksSoFar()).toBe(before);
   }, 150_000);
 
-  it("waits for an agent the assigner holds without holding another it will want (agents locked first, in the assigner's name order)", async () => {
+  it("completes tasks while the assigner holds their agents' rows: finishing never waits for a batch", async () => {
     const { db } = database().handle;
     await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('lock-a', '{lock}', 'ready'), ('lock-b', '{lock}', 'ready')`.execute(db);
-    // lock-b's row is rewritten first (its active_tasks), so the active-task trigger's scan of
-    // dispatch_agents meets lock-b before lock-a: the order in which a deadlock can happen.
     const [forB] = await insertTasks(db, 1, { scope: 'lock', status: 'assigned', assignee: 'lock-b' });
     const [forA] = await insertTasks(db, 1, { scope: 'lock', status: 'assigned', assignee: 'lock-a' });
-    let completing: Promise<unknown> | undefined;
-    // As the assigner does (lockAssignableAgents): agents locked in name order, within one batch.
+    const load = async () =>
+      (await sql<{ name: string; active_tasks: number }>`SELECT name, active_tasks FROM dispatch_agent_load WHERE name LIKE 'lock-%' ORDER BY name`.execute(db)).rows;
+    const columns = async () =>
+      (await sql<{ name: string; active_tasks: number }>`SELECT name, active_tasks FROM dispatch_agents WHERE name LIKE 'lock-%' ORDER BY name`.execute(db)).rows;
+    // As an assignment batch does (lockAssignableAgents): the free agents locked, in name order,
+    // for the whole batch.
     await db.transaction().execute(async (tx) => {
-      await sql`SELECT 1 FROM dispatch_agents WHERE name = 'lock-a' FOR UPDATE`.execute(tx);
-      completing = completeTasks(db, [
+      await sql`SELECT 1 FROM dispatch_agents WHERE name LIKE 'lock-%' ORDER BY name FOR UPDATE`.execute(tx);
+      let completed: Array<{ id: string; result: unknown } | undefined> | undefined;
+      const completing = completeTasks(db, [
         { call: { taskId: forB!, agent: 'lock-b', attempt: 1 }, resultJson: '"b"' },
         { call: { taskId: forA!, agent: 'lock-a', attempt: 1 }, resultJson: '"a"' },
+      ]).then((tasks) => (completed = tasks));
+      await waitFor(async () => completed, { what: 'the completion, while the batch holds both agents', timeoutMs: 5_000 });
+      await completing;
+      expect(completed!.map((task) => [task?.id, task?.result])).toEqual([
+        [forB, 'b'],
+        [forA, 'a'],
       ]);
-      await waitFor(
-        async () =>
-          (await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
-                                     WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db)).rows[0]!.n > 0,
-        { what: 'the completion waiting for lock-a' },
-      );
-      // Had the completion taken lock-b's row before waiting, this would be a deadlock (40P01).
-      await sql`SELECT 1 FROM dispatch_agents WHERE name = 'lock-b' FOR UPDATE`.execute(tx);
+      // The load is live at once; the rows the batch holds are folded later.
+      expect(await load()).toEqual([
+        { name: 'lock-a', active_tasks: 0 },
+        { name: 'lock-b', active_tasks: 0 },
+      ]);
+      await sql`SELECT dispatch_fold_agent_releases()`.execute(db);
+      expect(await columns()).toEqual([
+        { name: 'lock-a', active_tasks: 1 },
+        { name: 'lock-b', active_tasks: 1 },
+      ]);
     });
-    const completed = (await completing) as Array<{ id: string; result: unknown } | undefined>;
-    expect(completed.map((task) => [task?.id, task?.result])).toEqual([
-      [forB, 'b'],
-      [forA, 'a'],
-    ]);
-    const agents = await sql<{ name: string; active_tasks: number }>`SELECT name, active_tasks FROM dispatch_agents WHERE name LIKE 'lock-%' ORDER BY name`.execute(db);
-    expect(agents.rows).toEqual([
+    await sql`SELECT dispatch_fold_agent_releases()`.execute(db);
+    expect(await columns()).toEqual([
       { name: 'lock-a', active_tasks: 0 },
       { name: 'lock-b', active_tasks: 0 },
     ]);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
+import { agentRowsForComparison } from '../helpers/agent-rows.js';
 import { assignDirectly } from '../helpers/tasks.js';
 
 /**
@@ -39,7 +40,7 @@ async function issue(agent: string, role: string): Promise<{ id: string; token: 
 async function snapshot(): Promise<string> {
   const db = database.handle.db;
   const tasks = await db.selectFrom('dispatch_tasks').selectAll().where('id', 'in', Object.values(taskIds)).orderBy('id').execute();
-  const agents = await db.selectFrom('dispatch_agents').selectAll().where('name', '=', 'victim-worker').execute();
+  const agents = await agentRowsForComparison(db, ['victim-worker']);
   const events = await db.selectFrom('dispatch_task_events').select(['task_id', 'event']).where('task_id', 'in', Object.values(taskIds)).orderBy('id').execute();
   const credentials = await db.selectFrom('dispatch_credentials').select(['id', 'revoked_at']).orderBy('id').execute();
   return JSON.stringify({ tasks, agents, events, credentials });

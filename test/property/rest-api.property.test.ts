@@ -8,6 +8,7 @@ import { createTaskFromRequest, rejectionBody } from '../../src/events/task-requ
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, startTestDispatch, testConfig, type TestDispatch } from '../helpers/dispatch.js';
+import { agentRowsForComparison } from '../helpers/agent-rows.js';
 import { assignDirectly, insertTasks } from '../helpers/tasks.js';
 import { waitFor } from '../helpers/wait.js';
 import {
@@ -176,7 +177,7 @@ async function protectedSnapshot() {
     .groupBy('task_id')
     .orderBy('task_id')
     .execute();
-  const agents = await db.selectFrom('dispatch_agents').selectAll().where('name', 'in', [REQUESTER, WORKER]).execute();
+  const agents = await agentRowsForComparison(db, [REQUESTER, WORKER]);
   return { tasks, events, agents };
 }
 

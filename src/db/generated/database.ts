@@ -38,9 +38,20 @@ export interface DispatchAgentLoad {
   status: string | null;
 }
 
+export interface DispatchAgentReleases {
+  /**
+   * Agent name (dispatch_agents.name; the row outlives a deleted agent, and a new row of the same name starts from its count).
+   */
+  agent: string;
+  /**
+   * Tasks that left this agent's hands since the row was created; only ever grows.
+   */
+  released: Generated<number>;
+}
+
 export interface DispatchAgents {
   /**
-   * Tasks assigned or running on this agent right now (kept exact by trigger on dispatch_tasks).
+   * Tasks assigned or running on this agent as of the last fold of its releases (at most about a second old unless a batch holds the row); the live load is in the view dispatch_agent_load (dispatch_agent_live_load), which also subtracts the releases since.
    */
   active_tasks: ColumnType<number, never, never>;
   /**
@@ -83,6 +94,10 @@ export interface DispatchAgents {
    * Agent id (the X-Agent-ID it calls with; the persona name in PromptForge and Warren).
    */
   name: string;
+  /**
+   * The agent's dispatch_agent_releases.released already subtracted from active_tasks (by the last fold).
+   */
+  released_folded: Generated<number>;
   /**
    * standalone: the agent registers itself over REST; warren: synced from Warren and PromptForge.
    */
@@ -642,6 +657,7 @@ export interface DispatchWaitingTasks {
 
 export interface DB {
   dispatch_agent_load: DispatchAgentLoad;
+  dispatch_agent_releases: DispatchAgentReleases;
   dispatch_agents: DispatchAgents;
   dispatch_assignment_feed: DispatchAssignmentFeed;
   dispatch_capable_scopes: DispatchCapableScopes;
