@@ -170,19 +170,23 @@ export async function roundtrip(report: string[]): Promise<void> {
           const [before, after] = [stepsBefore.get(step)!, stepsAfter.get(step)!];
           return { step, meanMs: ((after.s - before.s) * 1_000) / Math.max(1, after.n - before.n), batches: after.n - before.n };
         });
-        // The commit stamps: the `created` event's transaction is the create's, the `assigned` event's the batch's.
-        const { rows } = await sql<{ id: string; created: number; insertCommitted: number; assigned: number; committed: number }>`
+        // The commit stamps: the `created` event's transaction is the create's, the `assigned` event's the batch's, the `completed` event's the completion's.
+        const { rows } = await sql<{ id: string; created: number; insertCommitted: number; assigned: number; committed: number; finished: number }>`
           SELECT t.id, extract(epoch FROM t.created_at) * 1000 AS created,
                  extract(epoch FROM pg_xact_commit_timestamp(c.xmin)) * 1000 AS "insertCommitted",
                  extract(epoch FROM t.assigned_at) * 1000 AS assigned,
-                 extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000 AS committed
+                 extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000 AS committed,
+                 extract(epoch FROM pg_xact_commit_timestamp(f.xmin)) * 1000 AS finished
             FROM dispatch_tasks t
             JOIN dispatch_task_events e ON e.task_id = t.id AND e.event = 'assigned' AND e.attempt = 1
-            JOIN dispatch_task_events c ON c.task_id = t.id AND c.event = 'created'`.execute(db);
+            JOIN dispatch_task_events c ON c.task_id = t.id AND c.event = 'created'
+            JOIN dispatch_task_events f ON f.task_id = t.id AND f.event = 'completed'`.execute(db);
         const reached = rows.filter((r) => held.has(r.id));
         const assigned = summarize(rows.map((r) => Number(r.assigned) - Number(r.created)));
         const committedToHandler = summarize(reached.map((r) => held.get(r.id)! - Number(r.committed)));
         const delivered = summarize(reached.map((r) => held.get(r.id)! - Number(r.created)));
+        // The handler returns at once: from its stamp, the SDK's complete call and its commit.
+        const completing = summarize(reached.map((r) => Number(r.finished) - held.get(r.id)!));
         const hops = handlerHops(
           reached.map((r) => ({
             created: Number(r.created),
@@ -196,6 +200,7 @@ export async function roundtrip(report: string[]): Promise<void> {
           `  create -> assigned p50 ${fmtMs(assigned.p50)} p99 ${fmtMs(assigned.p99)}; assignment commit -> handler p50 ${fmtMs(committedToHandler.p50)} ` +
             `p99 ${fmtMs(committedToHandler.p99)}; create -> handler p50 ${fmtMs(delivered.p50)} p99 ${fmtMs(delivered.p99)} (n=${delivered.n})`,
         );
+        log(`  the handler's return -> the completion's commit p50 ${fmtMs(completing.p50)} p99 ${fmtMs(completing.p99)}`);
         recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
@@ -206,10 +211,18 @@ export async function roundtrip(report: string[]): Promise<void> {
             `the replica ${cpu.replicas.toFixed(2)} ms, PostgreSQL ${cpu.postgres.toFixed(2)} ms: ${cpu.total.toFixed(2)} ms in all, ` +
             `so this machine's ${cores} cores could run at most ${fmtRate(ceiling)} of this round trip.`,
           table(
-            ['load', 'tasks', 'tasks/s (create -> complete)', 'create -> assigned p50 / p99', 'assignment commit -> handler p50 / p99', 'create -> handler p50 / p99'],
             [
-              ['as fast as 64 creators go', String(FLAT_OUT_TASKS), fmtRate(rate), '', '', ''],
-            ['the bare route on this server (yardstick), before / after', '', `${fmtRate(bareBefore.requestsPerSecond)} / ${fmtRate(bareAfter.requestsPerSecond)}`, '', '', ''],
+              'load',
+              'tasks',
+              'tasks/s (create -> complete)',
+              'create -> assigned p50 / p99',
+              'assignment commit -> handler p50 / p99',
+              'create -> handler p50 / p99',
+              "handler's return -> completion's commit p50 / p99",
+            ],
+            [
+              ['as fast as 64 creators go', String(FLAT_OUT_TASKS), fmtRate(rate), '', '', '', ''],
+              ['the bare route on this server (yardstick), before / after', '', `${fmtRate(bareBefore.requestsPerSecond)} / ${fmtRate(bareAfter.requestsPerSecond)}`, '', '', '', ''],
               [
                 `paced at ${fmtRate(pacedRate)}`,
                 String(delivered.n),
@@ -217,6 +230,7 @@ export async function roundtrip(report: string[]): Promise<void> {
                 `${fmtMs(assigned.p50)} / ${fmtMs(assigned.p99)}`,
                 `${fmtMs(committedToHandler.p50)} / ${fmtMs(committedToHandler.p99)}`,
                 `${fmtMs(delivered.p50)} / ${fmtMs(delivered.p99)}`,
+                `${fmtMs(completing.p50)} / ${fmtMs(completing.p99)}`,
               ],
             ],
           ),
