@@ -13,6 +13,11 @@ export interface ServiceOptions {
   failureMessage?: string;
   /** Logged once when a pass succeeds after failures. Default: "<name> working again". */
   recoveryMessage?: string;
+  /**
+   * Where in [0, 1) the first wait is cut: it lasts (1 - phase / 2) of its delay. Default random,
+   * so that loops of one interval, started together, do not run in step (below); tests pin it.
+   */
+  phase?: () => number;
 }
 
 /**
@@ -87,13 +92,27 @@ export abstract class BackgroundService<Result = unknown> {
     }
   }
 
+  /**
+   * A replica starts its loops together, and replicas deployed together start theirs together:
+   * loops of one interval (the 5 s ones, the 10 s ones) would then run their passes in the same
+   * instant for ever, a burst of queries every few seconds that queued the assignment behind it
+   * (docs/BENCHMARKS.md, session 21). The first wait is cut to a random 50-100% of itself, which
+   * spreads the loops' phases; every later wait is the loop's own.
+   */
   private async repeat(): Promise<void> {
-    if (!this.serviceOptions.runAtStart) await this.sleeper.sleep(this.delayAfter(undefined));
+    const phase = this.serviceOptions.phase ?? Math.random;
+    let first = true;
+    const spread = (delay: number) => {
+      if (!first) return delay;
+      first = false;
+      return delay * (1 - phase() / 2);
+    };
+    if (!this.serviceOptions.runAtStart) await this.sleeper.sleep(spread(this.delayAfter(undefined)));
     while (!this.stopping) {
       this.nudged = false;
       const result = await this.runLogged();
       if (this.stopping) return;
-      const delay = this.delayAfter(result);
+      const delay = spread(this.delayAfter(result));
       if (delay > 0 && !this.nudged) await this.sleeper.sleep(delay);
     }
   }

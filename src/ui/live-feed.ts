@@ -4,11 +4,22 @@ import type { AgentRow, Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import { listAgents } from '../agents/agent.queries.js';
 import { latestTaskEventId } from '../tasks/task.queries.js';
-import { readObservations } from '../tasks/queue-metrics.queries.js';
+import { readObservations, readScopeCounts, type ObservationRow } from '../tasks/queue-metrics.queries.js';
 import { scopeOverview, type ScopeView } from '../scopes/scope.service.js';
 
 /** Minutes of created / finished history the overview charts. */
 export const CHART_MINUTES = 60;
+
+/** The statuses a scope's depth counts (ScopeView.depth): created = these + finished. */
+const OPEN_STATUSES: ReadonlySet<string> = new Set(['pending', 'assigned', 'running']);
+
+function finishedByScope(rows: readonly ObservationRow[]): Map<string, number> {
+  const finished = new Map<string, number>();
+  for (const row of rows) {
+    if (row.kind === 'finished') finished.set(row.scope, (finished.get(row.scope) ?? 0) + row.observations);
+  }
+  return finished;
+}
 
 /** A scope as GET /api/v1/scopes shows it, plus what the overview page adds. */
 export interface ScopeOverview extends ScopeView {
@@ -38,9 +49,12 @@ type Listener = (snapshot: LiveSnapshot) => void;
  *
  * The created / finished per minute chart is kept here, in memory, from samples of the cumulative
  * counters (created = open + finished), so it covers the time since this replica started, up to an
- * hour. Without a dashboard open the samples are taken every 10 s, enough for per-minute bars.
+ * hour. Without a dashboard open the samples are taken every 10 s, enough for per-minute bars, and
+ * a pass reads those two counters only: the whole read probes every scope's oldest pending task
+ * (28.7 ms once at 1,000 tasks/s, stepping over the index entries the claims left dead) and lists
+ * the agents, every 10 s on every replica, for pages nobody had open.
  */
-export class LiveFeed extends BackgroundService<LiveSnapshot> {
+export class LiveFeed extends BackgroundService<LiveSnapshot | undefined> {
   private readonly listeners = new Set<Listener>();
   /** Per scope, per minute since the epoch: the cumulative created and finished last seen then. */
   private readonly samples = new Map<string, Map<number, { created: number; finished: number }>>();
@@ -60,7 +74,7 @@ export class LiveFeed extends BackgroundService<LiveSnapshot> {
   /** The last snapshot, read now if there is none yet (or it is older than a tick). */
   async snapshot(): Promise<LiveSnapshot> {
     if (this.latest && Date.now() - this.latest.at.getTime() < this.options.activeIntervalMs) return this.latest;
-    return await this.runOnce();
+    return await this.read();
   }
 
   /** Calls `listener` with every new snapshot until the returned function is called. */
@@ -83,7 +97,27 @@ export class LiveFeed extends BackgroundService<LiveSnapshot> {
     return this.listeners.size;
   }
 
-  async runOnce(): Promise<LiveSnapshot> {
+  /** With pages open, a whole read for them; without, the chart's samples only (undefined). */
+  async runOnce(): Promise<LiveSnapshot | undefined> {
+    if (this.listeners.size > 0) return await this.read();
+    await this.sampleCounters();
+    return undefined;
+  }
+
+  /** The chart's sample without a page open: the open counters and the finished ones, nothing else. */
+  private async sampleCounters(): Promise<void> {
+    const [counts, observations] = await Promise.all([readScopeCounts(this.db), readObservations(this.db)]);
+    const minute = Math.floor(Date.now() / 60_000);
+    const finished = finishedByScope(observations.rows);
+    const open = new Map<string, number>();
+    for (const c of counts) open.set(c.scope, (open.get(c.scope) ?? 0) + (OPEN_STATUSES.has(c.status) ? c.tasks : 0));
+    for (const scope of new Set([...open.keys(), ...finished.keys()])) {
+      const done = finished.get(scope) ?? 0;
+      this.record(scope, minute, { created: (open.get(scope) ?? 0) + done, finished: done });
+    }
+  }
+
+  private async read(): Promise<LiveSnapshot> {
     const [views, observations, agents, lastEvent] = await Promise.all([
       scopeOverview(this.db),
       readObservations(this.db),
@@ -91,10 +125,7 @@ export class LiveFeed extends BackgroundService<LiveSnapshot> {
       latestTaskEventId(this.db),
     ]);
     const at = new Date();
-    const finished = new Map<string, number>();
-    for (const row of observations.rows) {
-      if (row.kind === 'finished') finished.set(row.scope, (finished.get(row.scope) ?? 0) + row.observations);
-    }
+    const finished = finishedByScope(observations.rows);
     const minute = Math.floor(at.getTime() / 60_000);
     const list: ScopeOverview[] = views.map((view) => {
       const done = finished.get(view.scope) ?? 0;

@@ -88,6 +88,32 @@ describe('BackgroundService', () => {
     expect(logs.at('info').map((line) => line.msg)).toEqual(['scripted working again']);
   });
 
+  it('cuts the first wait by its phase, so loops of one interval started together run apart', async () => {
+    const passes: [string, number][] = [];
+    class Stamped extends Scripted {
+      override async runOnce(): Promise<number> {
+        passes.push([this.label, performance.now()]);
+        return await super.runOnce();
+      }
+      constructor(readonly label: string, options: ServiceOptions) {
+        super(options);
+      }
+    }
+    const started = performance.now();
+    const early = new Stamped('early', { intervalMs: 1_000, phase: () => 1 });
+    const late = new Stamped('late', { intervalMs: 1_000, phase: () => 0 });
+    early.start();
+    late.start();
+    await waitFor(() => early.passes >= 2 && late.passes >= 1, { what: 'passes of both loops' });
+    await Promise.all([early.stop(), late.stop()]);
+    const at = (label: string, n: number) => passes.filter(([l]) => l === label)[n]![1];
+    // Phase 1 halves the first wait only; phase 0 leaves it whole (timers never fire early, and
+    // half a second apart they do not fire together).
+    expect(at('early', 0) - started).toBeGreaterThanOrEqual(499);
+    expect(at('late', 0) - at('early', 0)).toBeGreaterThan(250);
+    expect(at('early', 1) - at('early', 0)).toBeGreaterThanOrEqual(999);
+  });
+
   it('asks delayAfter for each wait, with the result of the pass (undefined after a failure)', async () => {
     const seen: (number | undefined)[] = [];
     class Paced extends Scripted {
