@@ -21,6 +21,7 @@ import * as m0019 from './migrations/0019_wake_assigners_by_notify.js';
 import * as m0020 from './migrations/0020_cached_trigger_plans.js';
 import * as m0021 from './migrations/0021_locked_jobs_index.js';
 import * as m0022 from './migrations/0022_agent_releases.js';
+import * as m0023 from './migrations/0023_timeouts_from_deadlines.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -50,6 +51,7 @@ export const migrations: Record<string, Migration> = {
   '0020_cached_trigger_plans': m0020,
   '0021_locked_jobs_index': m0021,
   '0022_agent_releases': m0022,
+  '0023_timeouts_from_deadlines': m0023,
 };
 
 export const migrationProvider: MigrationProvider = {

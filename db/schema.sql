@@ -86,7 +86,6 @@ CREATE FUNCTION public.dispatch_agents_return_tasks_on_stop() RETURNS trigger
     AS $$
 DECLARE
   budget integer := coalesce(nullif(current_setting('dispatch.reassign_budget', true), '')::integer, 3);
-  returned integer;
 BEGIN
   WITH t AS (
     UPDATE dispatch_tasks d
@@ -102,15 +101,13 @@ BEGIN
            not_before = NULL
      WHERE d.assignee = NEW.name AND d.status IN ('assigned', 'running')
     RETURNING d.id, d.status, d.attempt, d.reassign_count, d.error
-  ), e AS (
-    INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-    SELECT id, CASE WHEN status = 'pending' THEN 'reassigned' ELSE 'failed' END, NEW.name, attempt,
-           CASE WHEN status = 'pending'
-                THEN jsonb_build_object('task_id', id, 'from', NEW.name, 'reason', 'agent stopped', 'reassign_count', reassign_count)
-                ELSE jsonb_build_object('task_id', id, 'error', error) END
-      FROM t
   )
-  SELECT coalesce(sum(dispatch_unschedule_timeout(id)), 0) INTO returned FROM t;
+  INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+  SELECT id, CASE WHEN status = 'pending' THEN 'reassigned' ELSE 'failed' END, NEW.name, attempt,
+         CASE WHEN status = 'pending'
+              THEN jsonb_build_object('task_id', id, 'from', NEW.name, 'reason', 'agent stopped', 'reassign_count', reassign_count)
+              ELSE jsonb_build_object('task_id', id, 'error', error) END
+    FROM t;
   RETURN NULL;
 END $$;
 
@@ -442,40 +439,14 @@ COMMENT ON FUNCTION public.dispatch_retry_delay(retry_count integer, base_ms int
 --
 
 CREATE FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) RETURNS integer
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-  check_task_id integer;
-BEGIN
-  IF task_ids IS NULL OR cardinality(task_ids) = 0 THEN
-    RETURN 0;
-  END IF;
-  SELECT id INTO check_task_id FROM graphile_worker._private_tasks WHERE identifier = 'timeouts:check';
-  IF check_task_id IS NULL THEN
-    INSERT INTO graphile_worker._private_tasks (identifier) VALUES ('timeouts:check')
-      ON CONFLICT (identifier) DO UPDATE SET identifier = excluded.identifier
-      RETURNING id INTO check_task_id;
-  END IF;
-  -- Not graphile_worker.add_jobs: its NOTIFY wakes idle workers on every replica for jobs due later.
-  UPDATE graphile_worker._private_jobs j
-     SET key = NULL, attempts = j.max_attempts, updated_at = now()
-   WHERE j.key IN (SELECT 'timeout:' || t::text FROM unnest(task_ids) AS t) AND j.is_available IS NOT TRUE;
-  INSERT INTO graphile_worker._private_jobs AS j (task_id, payload, run_at, max_attempts, key, priority)
-  SELECT check_task_id, json_build_object('task_id', w.task_id, 'attempt', w.attempt), w.run_at, 10,
-         'timeout:' || w.task_id::text, 0
-    FROM unnest(task_ids, attempts, run_ats) AS w(task_id, attempt, run_at)
-  ON CONFLICT (key) DO UPDATE
-     SET payload = excluded.payload, run_at = excluded.run_at, revision = j.revision + 1,
-         attempts = 0, last_error = NULL, updated_at = now()
-   WHERE j.locked_at IS NULL;
-  RETURN cardinality(task_ids);
-END $$;
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT 0 $$;
 
 --
 -- Name: FUNCTION dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) IS 'Creates or moves the timeout job of each given task to its deadline, without NOTIFY (workers poll for future jobs); returns how many.';
+COMMENT ON FUNCTION public.dispatch_schedule_timeouts(task_ids uuid[], attempts integer[], run_ats timestamp with time zone[]) IS 'Does nothing since migration 0023 (attempts time out from deadline_at, by the due timer); kept for replicas of the previous version during a rolling upgrade.';
 
 --
 -- Name: dispatch_scope_counts_on_delete(); Type: FUNCTION; Schema: public; Owner: -
@@ -940,23 +911,14 @@ COMMENT ON FUNCTION public.dispatch_touch_updated_at() IS 'Keeps updated_at curr
 --
 
 CREATE FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) RETURNS integer
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-  removed integer;
-BEGIN
-  -- A job already running (locked) is left alone: it re-checks the attempt and does nothing.
-  -- (The parameter is not called task_id: graphile's jobs table has a column of that name.)
-  DELETE FROM graphile_worker._private_jobs WHERE key = 'timeout:' || timed_task::text AND locked_at IS NULL;
-  GET DIAGNOSTICS removed = ROW_COUNT;
-  RETURN removed;
-END $$;
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT 0 $$;
 
 --
 -- Name: FUNCTION dispatch_unschedule_timeout(timed_task uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) IS 'Removes the timeout job of a task that finished or left its agent; returns how many jobs it removed. PL/pgSQL so that its DELETE is planned once per session (migration 0020).';
+COMMENT ON FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) IS 'Does nothing since migration 0023 (attempts time out from deadline_at, by the due timer); kept for replicas of the previous version during a rolling upgrade.';
 
 --
 -- Name: dispatch_uuid_v7(); Type: FUNCTION; Schema: public; Owner: -
@@ -2549,6 +2511,12 @@ CREATE INDEX dispatch_tasks_created_idx ON public.dispatch_tasks USING btree (cr
 --
 
 CREATE INDEX dispatch_tasks_deadline_idx ON public.dispatch_tasks USING btree (deadline_at) WHERE (status = ANY (ARRAY['assigned'::text, 'running'::text]));
+
+--
+-- Name: INDEX dispatch_tasks_deadline_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.dispatch_tasks_deadline_idx IS 'Open attempts by deadline: the due timer arms for the first and times out those past theirs (migration 0023), and the overdue view reads it.';
 
 --
 -- Name: dispatch_tasks_idempotency_idx; Type: INDEX; Schema: public; Owner: -

@@ -89,7 +89,6 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
   const lifecycle = new LifecycleService(
     db,
     {
-      retry: policy.retry,
       sweepIntervalMs: config.lifecycle.sweep_interval_ms,
       agentHeartbeatTimeoutMs: config.assignment.agent_heartbeat_timeout_ms,
       wakeTimeoutMs: config.assignment.wake_timeout_ms,
@@ -143,7 +142,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     holds: () => listener.holds(ADVISORY_LOCK.dueTimer),
     tryTake: () => listener.tryHold(ADVISORY_LOCK.dueTimer),
   };
-  const dueTimer = new DueTimer(db, dueTimerLease, { safetyIntervalMs: config.assignment.tick_interval_ms }, log, metrics);
+  const dueTimer = new DueTimer(db, dueTimerLease, { safetyIntervalMs: config.assignment.tick_interval_ms, retry: policy.retry }, log, metrics);
   const retention = new TaskRetention(
     direct.pool,
     {

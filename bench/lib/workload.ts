@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.js';
-import { JOB_KEY } from '../../src/db/contract.js';
 import { insertTask, type NewTask } from '../../src/tasks/task.queries.js';
 import { ReplicaClient } from '../../test/helpers/simulated-agents.js';
 import { LeanHttp } from './lean-http.js';
@@ -147,8 +146,8 @@ export async function insertFinished(db: Db, count: number): Promise<void> {
 }
 
 /**
- * Completes (up to `limit` of) one agent's assigned tasks in bulk the way POST /complete does (status, event,
- * timeout job removed), standing in for an agent finishing work far faster than HTTP calls on
+ * Completes (up to `limit` of) one agent's assigned tasks in bulk the way POST /complete does (status and
+ * event), standing in for an agent finishing work far faster than HTTP calls on
  * this machine could. One agent per statement, as real completions are: a statement touching
  * many agents would lock their rows in no particular order and could deadlock with the assigner,
  * which locks them in name order.
@@ -164,8 +163,6 @@ export async function completeAssigned(db: Db, agent: string, limit: number): Pr
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', '{"ok": true}'::jsonb) FROM t
-    ), j AS (
-      DELETE FROM graphile_worker._private_jobs WHERE key IN (SELECT ${JOB_KEY.timeout}::text || id::text FROM t) AND locked_at IS NULL
     )
     SELECT count(*)::int AS n FROM t`.execute(db);
   return rows[0]?.n ?? 0;

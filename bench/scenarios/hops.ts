@@ -65,7 +65,7 @@ export async function hops(report: string[]): Promise<void> {
         { name: 'insert commit -> NOTIFY dispatch_assign reaches the benchmark\'s own LISTEN client', values: [] },
         { name: 'insert commit -> batch transaction starts (NOTIFY to the replica, drain, pool, advisory lock)', values: [] },
         { name: 'batch start -> task row updated to assigned (lock agents, claim, read agents, score, write)', values: [] },
-        { name: 'row updated -> batch commit (events, timeout job, counters, COMMIT)', values: [] },
+        { name: 'row updated -> batch commit (events, counters, COMMIT)', values: [] },
         { name: 'batch commit -> `assigned` event delivered over NATS (outbox)', values: [] },
         { name: 'total: created_at -> assigned_at (the benchmark\'s figure)', values: [] },
         { name: 'total: created_at -> batch commit (visible to readers)', values: [] },

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AgentStatus } from '../db/columns.js';
-import { ADVISORY_LOCK, JOB } from '../db/contract.js';
+import { ADVISORY_LOCK, DEADLINE_NOTICE_WITHIN_MS, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
 import { controlledScopesLocked, scopeGateShared, type ScopeControlsRow } from '../scopes/scope.queries.js';
@@ -291,7 +291,7 @@ export interface AppliedAssignment {
 
 /**
  * Writes a batch of decisions in one statement: the tasks (new attempt, deadline), their
- * `assigned` events, their timeout jobs, and the agents' last-assignment stamp. The
+ * `assigned` events, and the agents' last-assignment stamp. The
  * `status = 'pending'` guard makes it a no-op for a task that changed since it was claimed.
  *
  * The tasks are found by primary key, as the claim finds its candidates, and for the same reason:
@@ -341,11 +341,14 @@ export function applyAssignmentsStatement(assignments: Assignment[]): RawBuilder
              released_folded = greatest(a.released_folded, coalesce(r.released, 0))
         FROM (SELECT DISTINCT assignee FROM t) w LEFT JOIN dispatch_agent_releases r ON r.agent = w.assignee
        WHERE a.name = w.assignee
-    ), j AS (
-      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
+    ), due AS (
+      -- The due timer times the attempts out from deadline_at (migration 0023); it reads the next
+      -- deadline at least every DEADLINE_NOTICE_WITHIN_MS, so only a sooner one is announced.
+      SELECT dispatch_notify_due(min(deadline_at)) FROM t
+      HAVING min(deadline_at) < now() + make_interval(secs => ${sql.lit(DEADLINE_NOTICE_WITHIN_MS / 1000)})
     )
-    -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`;
+    -- Naming due in the output keeps the planner from dropping it (and its side effect).
+    SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT count(*) FROM due) AS due_notices FROM t`;
 }
 
 /**

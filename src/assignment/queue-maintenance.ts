@@ -7,9 +7,9 @@ import type { Logger } from '../observability/logger.js';
 import { findTablesWithDeadTuples, vacuumTable } from './queue-maintenance.queries.js';
 
 /**
- * The tables whose rows churn with every task: a task row is rewritten at each transition, a
- * timeout job is inserted at assignment and deleted at completion, an outbox row lives until
- * published, an agent row changes with its load and its releases row with every task it finishes.
+ * The tables whose rows churn with every task: a task row is rewritten at each transition, an
+ * outbox row lives until published, an agent row changes with its load and its releases row with
+ * every task it finishes; graphile-worker's jobs come and go with wakes and scheduled passes.
  */
 export const HOT_TABLES = ['public.dispatch_tasks', 'public.dispatch_agents', 'public.dispatch_agent_releases', 'public.dispatch_event_outbox', GRAPHILE_JOBS_TABLE];
 

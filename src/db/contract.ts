@@ -13,8 +13,6 @@ export const JOB = {
    * or on another replica (a stopping one hands over); new work wakes assigners by NOTIFY_CHANNEL.assign.
    */
   assignmentRun: 'assignment:run',
-  /** Time out one attempt when its deadline passes; one per active attempt, see JOB_KEY.timeout. */
-  timeoutsCheck: 'timeouts:check',
   /** Ask Warren to wake a sleeping agent that won work. */
   wakeAgent: 'wake:agent',
   /** Give a woken agent's tasks back if it has not woken by wake_timeout_ms. */
@@ -23,8 +21,6 @@ export const JOB = {
 
 /** Prefixes of graphile-worker job keys; the key is the prefix followed by an id. */
 export const JOB_KEY = {
-  /** + task id: the attempt's timeout job (SQL: dispatch_schedule_timeouts, dispatch_unschedule_timeout). */
-  timeout: 'timeout:',
   /** + epoch second: one assignment pass at a time no task row holds (SQL: dispatch_request_assignment_at). */
   assignmentAt: 'assignment:at:',
   /** + agent name: at most one pending wake per agent. */
@@ -74,8 +70,9 @@ export const NOTIFY_CHANNEL = {
    */
   assignments: 'dispatch_assignments',
   /**
-   * A statement made a task due at a time (delayed, expiring, or back from a backoff); the payload
-   * is the earliest such time in epoch milliseconds (SQL: dispatch_notify_due, migration 0012).
+   * A statement made a task due at a time (delayed, expiring, or back from a backoff) or gave an
+   * attempt a deadline sooner than DEADLINE_NOTICE_WITHIN_MS; the payload is the earliest such
+   * time in epoch milliseconds (SQL: dispatch_notify_due, migrations 0012 and 0023).
    */
   due: 'dispatch_due',
   /**
@@ -84,3 +81,11 @@ export const NOTIFY_CHANNEL = {
    */
   assign: 'dispatch_assign',
 } as const;
+
+/**
+ * The due timer reads the next deadline at least this often, whatever its tick interval
+ * (src/lifecycle/due-timer.ts), so an assignment announces on NOTIFY_CHANNEL.due only the deadlines
+ * sooner than this (src/assignment/assignment.queries.ts): with the usual minutes-long timeouts, a
+ * batch sends nothing.
+ */
+export const DEADLINE_NOTICE_WITHIN_MS = 5_000;

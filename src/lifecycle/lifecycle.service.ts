@@ -5,11 +5,9 @@ import type { Db } from '../db/database.js';
 import type { JobHandler } from '../jobs/runner.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { RetryPolicy } from '../tasks/task.queries.js';
 import * as q from './lifecycle.queries.js';
 
 export interface LifecycleOptions {
-  retry: RetryPolicy;
   sweepIntervalMs: number;
   /** Standalone agents silent this long count as stopped. */
   agentHeartbeatTimeoutMs: number;
@@ -20,15 +18,12 @@ export interface LifecycleOptions {
 /** Asks the agent platform (Warren) to wake an agent; absent in standalone mode. */
 export type WakeAgent = (agent: string) => Promise<void>;
 
-const timeoutPayload = z.object({ task_id: z.string().uuid(), attempt: z.number().int().positive() });
 const agentPayload = z.object({ agent: z.string().min(1) });
 
-/** A late timeout job is fine; one that fires more than this after the deadline is rescued by the sweep. */
-const SWEEP_GRACE_MS = 2_000;
-
 /**
- * What happens to tasks after placement: per-attempt timeout jobs, the safety-net sweep
- * (missed timeouts, silent standalone agents, waiting-too-long alarms) and waking sleeping agents.
+ * What happens to agents and waiting tasks after placement: the sweep (silent standalone agents,
+ * waiting-too-long alarms) and waking sleeping agents. Attempts past their deadline are timed out
+ * by the due timer (due-timer.ts).
  */
 export class LifecycleService extends BackgroundService<void> {
   constructor(
@@ -43,10 +38,6 @@ export class LifecycleService extends BackgroundService<void> {
 
   jobs(): Record<string, JobHandler> {
     return {
-      [JOB.timeoutsCheck]: async (payload) => {
-        const { task_id, attempt } = timeoutPayload.parse(payload);
-        await this.checkTimeout(task_id, attempt);
-      },
       [JOB.wakeAgent]: async (payload) => {
         await this.wake(agentPayload.parse(payload).agent);
       },
@@ -54,19 +45,6 @@ export class LifecycleService extends BackgroundService<void> {
         await this.checkWake(agentPayload.parse(payload).agent);
       },
     };
-  }
-
-  /** Times out the attempt if it is due; if its deadline moved later, re-arms the job. */
-  async checkTimeout(taskId: string, attempt: number): Promise<void> {
-    const outcome = await q.timeOutAttempt(this.db, taskId, attempt, this.options.retry);
-    if (outcome) {
-      this.metrics.taskTransitions.inc({ event: outcome.status === 'pending' ? 'timeout_retry' : 'timeout_exhausted' });
-      return;
-    }
-    const current = await q.readDeadline(this.db, taskId);
-    if (current?.active && current.attempt === attempt && current.deadline_at) {
-      await q.scheduleTimeout(this.db, taskId, attempt, current.deadline_at);
-    }
   }
 
   /** Called after an assignment batch commits, with the sleeping agents that won tasks. */
@@ -92,11 +70,8 @@ export class LifecycleService extends BackgroundService<void> {
     }
   }
 
-  /** One sweep: rescue missed timeouts, expire silent agents, raise waiting alarms. */
+  /** One sweep: expire silent agents, raise waiting alarms. */
   async runOnce(): Promise<void> {
-    for (const overdue of await q.findOverdueAttempts(this.db, SWEEP_GRACE_MS, 500)) {
-      await this.checkTimeout(overdue.id, overdue.attempt);
-    }
     const expired = await q.expireSilentAgents(this.db, this.options.agentHeartbeatTimeoutMs);
     if (expired.length > 0) this.logger.warn({ agents: expired }, 'standalone agents stopped heartbeating; their tasks were returned');
     const alarms = await q.raiseStartAlarms(this.db, 500);

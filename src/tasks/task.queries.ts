@@ -281,11 +281,8 @@ export async function completeTasks(db: Db, completions: readonly Completion[]):
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', result) FROM t
-    ), j AS (
-      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
+    SELECT * FROM t`.execute(db);
   const byInput = new Map(rows.map(({ input, ...task }) => [Number(input), task as TaskRow]));
   return completions.map((_, i) => byInput.get(i + 1));
 }
@@ -331,17 +328,16 @@ export async function failTask(
              jsonb_build_object('task_id', id, 'error', error, 'retry_count', retry_count, 'max_retries', max_retries,
                                 'retryable', ${retryable}::boolean)
         FROM t
-    ), j AS (
-      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
+    SELECT * FROM t`.execute(db);
   return rows[0];
 }
 
 /**
  * Progress moves an assigned task to running (stamping started_at), and pushes the deadline: the
- * execution deadline counts from the start, the heartbeat deadline from this report.
+ * execution deadline counts from the start, the heartbeat deadline from this report. Both only
+ * ever move later, so the due timer, armed for the old deadline at the latest, needs no notice: it
+ * finds nothing due then and arms for the new one.
  */
 export async function recordProgress(db: Db, call: WorkerCall, payload: unknown): Promise<TaskRow | undefined> {
   const { rows } = await sql<TaskRow>`
@@ -357,11 +353,8 @@ export async function recordProgress(db: Db, call: WorkerCall, payload: unknown)
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
       SELECT id, 'progress', assignee, attempt, ${toJsonText(payload)}::jsonb FROM t
-    ), j AS (
-      SELECT dispatch_schedule_timeouts(array_agg(id), array_agg(attempt), array_agg(deadline_at)) AS n FROM t
     )
-    -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
+    SELECT * FROM t`.execute(db);
   return rows[0];
 }
 
@@ -388,11 +381,8 @@ export async function cancelTasks(db: Db, ids: readonly string[], by: string, co
              ) AS ev(step, event, payload)
        WHERE ev.step = 2 OR ${replace}::boolean
        ORDER BY t.id, ev.step
-    ), j AS (
-      SELECT dispatch_unschedule_timeout(id) AS n FROM t
     )
-    -- Naming j in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.*, (SELECT sum(n) FROM j) AS timeout_jobs FROM t`.execute(db);
+    SELECT * FROM t`.execute(db);
   return rows;
 }
 

@@ -9,7 +9,7 @@ import type { ApiClient, ApiResponse } from './http.js';
 
 /**
  * Puts a pending task in the hands of `agent` through the broker's own write (applyAssignments:
- * status, assignee, a new attempt, the `assigned` event and the timeout job, in one statement),
+ * status, assignee, a new attempt, the deadline and the `assigned` event, in one statement),
  * so the worker calls can be tested without registering agents and waiting for assignment. The
  * deadline (timeout_ms, 5 minutes by default) outlives any test.
  */

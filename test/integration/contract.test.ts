@@ -48,8 +48,6 @@ describe('the database and src/db/contract.ts', () => {
         locks: sorted([ADVISORY_LOCK.assignerActive, ADVISORY_LOCK.assignerBarrier]),
       },
       dispatch_request_assignment_at: { jobs: [JOB.assignmentRun], jobKeys: [JOB_KEY.assignmentAt], locks: [] },
-      dispatch_schedule_timeouts: { jobs: [JOB.timeoutsCheck], jobKeys: [JOB_KEY.timeout], locks: [] },
-      dispatch_unschedule_timeout: { jobs: [], jobKeys: [JOB_KEY.timeout], locks: [] },
       dispatch_fold_scope_counters: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.scopeCounterFolding] },
     });
   });

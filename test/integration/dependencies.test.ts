@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { timeOutAttempt } from '../../src/lifecycle/lifecycle.queries.js';
+import { timeOutDueAttempts } from '../../src/lifecycle/due.queries.js';
 import { completeTask } from '../../src/tasks/task.queries.js';
 import { useTaskApi } from '../helpers/task-api.js';
 import { assignDirectly, createTask, eventNames, expectError } from '../helpers/tasks.js';
@@ -89,7 +89,7 @@ describe('failures propagate', () => {
     const viaTimeout = await createTask(api, { depends_on: [timedOut.id] });
     const held = await assignDirectly(db, timedOut.id, 'worker-1');
     await sql`UPDATE dispatch_tasks SET deadline_at = now() - interval '1 second' WHERE id = ${held.id}`.execute(db);
-    expect(await timeOutAttempt(db, held.id, held.attempt, { backoffBaseMs: 10, backoffMaxMs: 10 })).toMatchObject({ status: 'timeout' });
+    expect(await timeOutDueAttempts(db, { backoffBaseMs: 10, backoffMaxMs: 10 }, 500)).toEqual([{ id: held.id, status: 'timeout', attempt: held.attempt }]);
     expect(await get(viaTimeout.id)).toMatchObject({ status: 'cancelled', error: `dependency ${timedOut.id} ended timeout` });
   });
 

@@ -35,7 +35,7 @@ function startReplica(safetyIntervalMs: number) {
     logger,
   );
   const lease = { holds: () => listener.holds(ADVISORY_LOCK.dueTimer), tryTake: () => listener.tryHold(ADVISORY_LOCK.dueTimer) };
-  const timer = new DueTimer(database().handle.db, lease, { safetyIntervalMs }, logger, createMetrics());
+  const timer = new DueTimer(database().handle.db, lease, { safetyIntervalMs, retry: { backoffBaseMs: 10, backoffMaxMs: 10 } }, logger, createMetrics());
   listener.start();
   timer.start();
   const replica = {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOB_KEY } from '../../src/db/contract.js';
+import { DEADLINE_NOTICE_WITHIN_MS, NOTIFY_CHANNEL } from '../../src/db/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
@@ -253,17 +254,28 @@ describe('waking sleeping agents', () => {
 });
 
 describe('deadlines live in the database', () => {
-  it('removes the timeout job when a task completes, so nothing is left to fire', async () => {
-    const scope = freshScope();
-    const agent = `${scope}-a`;
-    await register(agent, scope);
-    const id = await createTask({ scope, timeout_ms: 60_000 });
-    await untilTask(id, (t) => t.status === 'assigned', 'assignment');
-    const jobKey = JOB_KEY.timeout + id;
-    const jobs = () => sql<{ key: string }>`SELECT key FROM graphile_worker._private_jobs WHERE key = ${jobKey}`.execute(database.handle.db);
-    expect((await jobs()).rows).toHaveLength(1);
-    await api('POST', `/api/v1/tasks/${id}/complete`, { agent, body: { result: 1 } });
-    expect((await jobs()).rows).toHaveLength(0);
+  it('announces an attempt\'s deadline to the due timer when it is sooner than the timer\'s longest wait, and only then', async () => {
+    const listener = new pg.Client({ connectionString: database.url });
+    await listener.connect();
+    try {
+      const heard: number[] = [];
+      listener.on('notification', (n) => heard.push(Number(n.payload)));
+      await listener.query(`LISTEN ${NOTIFY_CHANNEL.due}`);
+      const scope = freshScope();
+      await register(`${scope}-a`, scope, { max_concurrent: 5 });
+      const distant = await createTask({ scope, timeout_ms: 600_000 });
+      await untilTask(distant, (t) => t.status === 'assigned', 'the distant deadline assigned');
+      const soon = await createTask({ scope, timeout_ms: DEADLINE_NOTICE_WITHIN_MS / 2 });
+      await untilTask(soon, (t) => t.status === 'assigned', 'the soon deadline assigned');
+      // Notifications arrive in commit order: once this delayed task's arrives, any of the assignments' would have.
+      const marker = await createTask({ scope: freshScope(), delay_ms: 3_600_000 });
+      const markerDue = (await database.handle.db.selectFrom('dispatch_tasks').select('not_before').where('id', '=', marker).executeTakeFirstOrThrow()).not_before!;
+      await waitFor(() => heard.includes(markerDue.getTime()), { what: 'the delayed task announced' });
+      expect(heard).toContain((await deadlineOf(soon)).getTime());
+      expect(heard).not.toContain((await deadlineOf(distant)).getTime());
+    } finally {
+      await listener.end();
+    }
   });
 
   it('loses no deadline and fires none twice when every replica restarts', async () => {
@@ -295,17 +307,12 @@ describe('deadlines live in the database', () => {
         const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE status = 'timeout'`.execute(db2.handle.db);
         return rows[0]!.n === 5;
       }, { what: 'all timed out after restart' });
-      // Every timeout job has run (none left to fire a second time)...
+      // The due timer, which times attempts out, has made a pass since: a later expiry.
+      const { body: marker } = await apiClient(second.baseUrl)('POST', '/api/v1/tasks', { body: { title: 'marker', scope: 'nobody', schedule_to_start_timeout_ms: 50 } });
       await waitFor(async () => {
-        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM graphile_worker._private_jobs WHERE key LIKE 'timeout:%'`.execute(db2.handle.db);
-        return rows[0]!.n === 0;
-      }, { what: 'timeout jobs done' });
-      // ...and the sweep, the other path that times tasks out, has run since: a later overdue alarm.
-      const { body: marker } = await apiClient(second.baseUrl)('POST', '/api/v1/tasks', { body: { title: 'marker', scope: 'nobody', start_timeout_ms: 50 } });
-      await waitFor(async () => {
-        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_task_events WHERE task_id = ${marker.id} AND event = 'start_overdue'`.execute(db2.handle.db);
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_task_events WHERE task_id = ${marker.id} AND event = 'expired'`.execute(db2.handle.db);
         return rows[0]!.n === 1;
-      }, { what: 'a later sweep' });
+      }, { what: 'a later due timer pass' });
       const { rows } = await sql<{ task_id: string; n: number }>`
         SELECT task_id, count(*)::int AS n FROM dispatch_task_events WHERE event LIKE 'timeout%' GROUP BY task_id`.execute(db2.handle.db);
       expect(rows.map((r) => r.n)).toEqual([1, 1, 1, 1, 1]);

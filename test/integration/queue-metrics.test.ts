@@ -88,7 +88,7 @@ async function scrapeVersusCounts(scopes: string[]) {
 }
 
 /**
- * The scrape agrees with count(*). Work may still be moving (a retry's backoff, a timeout job),
+ * The scrape agrees with count(*). Work may still be moving (a retry's backoff, a timeout),
  * so the two reads may see different moments: wait until they agree; a counter that drifted never
  * would. The counter table is also compared with count(*) in one statement, one snapshot.
  */

@@ -46,8 +46,8 @@ describe('the claim', () => {
     expect(await statusOf(expiring.id)).toMatchObject({ status: 'pending' });
 
     const leading = { holds: () => true, tryTake: () => Promise.resolve(true) };
-    const timer = new DueTimer(db, leading, { safetyIntervalMs: 60_000 }, logger, createMetrics());
-    expect(await timer.runOnce()).toMatchObject({ expired: 1, nextDueInMs: null });
+    const timer = new DueTimer(db, leading, { safetyIntervalMs: 60_000, retry: { backoffBaseMs: 10, backoffMaxMs: 10 } }, logger, createMetrics());
+    expect(await timer.runOnce()).toMatchObject({ expired: 1, timedOut: 0 });
     expect(await statusOf(expiring.id)).toEqual({ status: 'timeout', timeout_reason: 'expired' });
   });
 
