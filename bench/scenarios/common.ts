@@ -21,6 +21,8 @@ export const { values: args } = parseArgs({
     'parallel-batches': { type: 'string' },
     'vacuum-interval-ms': { type: 'string' },
     'sustained-history': { type: 'string' },
+    /** on: the sustained scenario runs with the server's autovacuum on (production's default), off: as the server has it. */
+    autovacuum: { type: 'string' },
   },
 });
 
