@@ -36,7 +36,8 @@ export const PROFILE = {
   rateSeconds: FULL ? 30 : SMOKE ? 2 : 10,
   backlog: SMOKE ? 5_000 : 100_000,
   historySmall: SMOKE ? 1_000 : 10_000,
-  historyLarge: SMOKE ? 20_000 : 1_000_000,
+  // Issue 17: the full profile shows the cost flat up to 10 M finished tasks.
+  historyLarge: FULL ? 10_000_000 : SMOKE ? 20_000 : 1_000_000,
   historyBacklog: SMOKE ? 2_000 : 20_000,
   sustainedSeconds: Number(args['sustained-s'] ?? (FULL ? 600 : SMOKE ? 20 : 60)),
   agents: 50,
