@@ -2,7 +2,7 @@
  * `npm run bench` — assignment on a real PostgreSQL, with Dispatch replicas as separate processes.
  *
  *   npm run bench                         short profile (CI): about 8 minutes
- *   npm run bench -- --profile full       10-minute sustained run, larger samples
+ *   npm run bench -- --profile full       10-minute sustained run, 10 M finished tasks of history, larger samples
  *   npm run bench -- --profile smoke      every scenario at toy sizes (checks the bench runs)
  *   npm run bench -- --only latency,drain run some scenarios (yardsticks, latency, hops, drain, history, sustained, http, scale, connections, bulk, stream, scope-limits, dependencies, delayed, roundtrip)
  *   npm run bench -- --sustained-s 120    override the sustained run's length

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { claimStatement } from '../../src/assignment/assignment.queries.js';
 import type { DispatchConfigInput } from '../../src/config/config.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Db } from '../../src/db/database.js';
@@ -8,7 +9,7 @@ import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
 import type { BenchDatabase } from '../lib/database.js';
 import { scrapeSum } from '../lib/replicas.js';
 import { V1Poller } from '../lib/v1-poller.js';
-import { disableInstantWake, registerAgents } from '../lib/workload.js';
+import { BENCH_SCOPE, disableInstantWake, registerAgents } from '../lib/workload.js';
 
 /** What every scenario shares: the command line, the profile's sizes, the scheduler modes, the swarm. */
 
@@ -123,14 +124,10 @@ export async function explainClaim(db: Db, limit: number): Promise<{ ms: number;
   return await db
     .transaction()
     .execute(async (tx) => {
-      // The same planner settings as claimPendingTasks.
-      await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(tx);
+      // The product's claim of the benchmark's scope, with the planner settings the batch gives it.
+      await sql`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`.execute(tx);
       const { rows } = await sql<{ 'QUERY PLAN': string }>`
-        EXPLAIN (ANALYZE, BUFFERS)
-        SELECT id, scope, priority, avoid_agent, coalesce(run_at, created_at) AS ready_at, rank FROM dispatch_tasks
-         WHERE status = 'pending' AND scope = ANY (${['bench']}::text[]) AND (not_before IS NULL OR not_before <= now())
-           AND (start_by IS NULL OR start_by > now())
-         ORDER BY rank, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+        EXPLAIN (ANALYZE, BUFFERS) ${claimStatement(sql`${[BENCH_SCOPE]}::text[]`, limit)}`.execute(tx);
       const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
       const ms = Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN);
       const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Number.NaN);

@@ -208,16 +208,17 @@ export async function claimPendingTasks(
   // Its status test is written so that no partial index on pending tasks matches it: with stale
   // statistics the planner took "every pending row, filtered by id" for cheap, and read 93,500
   // rows of a requeued backlog to lock 60 (290 ms a claim, seen during a bulk requeue).
-  const { rows } = await sql<ClaimedTask>`${claimOf(sql`${servableScopes}::text[]`, limit)}`.execute(tx);
+  const { rows } = await sql<ClaimedTask>`${claimStatement(sql`${servableScopes}::text[]`, limit)}`.execute(tx);
   return rows;
 }
 
 /**
  * The claim statement of claimPendingTasks, for the tasks of `scopes` (a text[] expression).
  * `heldAhead`: how many rows at the head of the queue batches running beside this one may hold
- * (Assigner.drainSideBySide), walked past as the allowance is.
+ * (Assigner.drainSideBySide), walked past as the allowance is. Exported for the benchmark, which
+ * EXPLAINs it (bench/scenarios/common.ts explainClaim).
  */
-function claimOf(scopes: RawBuilder<unknown>, limit: number, heldAhead = 0) {
+export function claimStatement(scopes: RawBuilder<unknown>, limit: number, heldAhead = 0) {
   const candidates = limit + LOCKED_HEAD_ALLOWANCE + heldAhead;
   return sql<ClaimedTask>`
     WITH candidates AS (
@@ -262,7 +263,7 @@ export async function claimOutsideControlledScopes(
   if (servableScopes.length === 0) return { tasks: [], controls: [] };
   const { rows } = await sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
     WITH controlled AS MATERIALIZED (${controlledScopesLocked(servableScopes)}),
-    claimed AS (${claimOf(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit, heldAhead)})
+    claimed AS (${claimStatement(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit, heldAhead)})
     -- At least one row, whatever was claimed: it carries the controlled scopes.
     SELECT claimed.*, ctl.controls
       FROM (SELECT coalesce(json_agg(controlled ORDER BY scope), '[]') AS controls FROM controlled) ctl
