@@ -93,14 +93,18 @@ export async function readBacklog(db: Db, cap = 1_000_000): Promise<OutboxBacklo
  * With NATS not configured nobody publishes, so owed events would pile up for ever; a replica
  * without NATS forgets those older than `olderThanMs` (far beyond any outage a publishing
  * replica would wait out), a bounded batch at a time.
+ *
+ * Only the oldest `limit` rows (in id order, the order they were queued in) are looked at: the
+ * stale ones are at the head. Asked for the stale rows among all, the statement walked the whole
+ * outbox whenever none was stale yet: a day of events, millions of rows, read on every replica at
+ * every check.
  */
 export async function discardStaleOwedEvents(db: Db, olderThanMs: number, limit = 10_000): Promise<number> {
   const { rows } = await sql<{ n: number }>`
     WITH d AS (
       DELETE FROM dispatch_event_outbox
-       WHERE id IN (SELECT id FROM dispatch_event_outbox
-                     WHERE created_at < now() - make_interval(secs => ${olderThanMs / 1000})
-                     ORDER BY id LIMIT ${limit})
+       WHERE id IN (SELECT id FROM (SELECT id, created_at FROM dispatch_event_outbox ORDER BY id LIMIT ${limit}) oldest
+                     WHERE created_at < now() - make_interval(secs => ${olderThanMs / 1000}))
       RETURNING 1
     )
     SELECT count(*)::int AS n FROM d`.execute(db);
