@@ -140,8 +140,11 @@ export async function sustained(report: string[]): Promise<void> {
   const span = Math.max(1, Math.min(6, Math.floor(steady.length / 2)));
   const first = avg(steady.slice(0, span));
   const last = avg(steady.slice(-span));
-  recordFigure('sustainedFirst', first);
-  recordFigure('sustainedLast', last);
+  // A run no longer than its warm-up (the smoke profile's 20 s) has no steady state to compare.
+  if (steady.length > 0) {
+    recordFigure('sustainedFirst', first);
+    recordFigure('sustainedLast', last);
+  }
   report.push(
     `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window, ${autovacuum}`,
     table(
@@ -159,8 +162,10 @@ export async function sustained(report: string[]): Promise<void> {
         `${w.tasksMb.toFixed(0)} MB`,
       ]),
     ),
-    `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +
-      `lowest window ${fmtRate(Math.min(...steady))}; ` +
+    (steady.length > 0
+      ? `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +
+        `lowest window ${fmtRate(Math.min(...steady))}; `
+      : 'no steady state to compare: the run is no longer than its 30 s warm-up; ') +
       (VACUUM_INTERVAL_MS > 0 ? `queue maintenance every ${VACUUM_INTERVAL_MS} ms` : 'queue maintenance off'),
   );
 }
