@@ -19,6 +19,13 @@ interface SustainedWindow {
   /** WAL written in the window, and the size of the tasks table (heap and indexes). */
   walMb: number;
   tasksMb: number;
+  /**
+   * Full-page images in the window's WAL (the first change to a page after a checkpoint writes
+   * the whole page) and pages read from outside shared_buffers, per assignment: what grows when
+   * the work stops fitting in the server's memory.
+   */
+  fpiPerTask: number;
+  readsPerTask: number;
 }
 
 interface SustainedRun {
@@ -71,7 +78,15 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
           completed,
         });
         let previous = await counts();
-        let lastLsn = (await sql<{ lsn: string }>`SELECT pg_current_wal_lsn()::text AS lsn`.execute(db)).rows[0]!.lsn;
+        // Server-wide WAL and this database's buffer misses, as counters to difference per window.
+        const io = async () =>
+          (
+            await sql<{ lsn: string; mb: number; fpi: string; reads: string }>`
+              SELECT pg_current_wal_lsn()::text AS lsn, pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb,
+                     (SELECT wal_fpi FROM pg_stat_wal) AS fpi,
+                     (SELECT blks_read FROM pg_stat_database WHERE datname = current_database()) AS reads`.execute(db)
+          ).rows[0]!;
+        let lastIo = await io();
         for (let startS = 0; startS + 10 <= seconds; startS += 10) {
           await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
           const now = await counts();
@@ -80,10 +95,12 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             SELECT pg_relation_size('dispatch_tasks_pending_scope_rank_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
               FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
           const t = table.rows[0]!;
-          const io = await sql<{ lsn: string; mb: number }>`
-            SELECT pg_current_wal_lsn()::text AS lsn, pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db);
-          const walMb = Number((await sql<{ mb: number }>`SELECT pg_wal_lsn_diff(${io.rows[0]!.lsn}::pg_lsn, ${lastLsn}::pg_lsn) / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
-          lastLsn = io.rows[0]!.lsn;
+          const nowIo = await io();
+          const walMb = Number((await sql<{ mb: number }>`SELECT pg_wal_lsn_diff(${nowIo.lsn}::pg_lsn, ${lastIo.lsn}::pg_lsn) / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
+          const assigned = Math.max(1, now.assigned - previous.assigned);
+          const fpiPerTask = (Number(nowIo.fpi) - Number(lastIo.fpi)) / assigned;
+          const readsPerTask = (Number(nowIo.reads) - Number(lastIo.reads)) / assigned;
+          lastIo = nowIo;
           windows.push({
             startS,
             assigned: now.assigned - previous.assigned,
@@ -94,11 +111,13 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             deadTuples: t.dead,
             vacuums: t.vacuums,
             walMb,
-            tasksMb: Number(io.rows[0]!.mb),
+            tasksMb: Number(nowIo.mb),
+            fpiPerTask,
+            readsPerTask,
           });
           previous = now;
           const w = windows.at(-1)!;
-          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB, tasks table ${w.tasksMb.toFixed(0)} MB`);
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB (${w.fpiPerTask.toFixed(2)} full pages, ${w.readsPerTask.toFixed(2)} reads a task), tasks table ${w.tasksMb.toFixed(0)} MB`);
         }
         await Promise.all([feeder, completer]);
         return { seconds, windows };
@@ -148,7 +167,7 @@ export async function sustained(report: string[]): Promise<void> {
   report.push(
     `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window, ${autovacuum}`,
     table(
-      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'tasks table'],
+      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'full-page images a task', 'buffer reads a task', 'tasks table'],
       run.windows.map((w) => [
         `${w.startS}-${w.startS + 10} s`,
         fmtRate(w.assigned / 10),
@@ -159,6 +178,8 @@ export async function sustained(report: string[]): Promise<void> {
         w.deadTuples.toLocaleString('en-US'),
         String(w.vacuums),
         `${w.walMb.toFixed(0)} MB`,
+        w.fpiPerTask.toFixed(2),
+        w.readsPerTask.toFixed(2),
         `${w.tasksMb.toFixed(0)} MB`,
       ]),
     ),
