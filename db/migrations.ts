@@ -22,6 +22,7 @@ import * as m0020 from './migrations/0020_cached_trigger_plans.js';
 import * as m0021 from './migrations/0021_locked_jobs_index.js';
 import * as m0022 from './migrations/0022_agent_releases.js';
 import * as m0023 from './migrations/0023_timeouts_from_deadlines.js';
+import * as m0024 from './migrations/0024_feed_ignores_other_databases.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -52,6 +53,7 @@ export const migrations: Record<string, Migration> = {
   '0021_locked_jobs_index': m0021,
   '0022_agent_releases': m0022,
   '0023_timeouts_from_deadlines': m0023,
+  '0024_feed_ignores_other_databases': m0024,
 };
 
 export const migrationProvider: MigrationProvider = {

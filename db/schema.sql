@@ -186,6 +186,42 @@ $$;
 COMMENT ON FUNCTION public.dispatch_attempt_deadline(started_at timestamp with time zone, assigned_at timestamp with time zone, last_progress_at timestamp with time zone, timeout_ms integer, heartbeat_timeout_ms integer) IS 'When the current attempt of a task times out.';
 
 --
+-- Name: dispatch_feed_horizon(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_feed_horizon() RETURNS xid8
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot())) FROM dispatch_feed_running(pg_current_snapshot()) AS x
+$$;
+
+--
+-- Name: FUNCTION dispatch_feed_horizon(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_feed_horizon() IS 'Every transaction of this database below this id has ended, as the calling statement''s snapshot sees it: the assignment feed sends the events written below it, in (tx, id) order, and nothing can commit behind them later. Transactions of other databases do not hold it back (migration 0024).';
+
+--
+-- Name: dispatch_feed_running(pg_snapshot); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_feed_running(snap pg_snapshot) RETURNS SETOF xid8
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT x FROM pg_snapshot_xip(snap) AS x
+   WHERE xid(x) NOT IN (
+     SELECT a.backend_xid FROM pg_stat_activity a
+      WHERE a.backend_xid IS NOT NULL
+        AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+
+--
+-- Name: FUNCTION dispatch_feed_running(snap pg_snapshot); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_feed_running(snap pg_snapshot) IS 'The transactions running in snap that may write this database: all of pg_snapshot_xip(snap) but those pg_stat_activity shows in sessions connected to other databases (a transaction id the reading role may not see counts as this database''s; grant pg_read_all_stats). What the assignment feed waits for (migration 0024).';
+
+--
 -- Name: dispatch_fold_agent_releases(); Type: FUNCTION; Schema: public; Owner: -
 --
 

@@ -5,8 +5,9 @@ import type { Db, TaskRow } from '../db/database.js';
 /**
  * The assignment feed's SQL (view dispatch_assignment_feed, migration 0010). A position in an
  * agent's feed is (tx, id): the writing transaction and the event id. Reads take only events whose
- * transaction is below the horizon pg_snapshot_xmin(pg_current_snapshot()) (every transaction
- * below it has ended), so a feed read in (tx, id) order never has an event appear behind it later.
+ * transaction is below the horizon dispatch_feed_horizon() (every transaction of this database
+ * below it has ended; migration 0024), so a feed read in (tx, id) order never has an event appear
+ * behind it later.
  */
 
 export const FEED_KINDS = ['assigned', 'cancelled', 'reassigned', 'timeout'] as const;
@@ -33,9 +34,9 @@ export function comparePositions(a: FeedPosition, b: FeedPosition): number {
   return a.id - b.id;
 }
 
-/** The current horizon: every transaction below it has committed or rolled back. */
+/** The current horizon: every transaction of this database below it has committed or rolled back. */
 export async function readHorizon(db: Db): Promise<bigint> {
-  const { rows } = await sql<{ horizon: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon`.execute(db);
+  const { rows } = await sql<{ horizon: string }>`SELECT dispatch_feed_horizon()::text AS horizon`.execute(db);
   return BigInt(rows[0]!.horizon);
 }
 
@@ -72,7 +73,7 @@ export interface FeedSession {
 const LIVE_READ = {
   name: 'dispatch_feed_live',
   text: `
-    WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS below)
+    WITH h AS MATERIALIZED (SELECT dispatch_feed_horizon() AS below)
     SELECT h.below::text AS feed_horizon, ${FEED_ITEM_COLUMNS_TEXT}
       FROM h LEFT JOIN LATERAL (
         SELECT * FROM dispatch_assignment_feed
@@ -85,8 +86,8 @@ const LIVE_READ = {
 /**
  * The live read: the events of these agents from `from` on with their tasks, and the horizon of
  * the same statement, in one round trip. Events at or past the horizon are counted, not returned
- * (`heldBack`): their transaction committed while an older one is still running, so they are sent
- * on a later read.
+ * (`heldBack`): their transaction committed while an older one of this database is still running,
+ * so they are sent on a later read.
  */
 export async function readFeedSince(session: FeedSession, from: bigint, agents: readonly string[]): Promise<{ horizon: bigint; ready: FeedItem[]; heldBack: number }> {
   const { rows } = await session.query<FeedItemRow & { feed_horizon: string }>({ ...LIVE_READ, values: [from.toString(), agents] });
@@ -126,7 +127,11 @@ export interface HeldTask {
   event: FeedPosition;
 }
 
-/** A pg_snapshot: transactions below xmin have ended; from xmax on, not started; between, those in xip were running. */
+/**
+ * A pg_snapshot: transactions below xmin have ended; from xmax on, not started; between, those in
+ * xip were running. `running`: those of xip that may write this database (dispatch_feed_running:
+ * not those of sessions connected to other databases).
+ */
 export interface Snapshot {
   text: string;
   xmin: bigint;
@@ -134,16 +139,18 @@ export interface Snapshot {
   running: bigint[];
 }
 
-function parseSnapshot(text: string): Snapshot {
-  const [xmin, xmax, xip = ''] = text.split(':');
-  return { text, xmin: BigInt(xmin!), xmax: BigInt(xmax!), running: xip === '' ? [] : xip.split(',').map(BigInt) };
+function parseSnapshot(text: string, running: string): Snapshot {
+  const [xmin, xmax] = text.split(':');
+  return { text, xmin: BigInt(xmin!), xmax: BigInt(xmax!), running: running === '' ? [] : running.split(',').map(BigInt) };
 }
 
 /** The tasks the agent holds now (assigned or running), in feed order, with the statement's snapshot. */
 export async function readHeldTasks(db: Db, agent: string): Promise<{ snapshot: Snapshot; held: HeldTask[] }> {
-  const { rows } = await sql<{ snapshot: string; task_id: string | null; attempt: number | null; id: number | null; tx: string | null }>`
-    WITH s AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot)
-    SELECT s.snapshot, h.task_id, h.attempt, h.id, h.tx::text AS tx
+  const { rows } = await sql<{ snapshot: string; running: string; task_id: string | null; attempt: number | null; id: number | null; tx: string | null }>`
+    WITH s AS MATERIALIZED (
+      SELECT pg_current_snapshot()::text AS snapshot,
+             (SELECT coalesce(string_agg(x::text, ','), '') FROM dispatch_feed_running(pg_current_snapshot()) AS x) AS running)
+    SELECT s.snapshot, s.running, h.task_id, h.attempt, h.id, h.tx::text AS tx
       FROM s LEFT JOIN LATERAL (
         SELECT t.id AS task_id, t.attempt, e.id, e.tx
           FROM dispatch_tasks t
@@ -155,7 +162,7 @@ export async function readHeldTasks(db: Db, agent: string): Promise<{ snapshot: 
          WHERE t.assignee = ${agent} AND t.status IN ('assigned', 'running')
       ) h ON true
      ORDER BY h.tx, h.id`.execute(db);
-  const snapshot = parseSnapshot(rows[0]!.snapshot);
+  const snapshot = parseSnapshot(rows[0]!.snapshot, rows[0]!.running);
   const held = rows
     .filter((r) => r.task_id !== null)
     .map((r) => ({ taskId: r.task_id!, attempt: r.attempt!, event: { tx: BigInt(r.tx ?? '0'), id: r.id! } }));

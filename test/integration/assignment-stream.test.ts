@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/database.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.js';
 import { ADMIN_TOKEN, startTestDispatch, type TestDispatch } from '../helpers/dispatch.js';
 import { apiClient, type ApiClient } from '../helpers/http.js';
 import { openEventStream, type OpenStream } from '../helpers/sse.js';
@@ -147,6 +148,30 @@ describe('the assignment stream', () => {
       ['assigned', c.id],
     ]);
     expect([seen!.id, ...parsed(resumed).map((e) => e.id)]).toEqual((await auditTrail(agent)).map((t) => t.id));
+  });
+
+  it('is not held back by a transaction left open in another database of the server', async () => {
+    const agent = unique('neighbour');
+    const elsewhere = new pg.Client({ connectionString: databaseUrl('postgres') });
+    await elsewhere.connect();
+    try {
+      // Another application's transaction with an id, left open (a psql session's BEGIN; UPDATE ...).
+      await elsewhere.query('BEGIN');
+      await elsewhere.query('SELECT pg_current_xact_id()');
+      // A later transaction has ended, so the open one is among those the next snapshots see running.
+      const task = await createTask(api, { scope: 'not-served' });
+      // Connecting afresh waits for the transactions its snapshot saw running that could write here.
+      const stream = await open(agent);
+      expect(stream.status).toBe(200);
+      await assignDirectly(db(), task.id, agent);
+      await stream.waitForEvents(1, 5_000);
+      expect(parsed(stream).map((e) => [e.kind, e.task.id])).toEqual([['assigned', task.id]]);
+      const poll = await api('GET', `/api/v1/agents/${agent}/assignments?wait=0&cursor=0`, { agent });
+      expect(poll.body.events.map((e: any) => e.task.id)).toEqual([task.id]);
+    } finally {
+      await elsewhere.query('ROLLBACK');
+      await elsewhere.end();
+    }
   });
 
   it('is open to the agent itself and to an admin, to nobody else', async () => {
