@@ -221,10 +221,11 @@ export interface DrainFigures {
   engineMs: number;
 }
 
-export async function drainFigures(db: Db, readyAt: Date): Promise<DrainFigures> {
+/** `createdAfter`: only the backlog inserted after that instant (a scenario draining several in turn). */
+export async function drainFigures(db: Db, readyAt: Date, createdAfter = new Date(0)): Promise<DrainFigures> {
   const { rows } = await sql<{ n: number; first: Date; last: Date }>`
     SELECT count(*)::int AS n, min(assigned_at) AS first, max(assigned_at) AS last
-      FROM dispatch_tasks WHERE requester = 'bench-bulk' AND assigned_at IS NOT NULL`.execute(db);
+      FROM dispatch_tasks WHERE requester = 'bench-bulk' AND assigned_at IS NOT NULL AND created_at > ${createdAfter}`.execute(db);
   const r = rows[0]!;
   return { tasks: r.n, endToEndMs: r.last.getTime() - readyAt.getTime(), engineMs: r.last.getTime() - r.first.getTime() };
 }
