@@ -241,3 +241,39 @@ export async function disableInstantWake(db: Db): Promise<void> {
   await sql`ALTER TABLE dispatch_agents DISABLE TRIGGER dispatch_agents_wake_on_insert`.execute(db);
   await sql`ALTER TABLE dispatch_agents DISABLE TRIGGER dispatch_agents_wake_on_update`.execute(db);
 }
+
+/** The server's WAL position: exact at any instant, unlike the cumulative statistics views. */
+export async function walPosition(db: Db): Promise<string> {
+  const { rows } = await sql<{ lsn: string }>`SELECT pg_current_wal_lsn()::text AS lsn`.execute(db);
+  return rows[0]!.lsn;
+}
+
+export async function walBytesSince(db: Db, lsn: string): Promise<number> {
+  const { rows } = await sql<{ bytes: string }>`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::text AS bytes`.execute(db);
+  return Number(rows[0]!.bytes);
+}
+
+/** Counters of the server's WAL and of this database's shared buffers, to difference around a measurement of several seconds (backends add theirs about once a second). */
+export interface IoCounters {
+  walBytes: number;
+  walRecords: number;
+  /** Full-page images: the first change to a page after a checkpoint writes the whole page. */
+  walFpi: number;
+  /** Pages found in shared_buffers, and read from outside them. */
+  bufferHits: number;
+  bufferReads: number;
+}
+
+export async function readIoCounters(db: Db): Promise<IoCounters> {
+  const { rows } = await sql<{ wal_bytes: string; wal_records: string; wal_fpi: string; hits: string; reads: string }>`
+    SELECT w.wal_bytes, w.wal_records, w.wal_fpi, d.blks_hit AS hits, d.blks_read AS reads
+      FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()`.execute(db);
+  const r = rows[0]!;
+  return { walBytes: Number(r.wal_bytes), walRecords: Number(r.wal_records), walFpi: Number(r.wal_fpi), bufferHits: Number(r.hits), bufferReads: Number(r.reads) };
+}
+
+/** What happened between two readings, per task. */
+export function ioPerTask(before: IoCounters, after: IoCounters, tasks: number): IoCounters {
+  const per = (key: keyof IoCounters) => (after[key] - before[key]) / Math.max(1, tasks);
+  return { walBytes: per('walBytes'), walRecords: per('walRecords'), walFpi: per('walFpi'), bufferHits: per('bufferHits'), bufferReads: per('bufferReads') };
+}

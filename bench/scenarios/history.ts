@@ -3,15 +3,15 @@ import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
-import { dbNow, drainFigures, insertFinished, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
+import { dbNow, drainFigures, insertFinished, insertPending, waitAssigned, walBytesSince, walPosition, type DrainFigures } from '../lib/workload.js';
 import { BATCH_SIZE, PROFILE, VACUUM_INTERVAL_MS, args, explainClaim, log, meanBatchMs, withSwarm } from './common.js';
 
 interface HistoryRun {
   finished: number;
   tableMb: number;
   claimMs: number;
-  /** Each backlog's drain, in the order they ran. */
-  drains: DrainFigures[];
+  /** Each backlog's drain, in the order they ran, with the WAL it wrote a task (the whole server's: nothing else runs). */
+  drains: (DrainFigures & { walBytesPerTask: number })[];
   meanBatchMs: number;
 }
 
@@ -39,7 +39,7 @@ async function historyRun(finished: number): Promise<HistoryRun> {
     const config = { assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, tick_interval_ms: 3_600_000 } };
     return await withReplicas(database.url, { count: 1, config }, (replicas) =>
       withSwarm(replicas, async () => {
-        const drains: DrainFigures[] = [];
+        const drains: HistoryRun['drains'] = [];
         let claimMs = 0;
         for (let i = 0; i < DRAINS; i++) {
           const before = await dbNow(db);
@@ -50,10 +50,13 @@ async function historyRun(finished: number): Promise<HistoryRun> {
           await sql`ANALYZE dispatch_tasks`.execute(db);
           if (i === 0) claimMs = (await explainClaim(db, BATCH_SIZE)).ms;
           const readyAt = await dbNow(db);
+          const wal = await walPosition(db);
           await sql`SELECT dispatch_request_assignment()`.execute(db);
           await waitAssigned(db, 300_000);
-          drains.push(await drainFigures(db, readyAt, before));
-          log(`  drain ${i + 1} of ${DRAINS}: ${usPerAssignment(drains.at(-1)!).toFixed(1)} us/assignment`);
+          const figures = await drainFigures(db, readyAt, before);
+          const walBytesPerTask = (await walBytesSince(db, wal)) / figures.tasks;
+          drains.push({ ...figures, walBytesPerTask });
+          log(`  drain ${i + 1} of ${DRAINS}: ${usPerAssignment(figures).toFixed(1)} us/assignment, ${walBytesPerTask.toFixed(0)} bytes of WAL a task`);
         }
         return { finished, tableMb: Number(size.rows[0]!.mb), claimMs, drains, meanBatchMs: await meanBatchMs(replicas) };
       }),
@@ -76,7 +79,7 @@ export async function history(report: string[]): Promise<void> {
   report.push(
     '### Cost per assignment against history (1 replica)',
     table(
-      ['finished tasks in table', 'table + indexes', `claim of ${BATCH_SIZE} (EXPLAIN ANALYZE)`, 'mean batch', `us per assignment (median of ${DRAINS})`, 'each drain', 'assignments/s (median)'],
+      ['finished tasks in table', 'table + indexes', `claim of ${BATCH_SIZE} (EXPLAIN ANALYZE)`, 'mean batch', `us per assignment (median of ${DRAINS})`, 'each drain', 'assignments/s (median)', 'WAL a task, each drain'],
       runs.map((r) => {
         const us = median(r.drains.map(usPerAssignment));
         return [
@@ -87,6 +90,7 @@ export async function history(report: string[]): Promise<void> {
           us.toFixed(0),
           r.drains.map((d) => usPerAssignment(d).toFixed(0)).join(' / '),
           fmtRate(1_000_000 / us),
+          r.drains.map((d) => `${d.walBytesPerTask.toFixed(0)} B`).join(' / '),
         ];
       }),
     ),

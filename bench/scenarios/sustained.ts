@@ -3,7 +3,7 @@ import { admin, withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { scrapeSum, withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
-import { completeAssigned, insertFinished, insertPending, registerAgents } from '../lib/workload.js';
+import { completeAssigned, insertFinished, insertPending, ioPerTask, readIoCounters, registerAgents } from '../lib/workload.js';
 import { BATCH_SIZE, PROFILE, VACUUM_INTERVAL_MS, args, explainClaim, log, schedulerConfig } from './common.js';
 
 interface SustainedWindow {
@@ -78,15 +78,7 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
           completed,
         });
         let previous = await counts();
-        // Server-wide WAL and this database's buffer misses, as counters to difference per window.
-        const io = async () =>
-          (
-            await sql<{ lsn: string; mb: number; fpi: string; reads: string }>`
-              SELECT pg_current_wal_lsn()::text AS lsn, pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb,
-                     (SELECT wal_fpi FROM pg_stat_wal) AS fpi,
-                     (SELECT blks_read FROM pg_stat_database WHERE datname = current_database()) AS reads`.execute(db)
-          ).rows[0]!;
-        let lastIo = await io();
+        let lastIo = await readIoCounters(db);
         for (let startS = 0; startS + 10 <= seconds; startS += 10) {
           await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
           const now = await counts();
@@ -95,12 +87,11 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             SELECT pg_relation_size('dispatch_tasks_pending_scope_rank_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
               FROM pg_stat_user_tables WHERE relname = 'dispatch_tasks'`.execute(db);
           const t = table.rows[0]!;
-          const nowIo = await io();
-          const walMb = Number((await sql<{ mb: number }>`SELECT pg_wal_lsn_diff(${nowIo.lsn}::pg_lsn, ${lastIo.lsn}::pg_lsn) / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
-          const assigned = Math.max(1, now.assigned - previous.assigned);
-          const fpiPerTask = (Number(nowIo.fpi) - Number(lastIo.fpi)) / assigned;
-          const readsPerTask = (Number(nowIo.reads) - Number(lastIo.reads)) / assigned;
+          const nowIo = await readIoCounters(db);
+          const io = ioPerTask(lastIo, nowIo, now.assigned - previous.assigned);
+          const walMb = (nowIo.walBytes - lastIo.walBytes) / 1048576;
           lastIo = nowIo;
+          const tasksMb = Number((await sql<{ mb: number }>`SELECT pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db)).rows[0]!.mb);
           windows.push({
             startS,
             assigned: now.assigned - previous.assigned,
@@ -111,9 +102,9 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             deadTuples: t.dead,
             vacuums: t.vacuums,
             walMb,
-            tasksMb: Number(nowIo.mb),
-            fpiPerTask,
-            readsPerTask,
+            tasksMb,
+            fpiPerTask: io.walFpi,
+            readsPerTask: io.bufferReads,
           });
           previous = now;
           const w = windows.at(-1)!;
