@@ -5,7 +5,7 @@ import type { Db, TaskRow } from '../db/database.js';
 /**
  * The assignment feed's SQL (view dispatch_assignment_feed, migration 0010). A position in an
  * agent's feed is (tx, id): the writing transaction and the event id. Reads take only events whose
- * transaction is below the horizon dispatch_feed_horizon() (every transaction of this database
+ * transaction is below the horizon dispatch_feed_horizon(snapshot) (every transaction of this database
  * below it has ended; migration 0024), so a feed read in (tx, id) order never has an event appear
  * behind it later.
  */
