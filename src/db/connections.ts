@@ -10,7 +10,8 @@ import { openDatabase, type DatabaseHandle } from './database.js';
  * - api (`dispatch`): request handling and the loops that run plain transactions. When
  *   database.direct_url is set, database.url may be a transaction pooler (PgBouncer): nothing
  *   on this pool keeps session state (no LISTEN, no session advisory lock, no named prepared
- *   statement, settings only with set_config(…, true) inside a transaction).
+ *   statement, settings only with set_config(…, true) inside a transaction). Without a pooler
+ *   it keeps its hot statements prepared (src/db/prepared.ts).
  * - direct (`dispatch-direct`): session advisory locks (the active assigner, queue maintenance,
  *   retention), migrations, the replica heartbeat.
  * - jobs (`dispatch-worker`): graphile-worker, which LISTENs and uses prepared statements.
@@ -49,8 +50,8 @@ export function openReplicaConnections(config: DispatchConfig, databaseUrl: stri
   };
   const directUrl = config.database.direct_url || databaseUrl;
   const pooled = directUrl !== databaseUrl;
-  const api = openDatabase(databaseUrl, config.database.pool_size, APPLICATION_NAME.api, pooled ? {} : sessionSettings);
-  const direct = openDatabase(directUrl, config.database.direct_pool_size, APPLICATION_NAME.direct, sessionSettings);
+  const api = openDatabase(databaseUrl, config.database.pool_size, APPLICATION_NAME.api, pooled ? {} : sessionSettings, { prepare: !pooled });
+  const direct = openDatabase(directUrl, config.database.direct_pool_size, APPLICATION_NAME.direct, sessionSettings, { prepare: true });
   const jobs = openDatabase(directUrl, config.worker.pool_size, APPLICATION_NAME.jobs, sessionSettings);
   return {
     api,

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect, type Selectable } from 'kysely';
 import pg from 'pg';
+import { preparingPool } from './prepared.js';
 import type { DB, DispatchAgents, DispatchSchedules, DispatchTaskEvents, DispatchTasks } from './generated/database.js';
 
 // Return int8 (count(*), bigint ids) as JS numbers where they fit; every bigint we read is a
@@ -53,6 +54,8 @@ export function openDatabase(
   applicationName = 'dispatch',
   /** Settings the database's own rules read (e.g. dispatch.reassign_budget), set on every connection. */
   sessionSettings: Record<string, string> = {},
+  /** Keep the statements marked `prepared()` prepared on each connection (src/db/prepared.ts): not through a transaction pooler. */
+  { prepare = false }: { prepare?: boolean } = {},
 ): DatabaseHandle {
   const options = settingsOption(sessionSettings);
   const pool = new pg.Pool({
@@ -68,7 +71,7 @@ export function openDatabase(
   // drops it and the next query opens a fresh connection.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: prepare ? preparingPool(pool) : pool }) });
   return {
     pool,
     db,

@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { ADVISORY_LOCK } from '../db/contract.js';
 import type { Db } from '../db/database.js';
+import { prepared } from '../db/prepared.js';
 import type { DB } from '../db/generated/database.js';
 import type { StoredTaskEvent } from './subjects.js';
 
@@ -55,7 +56,7 @@ export async function asOnlyPublisher<T>(db: Db, work: (tx: Tx) => Promise<T>): 
 
 /** The oldest owed events, in commit-safe id order. */
 export async function readOwedEvents(tx: Tx, limit: number): Promise<OwedEvent[]> {
-  const { rows } = await sql<OwedEvent>`
+  const { rows } = await sql<OwedEvent>`${prepared('read_owed_events')}
     SELECT o.id, coalesce(e.event_id, s.event_id) AS event_id, e.task_id, s.scope, coalesce(e.event, s.event) AS event,
            coalesce(e.payload, s.payload) AS payload, coalesce(e.created_at, s.created_at) AS created_at, t.traceparent
       FROM dispatch_event_outbox o
@@ -71,7 +72,7 @@ export async function readOwedEvents(tx: Tx, limit: number): Promise<OwedEvent[]
 /** JetStream acknowledged these: they are no longer owed. */
 export async function forgetPublished(tx: Tx, ids: number[]): Promise<void> {
   if (ids.length === 0) return;
-  await sql`DELETE FROM dispatch_event_outbox WHERE id = ANY (${ids}::bigint[])`.execute(tx);
+  await sql`${prepared('forget_published')}DELETE FROM dispatch_event_outbox WHERE id = ANY (${ids}::bigint[])`.execute(tx);
 }
 
 export interface OutboxBacklog {

@@ -1,6 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db, TaskEventRow, TaskRow } from '../db/database.js';
 import { newId } from '../db/ids.js';
+import { prepared } from '../db/prepared.js';
 import type { TaskStatus } from '../db/columns.js';
 
 /**
@@ -72,7 +73,7 @@ export async function insertTasks(db: Db, tasks: ReadonlyArray<NewTask & { id: s
       schedule_to_start_timeout_ms: t.schedule_to_start_timeout_ms ?? null,
     })),
   );
-  const result = await sql<TaskRow>`
+  const result = await sql<TaskRow>`${prepared('insert_tasks')}
     WITH capable AS (
       SELECT array_agg(scope) AS scopes FROM dispatch_capable_scopes
     ), t AS (
@@ -265,7 +266,7 @@ export interface Completion {
  * the partial index on them to complete a few (test/integration/assignment.plans.test.ts).
  */
 export async function completeTasks(db: Db, completions: readonly Completion[]): Promise<Array<TaskRow | undefined>> {
-  const { rows } = await sql<TaskRow & { input: string }>`
+  const { rows } = await sql<TaskRow & { input: string }>`${prepared('complete_tasks')}
     WITH input AS (
       SELECT * FROM unnest(${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
                            ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => c.resultJson)}::jsonb[])
@@ -307,7 +308,7 @@ export async function failTask(
   retryable: boolean,
   policy: RetryPolicy,
 ): Promise<TaskRow | undefined> {
-  const { rows } = await sql<TaskRow>`
+  const { rows } = await sql<TaskRow>`${prepared('fail_task')}
     WITH t AS (
       UPDATE dispatch_tasks d
          SET status = CASE WHEN ${retryable}::boolean AND d.retry_count < d.max_retries THEN 'pending' ELSE 'failed' END,
@@ -340,7 +341,7 @@ export async function failTask(
  * finds nothing due then and arms for the new one.
  */
 export async function recordProgress(db: Db, call: WorkerCall, payload: unknown): Promise<TaskRow | undefined> {
-  const { rows } = await sql<TaskRow>`
+  const { rows } = await sql<TaskRow>`${prepared('record_progress')}
     WITH t AS (
       UPDATE dispatch_tasks d
          SET status = 'running',
