@@ -289,7 +289,8 @@ COMMENT ON FUNCTION public.dispatch_fold_scope_counters() IS 'Folds the committe
 CREATE FUNCTION public.dispatch_latency_bucket(seconds double precision) RETURNS double precision
     LANGUAGE sql IMMUTABLE
     AS $$
-  SELECT min(b) FROM unnest(dispatch_latency_buckets()) AS b WHERE seconds <= b
+  SELECT (dispatch_latency_buckets())[width_bucket(seconds, dispatch_latency_buckets())
+                                      + CASE WHEN seconds = ANY (dispatch_latency_buckets()) THEN 0 ELSE 1 END]
 $$;
 
 --
@@ -847,8 +848,9 @@ END $$;
 CREATE FUNCTION public.dispatch_task_rank(ready_at timestamp with time zone, priority integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     AS $$
-  SELECT ready_at + (priority - 1) * CASE WHEN aging_ms > 0 THEN make_interval(secs => aging_ms / 1000.0) ELSE interval '1000 years' END
-    FROM (SELECT coalesce(nullif(current_setting('dispatch.aging_ms', true), '')::integer, 60000) AS aging_ms) AS s
+  SELECT ready_at + (priority - 1) * CASE WHEN coalesce(nullif(current_setting('dispatch.aging_ms', true), '')::integer, 60000) > 0
+                                          THEN make_interval(secs => coalesce(nullif(current_setting('dispatch.aging_ms', true), '')::integer, 60000) / 1000.0)
+                                          ELSE interval '1000 years' END
 $$;
 
 --

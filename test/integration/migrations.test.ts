@@ -189,6 +189,45 @@ describe('rules the database enforces', () => {
   });
 });
 
+describe('the SQL functions the hot statements call per row', () => {
+  /** What a statement calling `call` on the columns x and t of a row is planned to compute, as EXPLAIN VERBOSE prints it. */
+  async function plannedOutput(call: string): Promise<string> {
+    const { rows } = await sql<{ 'QUERY PLAN': string }>`EXPLAIN (VERBOSE, COSTS OFF) ${sql.raw(`SELECT ${call} FROM unnest('{1.5}'::float8[], ARRAY[clock_timestamp()]) AS v(x, t)`)}`.execute(db);
+    return rows.map((r) => r['QUERY PLAN']).join('\n');
+  }
+
+  it('file each observation under the smallest bucket bound at or above it', async () => {
+    const { rows: bounds } = await sql<{ b: number }>`SELECT unnest(dispatch_latency_buckets()) AS b`.execute(db);
+    const finite = bounds.map((r) => r.b).filter((b) => Number.isFinite(b));
+    const around = finite.flatMap((b) => [b, b * (1 - 1e-9), b * (1 + 1e-9)]);
+    const values = [0, 1e-6, ...around, 1e300, ...fc.sample(fc.double({ min: 0, max: 10_000, noNaN: true }), 200)];
+    const { rows } = await sql<{ x: number; bucket: number | null; expected: number | null }>`
+      SELECT x, dispatch_latency_bucket(x) AS bucket, (SELECT min(b) FROM unnest(dispatch_latency_buckets()) AS b WHERE x <= b) AS expected
+        FROM unnest(${values}::float8[] || ARRAY['Infinity', 'NaN', NULL]::float8[]) AS x`.execute(db);
+    expect(rows).toHaveLength(values.length + 3);
+    for (const row of rows) expect({ x: row.x, bucket: row.bucket }).toEqual({ x: row.x, bucket: row.expected });
+    // A single expression the planner inlines: no query of its own per row (migration 0025).
+    expect(await plannedOutput('dispatch_latency_bucket(x)')).toMatch(/width_bucket/);
+  });
+
+  it('rank a task by its ready time plus a level of aging per priority step', async () => {
+    const rank = async (aging: string | null, priority: number) =>
+      await db.transaction().execute(async (tx) => {
+        if (aging !== null) await sql`SELECT set_config('dispatch.aging_ms', ${aging}, true)`.execute(tx);
+        const { rows } = await sql<{ offset_s: number }>`
+          SELECT extract(epoch FROM dispatch_task_rank('2026-01-01T00:00:00Z'::timestamptz, ${priority}::int) - '2026-01-01T00:00:00Z'::timestamptz)::float8 AS offset_s`.execute(tx);
+        return rows[0]!.offset_s;
+      });
+    expect(await rank(null, 1)).toBe(0);
+    expect(await rank(null, 3)).toBe(120);
+    expect(await rank('', 2)).toBe(60);
+    expect(await rank('5000', 4)).toBe(15);
+    // No aging: a priority level is 1000 years.
+    expect(await rank('0', 2)).toBeGreaterThan(999 * 365 * 86_400);
+    expect(await plannedOutput('dispatch_task_rank(t, 2)')).toMatch(/current_setting/);
+  });
+});
+
 describe('dispatch_agents.active_tasks', () => {
   beforeAll(async () => {
     await migrateToLatest(db, database.handle.pool, quiet);
