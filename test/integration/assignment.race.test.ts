@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assigner } from '../../src/assignment/assigner.js';
+import { ADVISORY_LOCK } from '../../src/db/contract.js';
 import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
@@ -189,5 +190,31 @@ describe('assignment under concurrent batches', () => {
 
     // The pause answered only after the batch, which had missed it, committed its assignment.
     expect((await sql<{ paused: boolean }>`SELECT paused FROM dispatch_scopes WHERE scope = 'gated'`.execute(db)).rows).toEqual([{ paused: true }]);
+  });
+
+  it('sees a pause that committed while the batch waited for the gate (its claim reads the controls after the wait)', async () => {
+    const db = database().handle.db;
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('wait-agent', '{waited}', 'ready')`.execute(db);
+    await insertTasks(db, 1, { scope: 'waited' });
+
+    // A pause holds the gate, its change written but not committed, when the batch starts. The
+    // scope had no controls: its row is new, so no row lock of the batch could wait for it and
+    // read it as it is now; only a snapshot taken after the wait sees it.
+    const pausing = open('gate-pause');
+    const conn = await pausing.pool.connect();
+    try {
+      await conn.query('BEGIN');
+      await conn.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK.scopeControls]);
+      await conn.query(`INSERT INTO dispatch_scopes (scope, paused, changed_by) VALUES ('waited', true, 'test')`);
+      const batch = assigner(open('gate-waiter')).assignBatch();
+      await waitFor(async () => (await waitersOnLocks(db)) === 1, { what: 'the batch waiting for the gate' });
+      await conn.query('COMMIT');
+      // Read with the snapshot of the statement that waited, the scope would still look unpaused.
+      expect(await batch).toEqual({ claimed: 0, assigned: 0 });
+    } finally {
+      conn.release();
+    }
+    const { rows } = await sql<{ status: string }>`SELECT status FROM dispatch_tasks WHERE scope = 'waited'`.execute(db);
+    expect(rows).toEqual([{ status: 'pending' }]);
   });
 });
