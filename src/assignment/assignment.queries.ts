@@ -91,7 +91,40 @@ export interface LockedAgents {
   active: boolean;
 }
 
-export type LockedAgentRow = Partial<AgentRowForPlacement> & { kind: 'locked' | 'other' | 'active' | 'inactive' };
+/**
+ * An agent as lockAssignableAgentsStatement sends it: a JSON array of agentColumns, in their
+ * order (timestamps as ISO 8601 text).
+ */
+type AgentTuple = [string, string[], AgentStatus, boolean, number, number, string | null, string | null];
+
+/** lockAssignableAgentsStatement's one row. */
+export interface LockedAgentRow {
+  active: boolean;
+  locked: AgentTuple[];
+  others: AgentTuple[];
+}
+
+/**
+ * The agents of `rows` (a subquery of agentColumns) as one JSON array of AgentTuples, in name
+ * order. For the 200 agents of the round trip benchmark, read at every batch, the driver's
+ * parsing of one row per agent cost the replica 0.4 to 0.7 ms more CPU than JSON.parse of this
+ * array, which costs PostgreSQL 0.15 to 0.25 ms to build.
+ */
+const agentTuples = (rows: RawBuilder<unknown>) => sql`
+  SELECT coalesce(json_agg(json_build_array(name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until)
+                           ORDER BY name), '[]')
+    FROM (${rows}) agents`;
+
+const fromTuple = ([name, capabilities, status, drained, activeTasks, maxConcurrent, lastAssignedAt, avoidUntil]: AgentTuple): AgentSnapshot => ({
+  name,
+  capabilities,
+  status,
+  drained,
+  activeTasks,
+  maxConcurrent,
+  lastAssignedAt: lastAssignedAt === null ? null : new Date(lastAssignedAt),
+  avoidUntil: avoidUntil === null ? null : new Date(avoidUntil),
+});
 
 /**
  * lockAssignableAgents' statement, its values written as literals (all are the broker's own
@@ -124,19 +157,17 @@ export function lockAssignableAgentsStatement(
        ORDER BY a.name
          FOR UPDATE OF a
     )
-    SELECT *, 'locked' AS kind FROM locked
-    UNION ALL
-    SELECT ${agentColumns('o', limit)}, 'other' FROM ${agentsWithReleases('o')}
-     WHERE (SELECT active FROM batch_setup) AND o.name NOT IN (SELECT name FROM locked)
-    UNION ALL
-    -- Always one row: whether ACTIVE was taken.
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN active THEN 'active' ELSE 'inactive' END FROM batch_setup`;
+    SELECT b.active,
+           (${agentTuples(sql`SELECT * FROM locked`)}) AS locked,
+           (${agentTuples(sql`SELECT ${agentColumns('o', limit)} FROM ${agentsWithReleases('o')}
+                               WHERE b.active AND o.name NOT IN (SELECT name FROM locked)`)}) AS others
+      FROM batch_setup b`;
 }
 
 /** The agents lockAssignableAgentsStatement locked, the others (unlocked), and whether ACTIVE was taken. */
-export function readLockedAgents(rows: LockedAgentRow[]): LockedAgents {
-  const of = (kind: string) => rows.filter((row) => row.kind === kind).map((row) => toSnapshot(row as AgentRowForPlacement));
-  return { free: of('locked'), others: of('other').map((agent) => ({ ...agent, unlocked: true })), active: rows.some((row) => row.kind === 'active') };
+export function readLockedAgents([row]: LockedAgentRow[]): LockedAgents {
+  if (!row) throw new Error('the agents\' lock returned no row');
+  return { free: row.locked.map(fromTuple), others: row.others.map((agent) => ({ ...fromTuple(agent), unlocked: true })), active: row.active };
 }
 
 /** Which of the free agents a batch locks: every `of`-th in name order, from the `index`-th (0-based). */
