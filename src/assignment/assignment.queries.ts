@@ -1,9 +1,9 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AgentStatus } from '../db/columns.js';
-import { ADVISORY_LOCK, DEADLINE_NOTICE_WITHIN_MS, JOB } from '../db/contract.js';
+import { DEADLINE_NOTICE_WITHIN_MS, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
-import { controlledScopesLocked, scopeGateShared, type ScopeControlsRow } from '../scopes/scope.queries.js';
+import { controlledScopesLocked, type ScopeControlsRow } from '../scopes/scope.queries.js';
 import type { AgentSnapshot } from './scoring.js';
 
 type Tx = Transaction<DB>;
@@ -51,11 +51,14 @@ const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>)
 const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`;
 
 /**
- * The batch's first statement. Locks every agent that could take a task right now, in name order
- * (a fixed order, so two transactions can never deadlock on them). While they are locked no
- * other transaction can raise their load (taking work writes the agent's row; giving it up
- * writes dispatch_agent_releases, which a finishing task never waits on), so the limits checked
- * in memory hold at commit.
+ * The batch's first statement (the SQL function dispatch_lock_assignable_agents, migration 0026,
+ * planned once per session: sent as a literal statement beside BEGIN, it was planned anew for
+ * every batch). Locks every agent that could take a task right now, in name order (a fixed order,
+ * so two transactions can never deadlock on them). While they are locked no other transaction
+ * can raise their load (taking work writes the agent's row; giving it up writes
+ * dispatch_agent_releases, which a finishing task never waits on), so the limits checked in
+ * memory hold at commit. An agent another batch changed while this one waited for its lock is
+ * judged free or not as that batch left it.
  *
  * It also reads the other agents, unlocked, only to explain the batch's decisions: they are read
  * with the statement's snapshot, taken before any lock wait, so an agent that looked free but was
@@ -76,6 +79,10 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
  * may overlap (an agent filled or freed in between shifts the numbering): the second batch then
  * waits for the first's commit and reads the agent as it left it, so a share is a way to spread
  * the work, never what keeps a limit.
+ *
+ * The agents come as one JSON array of each kind, not a row each: for the 200 agents of the round
+ * trip benchmark, the driver's parsing of a row per agent cost the replica 0.4 to 0.7 ms more CPU
+ * a batch than JSON.parse, and PostgreSQL 0.15 to 0.25 ms less.
  */
 export async function lockAssignableAgents(
   tx: Tx,
@@ -91,29 +98,24 @@ export interface LockedAgents {
   active: boolean;
 }
 
-/**
- * An agent as lockAssignableAgentsStatement sends it: a JSON array of agentColumns, in their
- * order (timestamps as ISO 8601 text).
- */
-type AgentTuple = [string, string[], AgentStatus, boolean, number, number, string | null, string | null];
+/** An agent as dispatch_lock_assignable_agents sends it (timestamps as ISO 8601 text). */
+type AgentTuple = [
+  name: string,
+  capabilities: string[],
+  status: AgentStatus,
+  drained: boolean,
+  activeTasks: number,
+  maxConcurrent: number,
+  lastAssignedAt: string | null,
+  avoidUntil: string | null,
+];
 
 /** lockAssignableAgentsStatement's one row. */
 export interface LockedAgentRow {
-  active: boolean;
-  locked: AgentTuple[];
-  others: AgentTuple[];
+  took_active: boolean;
+  locked_agents: AgentTuple[];
+  other_agents: AgentTuple[];
 }
-
-/**
- * The agents of `rows` (a subquery of agentColumns) as one JSON array of AgentTuples, in name
- * order. For the 200 agents of the round trip benchmark, read at every batch, the driver's
- * parsing of one row per agent cost the replica 0.4 to 0.7 ms more CPU than JSON.parse of this
- * array, which costs PostgreSQL 0.15 to 0.25 ms to build.
- */
-const agentTuples = (rows: RawBuilder<unknown>) => sql`
-  SELECT coalesce(json_agg(json_build_array(name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until)
-                           ORDER BY name), '[]')
-    FROM (${rows}) agents`;
 
 const fromTuple = ([name, capabilities, status, drained, activeTasks, maxConcurrent, lastAssignedAt, avoidUntil]: AgentTuple): AgentSnapshot => ({
   name,
@@ -135,39 +137,18 @@ export function lockAssignableAgentsStatement(
   defaultLimit: number,
   { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
 ): RawBuilder<LockedAgentRow> {
-  const limit = sql.lit(Math.trunc(defaultLimit));
-  const active = takeActive ? sql<boolean>`pg_try_advisory_lock(${sql.lit(ADVISORY_LOCK.assignerActive)})` : sql<boolean>`true`;
-  const isFree = (alias: string) => {
-    const a = sql.raw(alias);
-    return sql`NOT ${a}.drained AND ${a}.status IN ('ready', 'sleeping', 'busy')
-         AND ${agentLoad(alias)} < coalesce(${a}.max_concurrent, ${limit})
-         AND (${a}.avoid_until IS NULL OR ${a}.avoid_until <= now())`;
-  };
-  const inShare = share
-    ? sql`AND a.name IN (SELECT name FROM (SELECT s.name, row_number() OVER (ORDER BY s.name) - 1 AS n FROM ${agentsWithReleases('s')} WHERE ${isFree('s')}) numbered
-                          WHERE n % ${sql.lit(Math.trunc(share.of))}::int = ${sql.lit(Math.trunc(share.index))}::int)`
-    : sql``;
-  return sql<LockedAgentRow>`
-    WITH batch_setup AS MATERIALIZED (
-      SELECT ${active} AS active, ${scopeGateShared()}, ${claimPlannerSettings}
-    ), locked AS (
-      SELECT ${agentColumns('a', limit)}
-        FROM ${agentsWithReleases('a')}
-       WHERE (SELECT active FROM batch_setup) AND ${isFree('a')} ${inShare}
-       ORDER BY a.name
-         FOR UPDATE OF a
-    )
-    SELECT b.active,
-           (${agentTuples(sql`SELECT * FROM locked`)}) AS locked,
-           (${agentTuples(sql`SELECT ${agentColumns('o', limit)} FROM ${agentsWithReleases('o')}
-                               WHERE b.active AND o.name NOT IN (SELECT name FROM locked)`)}) AS others
-      FROM batch_setup b`;
+  const int = (n: number | undefined) => (n === undefined ? sql`NULL` : sql.lit(Math.trunc(n)));
+  return sql<LockedAgentRow>`SELECT * FROM dispatch_lock_assignable_agents(${int(defaultLimit)}, ${sql.lit(takeActive)}, ${int(share?.index)}, ${int(share?.of)})`;
 }
 
 /** The agents lockAssignableAgentsStatement locked, the others (unlocked), and whether ACTIVE was taken. */
 export function readLockedAgents([row]: LockedAgentRow[]): LockedAgents {
   if (!row) throw new Error('the agents\' lock returned no row');
-  return { free: row.locked.map(fromTuple), others: row.others.map((agent) => ({ ...fromTuple(agent), unlocked: true })), active: row.active };
+  return {
+    free: row.locked_agents.map(fromTuple),
+    others: row.other_agents.map((agent) => ({ ...fromTuple(agent), unlocked: true })),
+    active: row.took_active,
+  };
 }
 
 /** Which of the free agents a batch locks: every `of`-th in name order, from the `index`-th (0-based). */

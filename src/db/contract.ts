@@ -32,6 +32,7 @@ export const JOB_KEY = {
 /**
  * PostgreSQL advisory lock keys (one bigint each, in the default class), distinct so that two
  * protocols never wait for each other. docs/ARCHITECTURE.md describes who holds each and how.
+ * Some are written into SQL functions by migrations (0002, 0008, 0019, 0026): they never change.
  */
 export const ADVISORY_LOCK = {
   /** Session lock of the one assigner draining the queue; writers probe it (migration 0002). */

@@ -21,14 +21,12 @@ const STARTS_KEPT = '5 minutes';
 
 // ---- In the assignment batch (src/assignment/assigner.ts), in this order -------------------
 
-/**
- * Step 1: the scope-controls gate, held shared until the batch commits. A PATCH takes it
- * exclusively before changing dispatch_scopes, so it waits for batches in flight, and batches
- * after it read the change: once a pause has answered, no batch that missed it can still commit.
- * Taken by the batch's first statement (lockAssignableAgents, src/assignment/assignment.queries.ts),
- * so that the next statements take their snapshots after the gate was granted.
- */
-export const scopeGateShared = () => sql<void>`pg_advisory_xact_lock_shared(${sql.lit(ADVISORY_LOCK.scopeControls)})`;
+// Step 1: the scope-controls gate (ADVISORY_LOCK.scopeControls), held shared until the batch
+// commits. A PATCH takes it exclusively before changing dispatch_scopes, so it waits for batches in
+// flight, and batches after it read the change: once a pause has answered, no batch that missed it
+// can still commit. Taken by the batch's first statement (dispatch_lock_assignable_agents, migration
+// 0026, called by lockAssignableAgents in src/assignment/assignment.queries.ts), so that the next
+// statements take their snapshots after the gate was granted.
 
 /**
  * Step 2: the controlled scopes (paused, or with a limit) among `scopes`, their rows locked
@@ -107,7 +105,7 @@ export interface ScopeChange {
 export type ScopeEventName = 'paused' | 'resumed' | 'limits_changed';
 
 /**
- * Applies a change to a scope's controls under the gate (see scopeGateShared), records its audit
+ * Applies a change to a scope's controls under the gate (see step 1 above), records its audit
  * event (queued for NATS by the outbox trigger) and, when the change may free work (resumed, a
  * limit raised or removed), asks for an assignment pass, all in one transaction. Fields left out
  * keep their value. Returns the row after the change and the event written (null for a no-op).
