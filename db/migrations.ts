@@ -24,7 +24,7 @@ import * as m0022 from './migrations/0022_agent_releases.js';
 import * as m0023 from './migrations/0023_timeouts_from_deadlines.js';
 import * as m0024 from './migrations/0024_feed_ignores_other_databases.js';
 import * as m0025 from './migrations/0025_inlined_sql_functions.js';
-import * as m0026 from './migrations/0026_batch_agents_function.js';
+import * as m0026 from './migrations/0026_batch_statements_as_functions.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -57,7 +57,7 @@ export const migrations: Record<string, Migration> = {
   '0023_timeouts_from_deadlines': m0023,
   '0024_feed_ignores_other_databases': m0024,
   '0025_inlined_sql_functions': m0025,
-  '0026_batch_agents_function': m0026,
+  '0026_batch_statements_as_functions': m0026,
 };
 
 export const migrationProvider: MigrationProvider = {

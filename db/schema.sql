@@ -132,6 +132,61 @@ BEGIN
 END $$;
 
 --
+-- Name: dispatch_apply_assignments(jsonb, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_within_ms integer) RETURNS TABLE(id uuid, assignee text, attempt integer, scope text, traceparent text, created_at timestamp with time zone, assigned_at timestamp with time zone, due_notices bigint)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  WITH decided AS (
+    SELECT * FROM jsonb_to_recordset(decisions) AS d(id uuid, agent text, placement jsonb)
+  ), t AS (
+    -- Found by primary key: written plainly, the guard matches the partial indexes on pending
+    -- tasks, which statistics from before a backlog made the planner read whole.
+    UPDATE dispatch_tasks t
+       SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),
+           started_at = NULL, last_progress_at = NULL, unmatched_at = NULL, not_before = NULL,
+           deadline_at = dispatch_attempt_deadline(NULL, now(), now(), t.timeout_ms, t.heartbeat_timeout_ms)
+      FROM decided d
+     WHERE t.id = ANY (ARRAY(SELECT id FROM decided)) AND t.id = d.id AND coalesce(t.status, '') = 'pending'
+    RETURNING t.id, t.assignee, t.attempt, t.scope, t.deadline_at, d.placement, t.traceparent, t.created_at, t.assigned_at
+  ), e AS (
+    -- The decision goes on the event, written once, not on the task row (migration 0007).
+    INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload, placement)
+    SELECT t.id, 'assigned', t.assignee, t.attempt,
+           jsonb_build_object('task_id', t.id, 'assignee', t.assignee, 'scope', t.scope, 'attempt', t.attempt),
+           t.placement
+      FROM t
+  ), a AS (
+    -- The winners' rows are written anyway, and locked: their releases are folded here
+    -- (migration 0022), read on this statement's snapshot, taken after the batch's lock.
+    UPDATE dispatch_agents a
+       SET last_assigned_at = now(),
+           active_tasks = a.active_tasks - greatest(0, coalesce(r.released, 0) - a.released_folded)::integer,
+           released_folded = greatest(a.released_folded, coalesce(r.released, 0))
+      FROM (SELECT DISTINCT t.assignee FROM t) w LEFT JOIN dispatch_agent_releases r ON r.agent = w.assignee
+     WHERE a.name = w.assignee
+  ), due AS (
+    -- The due timer times the attempts out from deadline_at (migration 0023); it reads the next
+    -- deadline at least every notice_within_ms, so only a sooner one is announced.
+    SELECT dispatch_notify_due(min(t.deadline_at)) FROM t
+    HAVING min(t.deadline_at) < now() + make_interval(secs => notice_within_ms / 1000.0)
+  )
+  -- Naming due in the output keeps the planner from dropping it (and its side effect).
+  SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT count(*) FROM due) FROM t;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_apply_assignments(decisions jsonb, notice_within_ms integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_within_ms integer) IS 'An assignment batch''s write, sent with its COMMIT: decisions is a JSON array of {id, agent, placement}; each task still pending gets its new attempt, assignee and deadline, an assigned event carrying the placement, and its agent''s last_assigned_at (its releases folded into active_tasks); a deadline sooner than notice_within_ms is announced to the due timer. Returns the tasks assigned. PL/pgSQL so that a session plans it once (migration 0026).';
+
+--
 -- Name: dispatch_apply_load_changes(text[], integer[]); Type: FUNCTION; Schema: public; Owner: -
 --
 

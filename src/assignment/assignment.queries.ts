@@ -303,9 +303,11 @@ export interface AppliedAssignment {
 }
 
 /**
- * Writes a batch of decisions in one statement: the tasks (new attempt, deadline), their
- * `assigned` events, and the agents' last-assignment stamp. The
- * `status = 'pending'` guard makes it a no-op for a task that changed since it was claimed.
+ * Writes a batch of decisions in one statement (the SQL function dispatch_apply_assignments,
+ * migration 0026, planned once per session: sent as a literal statement beside COMMIT, it was
+ * planned anew for every batch): the tasks (new attempt, deadline), their `assigned` events, and
+ * the agents' last-assignment stamp. The `status = 'pending'` guard makes it a no-op for a task
+ * that changed since it was claimed.
  *
  * The tasks are found by primary key, as the claim finds its candidates, and for the same reason:
  * written plainly, the guard matches the partial indexes on pending tasks, and with statistics
@@ -327,41 +329,7 @@ export function applyAssignmentsStatement(assignments: Assignment[]): RawBuilder
   // driver and parsed twice by the server (array, then each jsonb), which cost more than the
   // update itself for a batch of 2,000 placements (~1.4 kB each).
   const decisions = JSON.stringify(assignments.map((a) => ({ id: a.taskId, agent: a.agent, placement: a.placement })));
-  return sql<AppliedAssignment>`
-    WITH decided AS (
-      SELECT * FROM jsonb_to_recordset(${sql.raw(dollarQuoted(decisions))}::jsonb) AS d(id uuid, agent text, placement jsonb)
-    ), t AS (
-      UPDATE dispatch_tasks t
-         SET status = 'assigned', assignee = d.agent, attempt = t.attempt + 1, assigned_at = now(),
-             started_at = NULL, last_progress_at = NULL, unmatched_at = NULL, not_before = NULL,
-             deadline_at = dispatch_attempt_deadline(NULL, now(), now(), t.timeout_ms, t.heartbeat_timeout_ms)
-        FROM decided d
-       WHERE t.id = ANY (ARRAY(SELECT id FROM decided)) AND t.id = d.id AND coalesce(t.status, '') = 'pending'
-      RETURNING t.id, t.assignee, t.attempt, t.scope, t.deadline_at, d.placement, t.traceparent, t.created_at, t.assigned_at
-    ), e AS (
-      -- The decision goes on the event, written once, not on the task row (migration 0007).
-      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload, placement)
-      SELECT id, 'assigned', assignee, attempt,
-             jsonb_build_object('task_id', id, 'assignee', assignee, 'scope', scope, 'attempt', attempt),
-             placement
-        FROM t
-    ), a AS (
-      -- The winners' rows are written anyway, and locked: their releases are folded here
-      -- (migration 0022), read on this statement's snapshot, taken after the batch's lock.
-      UPDATE dispatch_agents a
-         SET last_assigned_at = now(),
-             active_tasks = a.active_tasks - greatest(0, coalesce(r.released, 0) - a.released_folded)::integer,
-             released_folded = greatest(a.released_folded, coalesce(r.released, 0))
-        FROM (SELECT DISTINCT assignee FROM t) w LEFT JOIN dispatch_agent_releases r ON r.agent = w.assignee
-       WHERE a.name = w.assignee
-    ), due AS (
-      -- The due timer times the attempts out from deadline_at (migration 0023); it reads the next
-      -- deadline at least every DEADLINE_NOTICE_WITHIN_MS, so only a sooner one is announced.
-      SELECT dispatch_notify_due(min(deadline_at)) FROM t
-      HAVING min(deadline_at) < now() + make_interval(secs => ${sql.lit(DEADLINE_NOTICE_WITHIN_MS / 1000)})
-    )
-    -- Naming due in the output keeps the planner from dropping it (and its side effect).
-    SELECT t.id, t.assignee, t.attempt, t.scope, t.traceparent, t.created_at, t.assigned_at, (SELECT count(*) FROM due) AS due_notices FROM t`;
+  return sql<AppliedAssignment>`SELECT * FROM dispatch_apply_assignments(${sql.raw(dollarQuoted(decisions))}::jsonb, ${sql.lit(DEADLINE_NOTICE_WITHIN_MS)})`;
 }
 
 /**

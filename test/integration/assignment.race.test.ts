@@ -89,7 +89,7 @@ describe('assignment under concurrent batches', () => {
     // B's transaction begins (its now() is fixed) and waits before locking agents.
     const bHandle = open('race-b-assigner');
     const bLock = new Pause(/dispatch_lock_assignable_agents\(/);
-    const bWrite = new Pause(/placement jsonb\)/);
+    const bWrite = new Pause(/dispatch_apply_assignments\(/);
     const b = assigner(bHandle, bLock, bWrite).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     // race-c's cooldown ends after B began and before A begins: free for A, not for B.
@@ -142,7 +142,7 @@ describe('assignment under concurrent batches', () => {
 
     // A locks scope-c, reads the scope's usage (0 of 1) and stops before writing its assignment.
     const aHandle = open('scope-a-assigner');
-    const aWrite = new Pause(/placement jsonb\)/);
+    const aWrite = new Pause(/dispatch_apply_assignments\(/);
     const a = assigner(aHandle, aWrite).assignBatch();
     await waitFor(() => aWrite.reached, { what: 'A about to write' });
 
