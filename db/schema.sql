@@ -163,12 +163,15 @@ BEGIN
       FROM t
   ), a AS (
     -- The winners' rows are written anyway, and locked: their releases are folded here
-    -- (migration 0022), read on this statement's snapshot, taken after the batch's lock.
+    -- (migration 0022), read on this statement's snapshot, taken after the batch's lock. Each
+    -- winner's releases are looked up by key: a plan cached while there were few agents would
+    -- otherwise keep reading all of them.
     UPDATE dispatch_agents a
        SET last_assigned_at = now(),
-           active_tasks = a.active_tasks - greatest(0, coalesce(r.released, 0) - a.released_folded)::integer,
-           released_folded = greatest(a.released_folded, coalesce(r.released, 0))
-      FROM (SELECT DISTINCT t.assignee FROM t) w LEFT JOIN dispatch_agent_releases r ON r.agent = w.assignee
+           active_tasks = a.active_tasks - greatest(0, w.released - a.released_folded)::integer,
+           released_folded = greatest(a.released_folded, w.released)
+      FROM (SELECT x.assignee, coalesce((SELECT r.released FROM dispatch_agent_releases r WHERE r.agent = x.assignee), 0) AS released
+              FROM (SELECT DISTINCT t.assignee FROM t) x) w
      WHERE a.name = w.assignee
   ), due AS (
     -- The due timer times the attempts out from deadline_at (migration 0023); it reads the next
