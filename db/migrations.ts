@@ -25,6 +25,7 @@ import * as m0023 from './migrations/0023_timeouts_from_deadlines.js';
 import * as m0024 from './migrations/0024_feed_ignores_other_databases.js';
 import * as m0025 from './migrations/0025_inlined_sql_functions.js';
 import * as m0026 from './migrations/0026_batch_statements_as_functions.js';
+import * as m0027 from './migrations/0027_key_lookups_in_cached_plans.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -58,6 +59,7 @@ export const migrations: Record<string, Migration> = {
   '0024_feed_ignores_other_databases': m0024,
   '0025_inlined_sql_functions': m0025,
   '0026_batch_statements_as_functions': m0026,
+  '0027_key_lookups_in_cached_plans': m0027,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -138,6 +138,7 @@ END $$;
 CREATE FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_within_ms integer) RETURNS TABLE(id uuid, assignee text, attempt integer, scope text, traceparent text, created_at timestamp with time zone, assigned_at timestamp with time zone, due_notices bigint)
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -187,7 +188,7 @@ END $$;
 -- Name: FUNCTION dispatch_apply_assignments(decisions jsonb, notice_within_ms integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_within_ms integer) IS 'An assignment batch''s write, sent with its COMMIT: decisions is a JSON array of {id, agent, placement}; each task still pending gets its new attempt, assignee and deadline, an assigned event carrying the placement, and its agent''s last_assigned_at (its releases folded into active_tasks); a deadline sooner than notice_within_ms is announced to the due timer. Returns the tasks assigned. PL/pgSQL so that a session plans it once (migration 0026).';
+COMMENT ON FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_within_ms integer) IS 'An assignment batch''s write, sent with its COMMIT: decisions is a JSON array of {id, agent, placement}; each task still pending gets its new attempt, assignee and deadline, an assigned event carrying the placement, and its agent''s last_assigned_at (its releases folded into active_tasks); a deadline sooner than notice_within_ms is announced to the due timer. Returns the tasks assigned. PL/pgSQL so that a session plans it once (migration 0026), with sequential scans off so that a plan made while the tables were small still finds rows by key (migration 0027).';
 
 --
 -- Name: dispatch_apply_load_changes(text[], integer[]); Type: FUNCTION; Schema: public; Owner: -
@@ -195,6 +196,7 @@ COMMENT ON FUNCTION public.dispatch_apply_assignments(decisions jsonb, notice_wi
 
 CREATE FUNCTION public.dispatch_apply_load_changes(agents text[], changes integer[]) RETURNS void
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
   freed text[];
@@ -222,7 +224,7 @@ END $$;
 -- Name: FUNCTION dispatch_apply_load_changes(agents text[], changes integer[]); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_apply_load_changes(agents text[], changes integer[]) IS 'Applies net changes in active tasks per agent (parallel arrays: agent, change): a rise to dispatch_agents.active_tasks, a fall to dispatch_agent_releases (migration 0022), waking the assigners when a freed agent has work waiting.';
+COMMENT ON FUNCTION public.dispatch_apply_load_changes(agents text[], changes integer[]) IS 'Applies net changes in active tasks per agent (parallel arrays: agent, change): a rise to dispatch_agents.active_tasks, a fall to dispatch_agent_releases (migration 0022), waking the assigners when a freed agent has work waiting. Sequential scans off: it changes a few agents, found by name (migration 0027).';
 
 --
 -- Name: dispatch_attempt_deadline(timestamp with time zone, timestamp with time zone, timestamp with time zone, integer, integer); Type: FUNCTION; Schema: public; Owner: -

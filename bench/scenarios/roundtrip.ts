@@ -161,8 +161,14 @@ export async function roundtrip(report: string[]): Promise<void> {
         held.clear();
         await resetStatementStats(db);
         const stepsBefore = await batchSteps(replica!);
+        const pacedCpuBefore = sampleCpu([replica!.pid], dataDir);
         await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
         await waitCompleted(db, pacedCount);
+        // At half the rate the machine is not half as busy: a batch, a group commit or a stream
+        // read costs about as much with fewer tasks in it, and the assigner runs its batches back
+        // to back while work keeps coming.
+        const pacedCpu = cpuPerTask(pacedCpuBefore, sampleCpu([replica!.pid], dataDir), pacedCount);
+        const pacedBusy = (pacedCpu.total * pacedRate) / (cores * 1_000);
         const statements = await costliestStatements(db, STATEMENTS_SHOWN);
         const stepsAfter = await batchSteps(replica!);
         // Each step's mean over the paced run's batches, on the replica's clock.
@@ -201,6 +207,10 @@ export async function roundtrip(report: string[]): Promise<void> {
             `p99 ${fmtMs(committedToHandler.p99)}; create -> handler p50 ${fmtMs(delivered.p50)} p99 ${fmtMs(delivered.p99)} (n=${delivered.n})`,
         );
         log(`  the handler's return -> the completion's commit p50 ${fmtMs(completing.p50)} p99 ${fmtMs(completing.p99)}`);
+        log(
+          `  CPU per task at ${fmtRate(pacedRate)}: this process ${pacedCpu.bench.toFixed(2)} ms, replica ${pacedCpu.replicas.toFixed(2)} ms, ` +
+            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms; ${pacedCpu.total.toFixed(2)} ms in all, ${(pacedBusy * 100).toFixed(0)}% of ${cores} cores`,
+        );
         recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
@@ -234,6 +244,8 @@ export async function roundtrip(report: string[]): Promise<void> {
               ],
             ],
           ),
+          `CPU per task at ${fmtRate(pacedRate)}: this process ${pacedCpu.bench.toFixed(2)} ms, the replica ${pacedCpu.replicas.toFixed(2)} ms, ` +
+            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms: ${pacedCpu.total.toFixed(2)} ms in all, keeping ${(pacedBusy * 100).toFixed(0)}% of the ${cores} cores busy.`,
           `Where create -> handler time goes at ${fmtRate(pacedRate)}: each hop's own percentiles, and its mean over the slowest 1% of tasks (by create -> handler), which says what the tail is made of.`,
           table(['hop', 'p50', 'p99', 'mean, slowest 1%'], hops.map((h) => [h.hop, ...h.cells])),
           `The assignment batch's steps at ${fmtRate(pacedRate)} on the replica's clock (dispatch_assignment_batch_step_seconds, the paced run's batches): ` +

@@ -19,10 +19,10 @@ const BATCH = 500;
 
 type Tx = Parameters<Parameters<ReturnType<Db['transaction']>['execute']>[0]>[0];
 
-/** Heap rows this transaction has read from dispatch_tasks so far, by index and by sequential scan. */
-async function rowsRead(tx: Tx): Promise<number> {
+/** Heap rows this transaction has read from `table` so far, by index and by sequential scan. */
+async function rowsRead(tx: Tx, table = 'dispatch_tasks'): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    SELECT (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int AS n FROM pg_stat_xact_user_tables WHERE relname = 'dispatch_tasks'`.execute(tx);
+    SELECT (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int AS n FROM pg_stat_xact_user_tables WHERE relname = ${table}`.execute(tx);
   return rows[0]?.n ?? 0;
 }
 
@@ -38,11 +38,11 @@ async function burstAfterQuietAnalyse(db: Db, agent: string, scope: string, stat
   return await insertTasks(db, BACKLOG, { scope, status, assignee: status === 'pending' ? null : agent });
 }
 
-/** What `fn` returns, and how many task rows it read. */
-async function counted<T>(tx: Tx, fn: () => Promise<T>): Promise<{ result: T; read: number }> {
-  const before = await rowsRead(tx);
+/** What `fn` returns, and how many rows of `table` it read. */
+async function counted<T>(tx: Tx, fn: () => Promise<T>, table = 'dispatch_tasks'): Promise<{ result: T; read: number }> {
+  const before = await rowsRead(tx, table);
   const result = await fn();
-  return { result, read: (await rowsRead(tx)) - before };
+  return { result, read: (await rowsRead(tx, table)) - before };
 }
 
 describe('assignment under statistics from before a backlog', () => {
@@ -79,6 +79,42 @@ describe('assignment under statistics from before a backlog', () => {
       const { result: completed, read } = await counted(tx, () => completeTasks(tx, calls));
       expect(completed.filter(Boolean)).toHaveLength(done.length);
       expect(read, 'task rows the completion read').toBeLessThanOrEqual(2 * done.length);
+    });
+  });
+
+  it('writes and completes by key in a session that planned both while the tables were nearly empty', async () => {
+    const db = database().handle.db;
+    // A table as a fresh install has it (the tests above left thousands of tasks in it).
+    await sql`TRUNCATE dispatch_tasks CASCADE`.execute(db);
+    const agents = Array.from({ length: 300 }, (_, i) => `grown-agent-${String(i).padStart(3, '0')}`);
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
+              SELECT name, '{grown}', 'ready', 100 FROM unnest(${agents}::text[]) AS name`.execute(db);
+    const [first] = await insertTasks(db, 1, { scope: 'grown' });
+
+    // One session throughout, as an assigner's: the write's plan (migration 0026) is made by its
+    // first call, while the table holds one task, and kept.
+    await db.connection().execute(async (session) => {
+      const decide = (ids: string[]) => ids.map((taskId, i) => ({ taskId, agent: agents[i % agents.length]!, placement: null }));
+      await session.transaction().execute((tx) => applyAssignments(tx, decide([first!])));
+
+      const grown = await insertTasks(db, BACKLOG, { scope: 'grown' });
+      await session.transaction().execute(async (tx) => {
+        const batch = grown.slice(0, 10);
+        const { result: applied, read: taskRows } = await counted(tx, () => applyAssignments(tx, decide(batch)));
+        expect(applied).toHaveLength(batch.length);
+        // Each task found by key and again by its event's foreign-key check; each winner's row by
+        // key for its last assignment and again for its active-task counter.
+        expect(taskRows, 'task rows the write read').toBeLessThanOrEqual(2 * batch.length);
+        const { read: agentRows } = await counted(tx, () => applyAssignments(tx, decide(grown.slice(10, 20))), 'dispatch_agents');
+        expect(agentRows, 'agent rows the write read').toBeLessThanOrEqual(2 * batch.length);
+      });
+      // Their completion frees their agents while work waits: each freed agent is looked up by name.
+      await session.transaction().execute(async (tx) => {
+        const calls = grown.slice(0, 10).map((taskId, i) => ({ call: { taskId, agent: agents[i]!, attempt: 1 }, resultJson: '{}' }));
+        const { result: completed, read: agentRows } = await counted(tx, () => completeTasks(tx, calls), 'dispatch_agents');
+        expect(completed.filter(Boolean)).toHaveLength(calls.length);
+        expect(agentRows, 'agent rows the completion read').toBeLessThanOrEqual(2 * calls.length);
+      });
     });
   });
 });
