@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
+import { asOnlyPublisher, readOwedEvents } from '../../src/events/outbox.queries.js';
 import { insertTask } from '../../src/tasks/task.queries.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.js';
 import { newTaskRow } from '../helpers/tasks.js';
@@ -70,5 +71,24 @@ describe('prepared statements', () => {
 
     const names = (await preparedOn(preparing.db)).map((s) => s.name);
     expect(names.filter((n) => n.startsWith('dispatch_insert_tasks_'))).toHaveLength(3);
+  });
+
+  it('keep the outbox read looking up only the owed events after a history grew under a plan made on empty tables', async () => {
+    // The publisher's first reads, on a fresh install: nothing owed, no events.
+    for (let i = 0; i < 8; i++) await asOnlyPublisher(preparing.db, (tx) => readOwedEvents(tx, 100));
+    // A history of 5,000 tasks and their events, all published but the last 10.
+    await sql`INSERT INTO dispatch_tasks (requester, title, scope) SELECT 'planner', 'history', 'history' FROM generate_series(1, 5000)`.execute(pooled.db);
+    await sql`INSERT INTO dispatch_task_events (task_id, event, payload) SELECT id, 'created', '{}' FROM dispatch_tasks WHERE scope = 'history'`.execute(pooled.db);
+    await sql`DELETE FROM dispatch_event_outbox WHERE id < (SELECT max(id) - 9 FROM dispatch_event_outbox)`.execute(pooled.db);
+
+    const read = await asOnlyPublisher(preparing.db, async (tx) => {
+      const eventRows = async () =>
+        (await sql<{ n: number }>`SELECT (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int AS n FROM pg_stat_xact_user_tables WHERE relname = 'dispatch_task_events'`.execute(tx)).rows[0]!.n;
+      const before = await eventRows();
+      const owed = await readOwedEvents(tx, 100);
+      return { owed: owed.length, eventRows: (await eventRows()) - before };
+    });
+    expect(read?.owed).toBe(10);
+    expect(read?.eventRows, 'event rows the read looked at').toBeLessThanOrEqual(20);
   });
 });
