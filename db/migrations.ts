@@ -26,6 +26,7 @@ import * as m0024 from './migrations/0024_feed_ignores_other_databases.js';
 import * as m0025 from './migrations/0025_inlined_sql_functions.js';
 import * as m0026 from './migrations/0026_batch_statements_as_functions.js';
 import * as m0027 from './migrations/0027_key_lookups_in_cached_plans.js';
+import * as m0028 from './migrations/0028_agents_locked_only_with_work_pending.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -60,6 +61,7 @@ export const migrations: Record<string, Migration> = {
   '0025_inlined_sql_functions': m0025,
   '0026_batch_statements_as_functions': m0026,
   '0027_key_lookups_in_cached_plans': m0027,
+  '0028_agents_locked_only_with_work_pending': m0028,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -181,6 +181,8 @@ export class Assigner {
       const { free, others, active } = readLockedAgents(firstRows);
       if (!active) return { claimed: 0, assigned: 0, applied: [], active };
       clock.lap('agents');
+      // No agent free (or no task pending: the first statement then locks none): nothing to claim for.
+      if (free.length === 0) return { claimed: 0, assigned: 0, applied: [], active };
       const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
       const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize, heldAhead);

@@ -73,6 +73,11 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
  * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
  * and reads and locks nothing when another session holds it (`active` false).
  *
+ * With no task pending it locks and reads no agent (migration 0028; `free` and `others` empty),
+ * asked with a snapshot taken after ACTIVE: the batches a drain makes to confirm the queue is
+ * empty before going idle, at low rates two of every three, cost an index probe instead of every
+ * agent's row.
+ *
  * With `share` it locks only every `of`-th free agent in name order, from the `index`-th: the
  * batches an assigner runs side by side on a backlog (Assigner.drainSideBySide) each take their
  * own share, numbered on the statement's snapshot. Shares numbered on snapshots a moment apart

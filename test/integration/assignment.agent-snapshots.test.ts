@@ -30,6 +30,8 @@ describe('the agents an assignment batch reads', () => {
     }
     await sql`INSERT INTO dispatch_tasks (title, scope, requester, status, assignee, attempt, assigned_at)
               VALUES ('held', 'alpha', 'test', 'assigned', 'full', 1, now())`.execute(db);
+    // Work waiting: with none the batch locks and reads no agent (migration 0028).
+    await sql`INSERT INTO dispatch_tasks (title, scope, requester) VALUES ('waiting', 'alpha', 'test')`.execute(db);
 
     const read = await readAllAgents(db, 3);
     expect(read.find((a) => a.name === 'full')?.activeTasks).toBe(1);

@@ -117,4 +117,33 @@ describe('assignment under statistics from before a backlog', () => {
       });
     });
   });
+
+  it('locks and reads no agent when no task is pending, however many have finished', async () => {
+    const db = database().handle.db;
+    await sql`TRUNCATE dispatch_tasks CASCADE`.execute(db);
+    const agents = Array.from({ length: 300 }, (_, i) => `idle-agent-${String(i).padStart(3, '0')}`);
+    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
+              SELECT name, '{quiet}', 'ready', 10 FROM unnest(${agents}::text[]) AS name`.execute(db);
+    await insertTasks(db, 3, { scope: 'quiet', status: 'completed' });
+    await sql`ANALYZE dispatch_tasks`.execute(db);
+
+    // One session throughout, as a drain's: the question "anything pending?" is planned while the
+    // table holds three finished tasks, and kept.
+    await db.connection().execute(async (session) => {
+      const firstStatement = (table: string) =>
+        session.transaction().execute((tx) => counted(tx, () => lockAssignableAgents(tx, 3, { takeActive: true }), table));
+      expect((await firstStatement('dispatch_agents')).result.free).toEqual([]);
+
+      await insertTasks(db, BACKLOG, { scope: 'quiet', status: 'completed' });
+      const quiet = await firstStatement('dispatch_agents');
+      expect(quiet.result).toMatchObject({ active: true, free: [], others: [] });
+      expect(quiet.read, 'agent rows read with nothing pending').toBe(0);
+      expect((await firstStatement('dispatch_tasks')).read, 'task rows read to find nothing pending').toBeLessThanOrEqual(10);
+
+      await insertTasks(db, 1, { scope: 'quiet' });
+      const busy = await firstStatement('dispatch_agents');
+      expect(busy.result.free.map((a) => a.name).filter((name) => name.startsWith('idle-agent-'))).toEqual(agents);
+    });
+  });
 });
+

@@ -125,6 +125,8 @@ describe('batches side by side on a backlog', () => {
         ('share-a', '{share}', 'ready', false), ('share-b', '{share}', 'ready', false), ('share-c', '{share}', 'ready', true),
         ('share-d', '{share}', 'busy', false), ('share-e', '{share}', 'sleeping', false)`.execute(db);
     await sql`UPDATE dispatch_agents SET drained = true WHERE name NOT LIKE 'share-%'`.execute(db);
+    // A backlog, as side-by-side batches have (with nothing pending a batch locks no agent).
+    await insertTasks(db, 10, { scope: 'share' });
     const first = open('share-first', 1);
     const second = open('share-second', 1);
     const shares = await first.db.transaction().execute(async (tx1) => {
