@@ -24,6 +24,8 @@ export const { values: args } = parseArgs({
     'sustained-history': { type: 'string' },
     /** on: the sustained scenario runs with the server's autovacuum on (production's default), off: as the server has it. */
     autovacuum: { type: 'string' },
+    /** The round trip's paced phase runs at its flat-out rate divided by this (issue 17's target is at half: 2). */
+    'paced-fraction': { type: 'string' },
   },
 });
 
