@@ -376,6 +376,32 @@ $$;
 COMMENT ON FUNCTION public.dispatch_latency_buckets() IS 'Histogram bucket upper bounds in seconds for dispatch_scope_observations, from 10 ms to an hour; the metrics scrape reads them from here.';
 
 --
+-- Name: dispatch_lock_agents_for_pending_work(integer, boolean, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_lock_agents_for_pending_work(default_limit integer, take_active boolean, share_index integer, share_of integer) RETURNS TABLE(took_active boolean, locked_agents json, other_agents json)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
+  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
+BEGIN
+  IF NOT is_active OR NOT dispatch_pending_tasks_exist() THEN
+    -- Another assigner is active, or there is nothing to place: no agent is locked or read.
+    RETURN QUERY SELECT is_active, '[]'::json, '[]'::json;
+  ELSE
+    -- ACTIVE is held (or was not asked for): the first statement as before, without asking again.
+    RETURN QUERY SELECT * FROM dispatch_lock_assignable_agents(default_limit, false, share_index, share_of);
+  END IF;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_lock_agents_for_pending_work(default_limit integer, take_active boolean, share_index integer, share_of integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_lock_agents_for_pending_work(default_limit integer, take_active boolean, share_index integer, share_of integer) IS 'An assignment batch''s first statement, run right after its BEGIN (migration 0028): with take_active, tries the assigner''s ACTIVE lock and does nothing more without it; with no task pending, returns no agents and does nothing more; otherwise returns what dispatch_lock_assignable_agents returns (the scope-controls gate and the claim''s planner settings taken, the free agents locked, the others read).';
+
+--
 -- Name: dispatch_lock_assignable_agents(integer, boolean, integer, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -383,20 +409,13 @@ CREATE FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, ta
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-DECLARE
-  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
-  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
 BEGIN
-  -- Another assigner is active, or there is nothing to place: no agent is locked or read.
-  IF NOT is_active OR NOT dispatch_pending_tasks_exist() THEN
-    RETURN QUERY SELECT is_active, '[]'::json, '[]'::json;
-    RETURN;
-  END IF;
   RETURN QUERY
   WITH batch_setup AS MATERIALIZED (
-    -- 72142506: the scope-controls gate, shared (src/scopes/scope.queries.ts). The planner settings
-    -- are the claim's, for the rest of the transaction.
-    SELECT true AS ready,
+    -- 72142501: the assigner's ACTIVE session lock (migration 0002); 72142506: the scope-controls
+    -- gate, shared (src/scopes/scope.queries.ts). The planner settings are the claim's, for the rest
+    -- of the transaction.
+    SELECT CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END AS active,
            pg_advisory_xact_lock_shared(72142506),
            set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)
   ), locked AS (
@@ -406,7 +425,7 @@ BEGIN
            dispatch_agent_live_load(a.active_tasks, a.released_folded, a_r.released) AS active_tasks,
            coalesce(a.max_concurrent, default_limit)::int AS max_concurrent, a.last_assigned_at, a.avoid_until
       FROM dispatch_agents a LEFT JOIN dispatch_agent_releases a_r ON a_r.agent = a.name
-     WHERE (SELECT ready FROM batch_setup)
+     WHERE (SELECT active FROM batch_setup)
        AND NOT a.drained AND a.status IN ('ready', 'sleeping', 'busy')
        AND dispatch_agent_live_load(a.active_tasks, a.released_folded, a_r.released) < coalesce(a.max_concurrent, default_limit)
        AND (a.avoid_until IS NULL OR a.avoid_until <= now())
@@ -421,7 +440,7 @@ BEGIN
      ORDER BY a.name
        FOR UPDATE OF a
   )
-  SELECT b.ready,
+  SELECT b.active,
          (SELECT coalesce(json_agg(json_build_array(l.name, l.capabilities, l.status, l.drained, l.active_tasks, l.max_concurrent,
                                                     l.last_assigned_at, l.avoid_until) ORDER BY l.name), '[]')
             FROM locked l),
@@ -430,7 +449,7 @@ BEGIN
                                                     coalesce(o.max_concurrent, default_limit)::int, o.last_assigned_at, o.avoid_until)
                                    ORDER BY o.name), '[]')
             FROM dispatch_agents o LEFT JOIN dispatch_agent_releases o_r ON o_r.agent = o.name
-           WHERE o.name NOT IN (SELECT name FROM locked))
+           WHERE b.active AND o.name NOT IN (SELECT name FROM locked))
     FROM batch_setup b;
 END $$;
 
@@ -438,7 +457,7 @@ END $$;
 -- Name: FUNCTION dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer) IS 'An assignment batch''s first statement, run right after its BEGIN: with take_active, tries the assigner''s ACTIVE lock (and does nothing more without it); with no task pending, returns no agents and does nothing more (migration 0028); otherwise takes the scope-controls gate (shared) and the claim''s planner settings for the transaction, locks the free agents in name order (only every share_of-th from the share_index-th when share_of is given) and reads the others unlocked. The agents come back as JSON arrays [name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until], max_concurrent defaulting to default_limit. PL/pgSQL so that a session plans it once (migration 0026).';
+COMMENT ON FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer) IS 'An assignment batch''s first statement, run right after its BEGIN: with take_active, tries the assigner''s ACTIVE lock (and does nothing more without it); takes the scope-controls gate (shared) and the claim''s planner settings for the transaction; locks the free agents in name order (only every share_of-th from the share_index-th when share_of is given) and reads the others unlocked. The agents come back as JSON arrays [name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until], max_concurrent defaulting to default_limit. PL/pgSQL so that a session plans it once (migration 0026).';
 
 --
 -- Name: dispatch_notify_assignments(); Type: FUNCTION; Schema: public; Owner: -
@@ -493,7 +512,7 @@ END $$;
 -- Name: FUNCTION dispatch_pending_tasks_exist(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_pending_tasks_exist() IS 'Whether any task is pending (due or not, servable or not), read through a partial index on pending tasks: the assignment batch''s first question (dispatch_lock_assignable_agents). PL/pgSQL so that a session plans it once, with sequential scans off so that a plan made while dispatch_tasks was nearly empty does not read every finished task once it is large (migration 0028).';
+COMMENT ON FUNCTION public.dispatch_pending_tasks_exist() IS 'Whether any task is pending (due or not, servable or not), read through a partial index on pending tasks: the assignment batch''s first question (dispatch_lock_agents_for_pending_work). PL/pgSQL so that a session plans it once, with sequential scans off so that a plan made while dispatch_tasks was nearly empty does not read every finished task once it is large (migration 0028).';
 
 --
 -- Name: dispatch_queue_events_for_publication(); Type: FUNCTION; Schema: public; Owner: -

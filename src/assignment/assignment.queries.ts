@@ -73,8 +73,9 @@ const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_con
  * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
  * and reads and locks nothing when another session holds it (`active` false).
  *
- * With no task pending it locks and reads no agent (migration 0028; `free` and `others` empty),
- * asked with a snapshot taken after ACTIVE: the batches a drain makes to confirm the queue is
+ * With no task pending it locks and reads no agent (`free` and `others` empty): the statement calls
+ * dispatch_lock_agents_for_pending_work (migration 0028), which tries ACTIVE, asks whether any task
+ * is pending with a snapshot taken after it, and only then calls dispatch_lock_assignable_agents: the batches a drain makes to confirm the queue is
  * empty before going idle, at low rates two of every three, cost an index probe instead of every
  * agent's row.
  *
@@ -143,7 +144,7 @@ export function lockAssignableAgentsStatement(
   { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
 ): RawBuilder<LockedAgentRow> {
   const int = (n: number | undefined) => (n === undefined ? sql`NULL` : sql.lit(Math.trunc(n)));
-  return sql<LockedAgentRow>`SELECT * FROM dispatch_lock_assignable_agents(${int(defaultLimit)}, ${sql.lit(takeActive)}, ${int(share?.index)}, ${int(share?.of)})`;
+  return sql<LockedAgentRow>`SELECT * FROM dispatch_lock_agents_for_pending_work(${int(defaultLimit)}, ${sql.lit(takeActive)}, ${int(share?.index)}, ${int(share?.of)})`;
 }
 
 /** The agents lockAssignableAgentsStatement locked, the others (unlocked), and whether ACTIVE was taken. */

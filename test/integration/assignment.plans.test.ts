@@ -38,6 +38,18 @@ async function burstAfterQuietAnalyse(db: Db, agent: string, scope: string, stat
   return await insertTasks(db, BACKLOG, { scope, status, assignee: status === 'pending' ? null : agent });
 }
 
+/**
+ * A table as a fresh install has it (the tests before left thousands of tasks in it), and 300
+ * ready agents serving `scope`, named `<scope>-agent-NNN`. Returns their names in name order.
+ */
+async function emptyTableAnd300Agents(db: Db, scope: string, maxConcurrent: number): Promise<string[]> {
+  await sql`TRUNCATE dispatch_tasks CASCADE`.execute(db);
+  const agents = Array.from({ length: 300 }, (_, i) => `${scope}-agent-${String(i).padStart(3, '0')}`);
+  await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
+            SELECT name, ${[scope]}::text[], 'ready', ${maxConcurrent} FROM unnest(${agents}::text[]) AS name`.execute(db);
+  return agents;
+}
+
 /** What `fn` returns, and how many rows of `table` it read. */
 async function counted<T>(tx: Tx, fn: () => Promise<T>, table = 'dispatch_tasks'): Promise<{ result: T; read: number }> {
   const before = await rowsRead(tx, table);
@@ -84,11 +96,7 @@ describe('assignment under statistics from before a backlog', () => {
 
   it('writes and completes by key in a session that planned both while the tables were nearly empty', async () => {
     const db = database().handle.db;
-    // A table as a fresh install has it (the tests above left thousands of tasks in it).
-    await sql`TRUNCATE dispatch_tasks CASCADE`.execute(db);
-    const agents = Array.from({ length: 300 }, (_, i) => `grown-agent-${String(i).padStart(3, '0')}`);
-    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
-              SELECT name, '{grown}', 'ready', 100 FROM unnest(${agents}::text[]) AS name`.execute(db);
+    const agents = await emptyTableAnd300Agents(db, 'grown', 100);
     const [first] = await insertTasks(db, 1, { scope: 'grown' });
 
     // One session throughout, as an assigner's: the write's plan (migration 0026) is made by its
@@ -120,10 +128,7 @@ describe('assignment under statistics from before a backlog', () => {
 
   it('locks and reads no agent when no task is pending, however many have finished', async () => {
     const db = database().handle.db;
-    await sql`TRUNCATE dispatch_tasks CASCADE`.execute(db);
-    const agents = Array.from({ length: 300 }, (_, i) => `idle-agent-${String(i).padStart(3, '0')}`);
-    await sql`INSERT INTO dispatch_agents (name, capabilities, status, max_concurrent)
-              SELECT name, '{quiet}', 'ready', 10 FROM unnest(${agents}::text[]) AS name`.execute(db);
+    const agents = await emptyTableAnd300Agents(db, 'quiet', 10);
     await insertTasks(db, 3, { scope: 'quiet', status: 'completed' });
     await sql`ANALYZE dispatch_tasks`.execute(db);
 
@@ -142,7 +147,7 @@ describe('assignment under statistics from before a backlog', () => {
 
       await insertTasks(db, 1, { scope: 'quiet' });
       const busy = await firstStatement('dispatch_agents');
-      expect(busy.result.free.map((a) => a.name).filter((name) => name.startsWith('idle-agent-'))).toEqual(agents);
+      expect(busy.result.free.map((a) => a.name).filter((name) => name.startsWith('quiet-agent-'))).toEqual(agents);
     });
   });
 });

@@ -88,7 +88,7 @@ describe('assignment under concurrent batches', () => {
 
     // B's transaction begins (its now() is fixed) and waits before locking agents.
     const bHandle = open('race-b-assigner');
-    const bLock = new Pause(/dispatch_lock_assignable_agents\(/);
+    const bLock = new Pause(/dispatch_lock_agents_for_pending_work\(/);
     const bWrite = new Pause(/dispatch_apply_assignments\(/);
     const b = assigner(bHandle, bLock, bWrite).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
@@ -135,7 +135,7 @@ describe('assignment under concurrent batches', () => {
     await assignDirectly(db, held!, 'scope-b');
 
     const bHandle = open('scope-b-assigner');
-    const bLock = new Pause(/dispatch_lock_assignable_agents\(/);
+    const bLock = new Pause(/dispatch_lock_agents_for_pending_work\(/);
     const b = assigner(bHandle, bLock).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);

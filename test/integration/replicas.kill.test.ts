@@ -99,7 +99,7 @@ describe('replica failure', () => {
     const waitingAssigner = async () => {
       const { rows } = await sql<{ pid: number }>`
         SELECT pid FROM pg_stat_activity
-         WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%dispatch_lock_assignable_agents(%'`.execute(db());
+         WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%dispatch_lock_agents_for_pending_work(%'`.execute(db());
       return rows[0] ? await replicaOfBackend(rows[0].pid) : undefined;
     };
     let victim: ReplicaProcess;
