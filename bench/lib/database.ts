@@ -68,7 +68,11 @@ export async function withCommitStampedServer<T>(
     baseDir: mkdtempSync(join(tmpdir(), `dispatch-bench-${label}-`)),
     port: await freePort(),
     logger,
-    settings: { track_commit_timestamp: 'on', ...(statementStats && { shared_preload_libraries: 'pg_stat_statements' }) },
+    settings: {
+      track_commit_timestamp: 'on',
+      // Planning too: a statement planned anew on every call pays it beside its run (docs/BENCHMARKS.md, session 29).
+      ...(statementStats && { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track_planning': 'on' }),
+    },
   });
   const database = openDatabase(server.url, 4, 'dispatch-bench');
   try {

@@ -14,6 +14,9 @@ export interface StatementCost {
   totalMs: number;
   meanMs: number;
   rowsPerCall: number;
+  /** Times it was planned (an unnamed statement each call; a prepared one when its plan is custom or was invalidated). */
+  plans: number;
+  planMs: number;
 }
 
 /** Forgets what was counted so far: what comes next is measured alone. */
@@ -21,11 +24,11 @@ export async function resetStatementStats(db: Db): Promise<void> {
   await sql`SELECT pg_stat_statements_reset()`.execute(db);
 }
 
-/** The `limit` top-level statements that took the most time since the last reset. */
+/** The `limit` top-level statements that took the most time running since the last reset, with their planning. */
 export async function costliestStatements(db: Db, limit: number): Promise<StatementCost[]> {
-  const { rows } = await sql<{ statement: string; calls: string; total_ms: number; mean_ms: number; rows: string }>`
+  const { rows } = await sql<{ statement: string; calls: string; total_ms: number; mean_ms: number; rows: string; plans: string; plan_ms: number }>`
     SELECT left(btrim(regexp_replace(query, '\\s+', ' ', 'g')), 90) AS statement, calls, total_exec_time AS total_ms,
-           mean_exec_time AS mean_ms, rows
+           mean_exec_time AS mean_ms, rows, plans, total_plan_time AS plan_ms
       FROM pg_stat_statements
      WHERE toplevel AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
      ORDER BY total_exec_time DESC
@@ -36,5 +39,7 @@ export async function costliestStatements(db: Db, limit: number): Promise<Statem
     totalMs: r.total_ms,
     meanMs: r.mean_ms,
     rowsPerCall: Number(r.rows) / Number(r.calls),
+    plans: Number(r.plans),
+    planMs: r.plan_ms,
   }));
 }

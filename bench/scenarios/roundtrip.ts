@@ -222,7 +222,10 @@ export async function roundtrip(report: string[]): Promise<void> {
         if (PACED_FRACTION === 2) recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
-        log(`  PostgreSQL's costliest statements (mean ms x calls): ${statements.map((st) => `${st.meanMs.toFixed(1)} x ${st.calls} ${st.statement.slice(0, 40)}`).join('; ')}`);
+        log(
+          `  PostgreSQL's costliest statements (mean ms x calls, planned n times): ` +
+            statements.map((st) => `${st.meanMs.toFixed(1)} x ${st.calls} (${st.plans}) ${st.statement.slice(0, 40)}`).join('; '),
+        );
         report.push(
           `### The agent round trip (1 replica, ${AGENTS} SDK agents on the assignment stream, created and completed over REST)`,
           `CPU per task as fast as the creators go (/proc, user + system): this process (the creators and the SDK agents) ${cpu.bench.toFixed(2)} ms, ` +
@@ -263,10 +266,19 @@ export async function roundtrip(report: string[]): Promise<void> {
             stepMeans.map((m) => [m.step, STEP_MEANING[m.step], String(m.batches), fmtMs(m.meanMs)]),
           ),
           `Where PostgreSQL's time goes at ${fmtRate(pacedRate)} (pg_stat_statements, top-level statements of the paced run, by total time). ` +
-            'A statement\'s time includes its waits for other transactions\' locks: a mean well above what its rows cost is a wait.',
+            'A statement\'s time includes its waits for other transactions\' locks: a mean well above what its rows cost is a wait. ' +
+            'Its planning is counted apart (track_planning): a statement planned on every call pays that beside its run.',
           table(
-            ['statement', 'calls', 'mean', 'rows a call', 'total'],
-            statements.map((st) => [`\`${st.statement}\``, String(st.calls), fmtMs(st.meanMs), st.rowsPerCall.toFixed(1), fmtMs(st.totalMs)]),
+            ['statement', 'calls', 'mean', 'rows a call', 'total', 'plans', 'planning, total'],
+            statements.map((st) => [
+              `\`${st.statement}\``,
+              String(st.calls),
+              fmtMs(st.meanMs),
+              st.rowsPerCall.toFixed(1),
+              fmtMs(st.totalMs),
+              String(st.plans),
+              fmtMs(st.planMs),
+            ]),
           ),
         );
       } finally {
