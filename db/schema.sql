@@ -246,6 +246,435 @@ $$;
 COMMENT ON FUNCTION public.dispatch_attempt_deadline(started_at timestamp with time zone, assigned_at timestamp with time zone, last_progress_at timestamp with time zone, timeout_ms integer, heartbeat_timeout_ms integer) IS 'When the current attempt of a task times out.';
 
 --
+-- Name: dispatch_claim_pending_tasks(text[], integer, integer, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_claim_pending_tasks(scopes text[], claim_limit integer, held_ahead integer, lock_controls boolean) RETURNS TABLE(id uuid, scope text, priority smallint, avoid_agent text, ready_at timestamp with time zone, rank timestamp with time zone, controls json)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET enable_sort TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET jit TO 'off'
+    AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  WITH controlled AS MATERIALIZED (
+    SELECT c.scope, c.paused, c.max_running, c.max_starts_per_minute, c.changed_at, c.changed_by
+      FROM dispatch_scopes c
+     WHERE lock_controls AND c.scope = ANY (scopes)
+       AND (c.paused OR c.max_running IS NOT NULL OR c.max_starts_per_minute IS NOT NULL)
+     ORDER BY c.scope
+       FOR UPDATE
+  ), candidates AS (
+    -- Each scope walked on its own index, in claim order; the earliest of all of them are the
+    -- candidates: the batch, 64 more for rows at the head of the queue another transaction holds,
+    -- and those the batches side by side with this one may hold.
+    SELECT x.id
+      FROM unnest(ARRAY(SELECT s FROM unnest(scopes) AS s WHERE s NOT IN (SELECT c.scope FROM controlled c))) AS s(scope)
+      CROSS JOIN LATERAL (
+        SELECT t.id, t.rank FROM dispatch_tasks t
+         WHERE t.status = 'pending' AND t.scope = s.scope
+           AND (t.not_before IS NULL OR t.not_before <= now())
+           AND (t.start_by IS NULL OR t.start_by > now())
+         ORDER BY t.rank, t.id
+         LIMIT claim_limit + 64 + held_ahead
+      ) x
+     ORDER BY x.rank, x.id
+     LIMIT claim_limit + 64 + held_ahead
+  ), claimed AS (
+    -- Locked by primary key, passing over rows another transaction holds; the status test is
+    -- written so that no partial index on pending tasks matches it (see claimPendingTasks).
+    SELECT t.id, t.scope, t.priority, t.avoid_agent, coalesce(t.run_at, t.created_at) AS ready_at, t.rank
+      FROM dispatch_tasks t
+     WHERE t.id = ANY (ARRAY(SELECT c.id FROM candidates c))
+       AND coalesce(t.status, '') = 'pending'
+       AND (t.not_before IS NULL OR t.not_before <= now())
+       AND (t.start_by IS NULL OR t.start_by > now())
+     ORDER BY t.rank, t.id
+     LIMIT claim_limit
+       FOR UPDATE OF t SKIP LOCKED
+  )
+  SELECT k.id, k.scope, k.priority, k.avoid_agent, k.ready_at, k.rank, ctl.controls
+    FROM (SELECT coalesce(json_agg(c ORDER BY c.scope), '[]') AS controls FROM controlled c) ctl
+    LEFT JOIN claimed k ON true
+   ORDER BY k.rank, k.id;
+END
+$$;
+
+--
+-- Name: FUNCTION dispatch_claim_pending_tasks(scopes text[], claim_limit integer, held_ahead integer, lock_controls boolean); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_claim_pending_tasks(scopes text[], claim_limit integer, held_ahead integer, lock_controls boolean) IS 'An assignment batch''s claim: the next pending tasks of scopes, in rank order, at most claim_limit, locked (SKIP LOCKED). With lock_controls, first locks the rows of the controlled scopes among scopes (returned as JSON in controls on every row; one row of NULL task columns when nothing was claimed) and claims only the others. PL/pgSQL so that a session plans it once (migration 0029).';
+
+--
+-- Name: dispatch_uuid_v7(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_uuid_v7() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+  -- A random UUID with its first 48 bits replaced by Unix time in milliseconds, and its version
+  -- nibble turned from 4 (0100) into 7 (0111) by setting bits 52 and 53.
+  SELECT encode(
+           set_bit(set_bit(
+             overlay(uuid_send(gen_random_uuid())
+                     PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                     FROM 1 FOR 6),
+             52, 1), 53, 1),
+           'hex')::uuid
+$$;
+
+--
+-- Name: FUNCTION dispatch_uuid_v7(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_uuid_v7() IS 'A UUID version 7: 48 bits of Unix milliseconds, then random bits. New ids sort by creation time, which keeps index inserts on recent pages.';
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: dispatch_tasks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dispatch_tasks (
+    id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
+    requester text NOT NULL,
+    title text NOT NULL,
+    description text,
+    scope text NOT NULL,
+    priority smallint DEFAULT 3 NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    assignee text,
+    attempt integer DEFAULT 0 NOT NULL,
+    result jsonb,
+    error text,
+    context jsonb,
+    timeout_ms integer DEFAULT 300000 NOT NULL,
+    heartbeat_timeout_ms integer,
+    start_timeout_ms integer,
+    max_retries integer DEFAULT 1 NOT NULL,
+    retry_count integer DEFAULT 0 NOT NULL,
+    reassign_count integer DEFAULT 0 NOT NULL,
+    parent_id uuid,
+    idempotency_key text,
+    not_before timestamp with time zone,
+    avoid_agent text,
+    deadline_at timestamp with time zone,
+    last_progress_at timestamp with time zone,
+    unmatched_at timestamp with time zone,
+    start_alarm_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    assigned_at timestamp with time zone,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    run_at timestamp with time zone,
+    start_by timestamp with time zone,
+    timeout_reason text,
+    rank timestamp with time zone,
+    waiting_on integer DEFAULT 0 NOT NULL,
+    on_dependency_failure text DEFAULT 'cancel'::text NOT NULL,
+    traceparent text,
+    CONSTRAINT dispatch_tasks_active_has_assignee CHECK (((status <> ALL (ARRAY['assigned'::text, 'running'::text])) OR ((assignee IS NOT NULL) AND (assigned_at IS NOT NULL)))),
+    CONSTRAINT dispatch_tasks_attempt_check CHECK ((attempt >= 0)),
+    CONSTRAINT dispatch_tasks_heartbeat_timeout_ms_check CHECK ((heartbeat_timeout_ms > 0)),
+    CONSTRAINT dispatch_tasks_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
+    CONSTRAINT dispatch_tasks_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT dispatch_tasks_on_dependency_failure_check CHECK ((on_dependency_failure = ANY (ARRAY['cancel'::text, 'run'::text]))),
+    CONSTRAINT dispatch_tasks_priority_check CHECK (((priority >= 1) AND (priority <= 5))),
+    CONSTRAINT dispatch_tasks_reassign_count_check CHECK ((reassign_count >= 0)),
+    CONSTRAINT dispatch_tasks_requester_check CHECK (((length(requester) >= 1) AND (length(requester) <= 200))),
+    CONSTRAINT dispatch_tasks_retries_within_budget CHECK ((retry_count <= max_retries)),
+    CONSTRAINT dispatch_tasks_retry_count_check CHECK ((retry_count >= 0)),
+    CONSTRAINT dispatch_tasks_scope_check CHECK ((((length(scope) >= 1) AND (length(scope) <= 200)) AND (scope = lower(scope)))),
+    CONSTRAINT dispatch_tasks_start_timeout_ms_check CHECK ((start_timeout_ms > 0)),
+    CONSTRAINT dispatch_tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'pending'::text, 'assigned'::text, 'running'::text, 'completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text]))),
+    CONSTRAINT dispatch_tasks_terminal_is_stamped CHECK (((status <> ALL (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text])) OR (completed_at IS NOT NULL))),
+    CONSTRAINT dispatch_tasks_timeout_ms_check CHECK ((timeout_ms > 0)),
+    CONSTRAINT dispatch_tasks_timeout_reason_check CHECK ((timeout_reason = ANY (ARRAY['expired'::text, 'execution'::text, 'heartbeat'::text]))),
+    CONSTRAINT dispatch_tasks_title_check CHECK (((length(title) >= 1) AND (length(title) <= 500))),
+    CONSTRAINT dispatch_tasks_traceparent_check CHECK ((traceparent ~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'::text)),
+    CONSTRAINT dispatch_tasks_waiting_on_check CHECK ((waiting_on >= 0)),
+    CONSTRAINT dispatch_tasks_waiting_on_dependencies CHECK (((status <> 'waiting'::text) OR (waiting_on > 0)))
+)
+WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
+
+--
+-- Name: TABLE dispatch_tasks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.dispatch_tasks IS 'The work queue: one row per task, from request to a terminal status. Written only through conditional updates that check status, assignee and attempt.';
+
+--
+-- Name: COLUMN dispatch_tasks.id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.id IS 'Server-generated task id.';
+
+--
+-- Name: COLUMN dispatch_tasks.requester; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.requester IS 'X-Agent-ID of the agent (or NATS requester) that created the task.';
+
+--
+-- Name: COLUMN dispatch_tasks.title; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.title IS 'Short human-readable summary; required.';
+
+--
+-- Name: COLUMN dispatch_tasks.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.description IS 'Optional longer description of the work.';
+
+--
+-- Name: COLUMN dispatch_tasks.scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.scope IS 'Capability tag the task needs, stored lower-cased; an agent qualifies when its capabilities contain it.';
+
+--
+-- Name: COLUMN dispatch_tasks.priority; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.priority IS '1 (most urgent) to 5; pending work is taken in rank order: priority raised one level per assignment.aging_ms waited, then oldest first.';
+
+--
+-- Name: COLUMN dispatch_tasks.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.status IS 'waiting (for its dependencies), pending (for an agent), assigned, running (terminal: completed, failed, cancelled, timeout).';
+
+--
+-- Name: COLUMN dispatch_tasks.assignee; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.assignee IS 'Agent that holds (or last held) the task.';
+
+--
+-- Name: COLUMN dispatch_tasks.attempt; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.attempt IS 'Lease number: incremented at every assignment. Calls from an agent carrying an older attempt are rejected.';
+
+--
+-- Name: COLUMN dispatch_tasks.result; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.result IS 'JSON result reported on completion.';
+
+--
+-- Name: COLUMN dispatch_tasks.error; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.error IS 'Reason given on failure, timeout or reassignment-budget exhaustion.';
+
+--
+-- Name: COLUMN dispatch_tasks.context; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.context IS 'Free-form JSON input for the worker.';
+
+--
+-- Name: COLUMN dispatch_tasks.timeout_ms; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.timeout_ms IS 'Execution timeout, counted from started_at, or from assigned_at until the task starts.';
+
+--
+-- Name: COLUMN dispatch_tasks.heartbeat_timeout_ms; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.heartbeat_timeout_ms IS 'Optional: longest silence allowed between progress reports before the attempt is timed out.';
+
+--
+-- Name: COLUMN dispatch_tasks.start_timeout_ms; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.start_timeout_ms IS 'Optional: how long the task may wait pending before an operator alarm is raised (it is not failed).';
+
+--
+-- Name: COLUMN dispatch_tasks.max_retries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.max_retries IS 'How many times a failed or timed-out task is tried again.';
+
+--
+-- Name: COLUMN dispatch_tasks.retry_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.retry_count IS 'Retries spent so far (never more than max_retries).';
+
+--
+-- Name: COLUMN dispatch_tasks.reassign_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.reassign_count IS 'Times the task went back to pending because its agent stopped; limited by lifecycle.reassign_budget.';
+
+--
+-- Name: COLUMN dispatch_tasks.parent_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.parent_id IS 'Optional task this one was spawned from.';
+
+--
+-- Name: COLUMN dispatch_tasks.idempotency_key; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.idempotency_key IS 'Idempotency-Key header of the create request; unique per requester.';
+
+--
+-- Name: COLUMN dispatch_tasks.not_before; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.not_before IS 'A pending task is not assigned before this instant: run_at of a delayed task, or the end of a retry backoff.';
+
+--
+-- Name: COLUMN dispatch_tasks.avoid_agent; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.avoid_agent IS 'Agent that last failed or timed out this task; another capable agent is preferred.';
+
+--
+-- Name: COLUMN dispatch_tasks.deadline_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.deadline_at IS 'When the current attempt times out (execution or heartbeat, whichever is sooner); null unless assigned or running.';
+
+--
+-- Name: COLUMN dispatch_tasks.last_progress_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.last_progress_at IS 'Last progress report of the current attempt.';
+
+--
+-- Name: COLUMN dispatch_tasks.unmatched_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.unmatched_at IS 'Set once when no capable agent existed for this pending task; cleared when it is assigned.';
+
+--
+-- Name: COLUMN dispatch_tasks.start_alarm_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.start_alarm_at IS 'Set once when the task waited pending longer than its start timeout.';
+
+--
+-- Name: COLUMN dispatch_tasks.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.created_at IS 'When the task was requested.';
+
+--
+-- Name: COLUMN dispatch_tasks.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.updated_at IS 'Last change to the row (maintained by trigger).';
+
+--
+-- Name: COLUMN dispatch_tasks.assigned_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.assigned_at IS 'When the current attempt was assigned.';
+
+--
+-- Name: COLUMN dispatch_tasks.started_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.started_at IS 'First progress report of the current attempt.';
+
+--
+-- Name: COLUMN dispatch_tasks.completed_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.completed_at IS 'When the task reached a terminal status.';
+
+--
+-- Name: COLUMN dispatch_tasks.run_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.run_at IS 'Requested earliest assignment (run_at, or creation + delay_ms); null when the task was not delayed. Copied into not_before at creation, which is what the claim reads.';
+
+--
+-- Name: COLUMN dispatch_tasks.start_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.start_by IS 'Expiry: a task still pending (not assigned) at this instant ends timeout with timeout_reason expired. Null: never expires.';
+
+--
+-- Name: COLUMN dispatch_tasks.timeout_reason; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.timeout_reason IS 'Why a task ended timeout: expired (not assigned by start_by), execution (timeout_ms) or heartbeat (heartbeat_timeout_ms); null for other statuses.';
+
+--
+-- Name: COLUMN dispatch_tasks.rank; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.rank IS 'Claim order (aging): ready time (run_at, else created_at) + (priority - 1) x assignment.aging_ms. Pending tasks are claimed in rank order; see dispatch_task_rank().';
+
+--
+-- Name: COLUMN dispatch_tasks.waiting_on; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.waiting_on IS 'Dependencies (dispatch_task_dependencies) not yet ended; the task is waiting while this is above 0. Decremented by dispatch_settle_dependents().';
+
+--
+-- Name: COLUMN dispatch_tasks.on_dependency_failure; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.on_dependency_failure IS 'cancel: the task is cancelled when a dependency fails, is cancelled or times out; run: it runs anyway once every dependency has ended.';
+
+--
+-- Name: COLUMN dispatch_tasks.traceparent; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.dispatch_tasks.traceparent IS 'W3C trace context (traceparent header) sent with the create request: handed to the assignee in the task JSON and on every NATS event of the task; Dispatch''s own spans (when OTLP export is on) are its children. NULL: sent without one.';
+
+--
+-- Name: dispatch_complete_tasks(uuid[], text[], integer[], jsonb[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_complete_tasks(task_ids uuid[], agents text[], attempts integer[], results jsonb[]) RETURNS TABLE(input bigint, task public.dispatch_tasks)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    AS $$
+BEGIN
+  RETURN QUERY
+  WITH i AS (
+    SELECT * FROM unnest(task_ids, agents, attempts, results) WITH ORDINALITY AS i(id, agent, attempt, result, n)
+  ), t AS (
+    UPDATE dispatch_tasks d
+       SET status = 'completed', result = i.result, completed_at = now(), deadline_at = NULL
+      FROM i
+     WHERE d.id = ANY (task_ids) AND d.id = i.id
+       AND coalesce(d.status, '') IN ('assigned', 'running') AND d.assignee = i.agent
+       AND (i.attempt IS NULL OR d.attempt = i.attempt)
+    RETURNING i.n, d
+  ), e AS (
+    INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
+    SELECT (t.d).id, 'completed', (t.d).assignee, (t.d).attempt, jsonb_build_object('task_id', (t.d).id, 'result', (t.d).result)
+      FROM t
+  )
+  SELECT t.n, t.d FROM t;
+END
+$$;
+
+--
+-- Name: FUNCTION dispatch_complete_tasks(task_ids uuid[], agents text[], attempts integer[], results jsonb[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_complete_tasks(task_ids uuid[], agents text[], attempts integer[], results jsonb[]) IS 'A completion batch: completes each task still held by its agent (and attempt, when not NULL) with its result, adds its completed event, and returns it with its position in the input (1-based). PL/pgSQL so that a session plans it once (migration 0029).';
+
+--
 -- Name: dispatch_feed_horizon(pg_snapshot); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1122,34 +1551,6 @@ CREATE FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) RETURNS inte
 COMMENT ON FUNCTION public.dispatch_unschedule_timeout(timed_task uuid) IS 'Does nothing since migration 0023 (attempts time out from deadline_at, by the due timer); kept for replicas of the previous version during a rolling upgrade.';
 
 --
--- Name: dispatch_uuid_v7(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.dispatch_uuid_v7() RETURNS uuid
-    LANGUAGE sql PARALLEL SAFE
-    AS $$
-  -- A random UUID with its first 48 bits replaced by Unix time in milliseconds, and its version
-  -- nibble turned from 4 (0100) into 7 (0111) by setting bits 52 and 53.
-  SELECT encode(
-           set_bit(set_bit(
-             overlay(uuid_send(gen_random_uuid())
-                     PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
-                     FROM 1 FOR 6),
-             52, 1), 53, 1),
-           'hex')::uuid
-$$;
-
---
--- Name: FUNCTION dispatch_uuid_v7(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.dispatch_uuid_v7() IS 'A UUID version 7: 48 bits of Unix milliseconds, then random bits. New ids sort by creation time, which keeps index inserts on recent pages.';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
-
---
 -- Name: dispatch_agent_releases; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1577,307 +1978,6 @@ COMMENT ON COLUMN public.dispatch_event_outbox.id IS 'dispatch_task_events.id or
 --
 
 COMMENT ON COLUMN public.dispatch_event_outbox.created_at IS 'When the event was queued; the oldest gives the publication lag.';
-
---
--- Name: dispatch_tasks; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.dispatch_tasks (
-    id uuid DEFAULT public.dispatch_uuid_v7() NOT NULL,
-    requester text NOT NULL,
-    title text NOT NULL,
-    description text,
-    scope text NOT NULL,
-    priority smallint DEFAULT 3 NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    assignee text,
-    attempt integer DEFAULT 0 NOT NULL,
-    result jsonb,
-    error text,
-    context jsonb,
-    timeout_ms integer DEFAULT 300000 NOT NULL,
-    heartbeat_timeout_ms integer,
-    start_timeout_ms integer,
-    max_retries integer DEFAULT 1 NOT NULL,
-    retry_count integer DEFAULT 0 NOT NULL,
-    reassign_count integer DEFAULT 0 NOT NULL,
-    parent_id uuid,
-    idempotency_key text,
-    not_before timestamp with time zone,
-    avoid_agent text,
-    deadline_at timestamp with time zone,
-    last_progress_at timestamp with time zone,
-    unmatched_at timestamp with time zone,
-    start_alarm_at timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    assigned_at timestamp with time zone,
-    started_at timestamp with time zone,
-    completed_at timestamp with time zone,
-    run_at timestamp with time zone,
-    start_by timestamp with time zone,
-    timeout_reason text,
-    rank timestamp with time zone,
-    waiting_on integer DEFAULT 0 NOT NULL,
-    on_dependency_failure text DEFAULT 'cancel'::text NOT NULL,
-    traceparent text,
-    CONSTRAINT dispatch_tasks_active_has_assignee CHECK (((status <> ALL (ARRAY['assigned'::text, 'running'::text])) OR ((assignee IS NOT NULL) AND (assigned_at IS NOT NULL)))),
-    CONSTRAINT dispatch_tasks_attempt_check CHECK ((attempt >= 0)),
-    CONSTRAINT dispatch_tasks_heartbeat_timeout_ms_check CHECK ((heartbeat_timeout_ms > 0)),
-    CONSTRAINT dispatch_tasks_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
-    CONSTRAINT dispatch_tasks_max_retries_check CHECK ((max_retries >= 0)),
-    CONSTRAINT dispatch_tasks_on_dependency_failure_check CHECK ((on_dependency_failure = ANY (ARRAY['cancel'::text, 'run'::text]))),
-    CONSTRAINT dispatch_tasks_priority_check CHECK (((priority >= 1) AND (priority <= 5))),
-    CONSTRAINT dispatch_tasks_reassign_count_check CHECK ((reassign_count >= 0)),
-    CONSTRAINT dispatch_tasks_requester_check CHECK (((length(requester) >= 1) AND (length(requester) <= 200))),
-    CONSTRAINT dispatch_tasks_retries_within_budget CHECK ((retry_count <= max_retries)),
-    CONSTRAINT dispatch_tasks_retry_count_check CHECK ((retry_count >= 0)),
-    CONSTRAINT dispatch_tasks_scope_check CHECK ((((length(scope) >= 1) AND (length(scope) <= 200)) AND (scope = lower(scope)))),
-    CONSTRAINT dispatch_tasks_start_timeout_ms_check CHECK ((start_timeout_ms > 0)),
-    CONSTRAINT dispatch_tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'pending'::text, 'assigned'::text, 'running'::text, 'completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text]))),
-    CONSTRAINT dispatch_tasks_terminal_is_stamped CHECK (((status <> ALL (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text, 'timeout'::text])) OR (completed_at IS NOT NULL))),
-    CONSTRAINT dispatch_tasks_timeout_ms_check CHECK ((timeout_ms > 0)),
-    CONSTRAINT dispatch_tasks_timeout_reason_check CHECK ((timeout_reason = ANY (ARRAY['expired'::text, 'execution'::text, 'heartbeat'::text]))),
-    CONSTRAINT dispatch_tasks_title_check CHECK (((length(title) >= 1) AND (length(title) <= 500))),
-    CONSTRAINT dispatch_tasks_traceparent_check CHECK ((traceparent ~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'::text)),
-    CONSTRAINT dispatch_tasks_waiting_on_check CHECK ((waiting_on >= 0)),
-    CONSTRAINT dispatch_tasks_waiting_on_dependencies CHECK (((status <> 'waiting'::text) OR (waiting_on > 0)))
-)
-WITH (fillfactor='80', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_insert_scale_factor='0.05', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
-
---
--- Name: TABLE dispatch_tasks; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.dispatch_tasks IS 'The work queue: one row per task, from request to a terminal status. Written only through conditional updates that check status, assignee and attempt.';
-
---
--- Name: COLUMN dispatch_tasks.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.id IS 'Server-generated task id.';
-
---
--- Name: COLUMN dispatch_tasks.requester; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.requester IS 'X-Agent-ID of the agent (or NATS requester) that created the task.';
-
---
--- Name: COLUMN dispatch_tasks.title; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.title IS 'Short human-readable summary; required.';
-
---
--- Name: COLUMN dispatch_tasks.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.description IS 'Optional longer description of the work.';
-
---
--- Name: COLUMN dispatch_tasks.scope; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.scope IS 'Capability tag the task needs, stored lower-cased; an agent qualifies when its capabilities contain it.';
-
---
--- Name: COLUMN dispatch_tasks.priority; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.priority IS '1 (most urgent) to 5; pending work is taken in rank order: priority raised one level per assignment.aging_ms waited, then oldest first.';
-
---
--- Name: COLUMN dispatch_tasks.status; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.status IS 'waiting (for its dependencies), pending (for an agent), assigned, running (terminal: completed, failed, cancelled, timeout).';
-
---
--- Name: COLUMN dispatch_tasks.assignee; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.assignee IS 'Agent that holds (or last held) the task.';
-
---
--- Name: COLUMN dispatch_tasks.attempt; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.attempt IS 'Lease number: incremented at every assignment. Calls from an agent carrying an older attempt are rejected.';
-
---
--- Name: COLUMN dispatch_tasks.result; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.result IS 'JSON result reported on completion.';
-
---
--- Name: COLUMN dispatch_tasks.error; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.error IS 'Reason given on failure, timeout or reassignment-budget exhaustion.';
-
---
--- Name: COLUMN dispatch_tasks.context; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.context IS 'Free-form JSON input for the worker.';
-
---
--- Name: COLUMN dispatch_tasks.timeout_ms; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.timeout_ms IS 'Execution timeout, counted from started_at, or from assigned_at until the task starts.';
-
---
--- Name: COLUMN dispatch_tasks.heartbeat_timeout_ms; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.heartbeat_timeout_ms IS 'Optional: longest silence allowed between progress reports before the attempt is timed out.';
-
---
--- Name: COLUMN dispatch_tasks.start_timeout_ms; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.start_timeout_ms IS 'Optional: how long the task may wait pending before an operator alarm is raised (it is not failed).';
-
---
--- Name: COLUMN dispatch_tasks.max_retries; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.max_retries IS 'How many times a failed or timed-out task is tried again.';
-
---
--- Name: COLUMN dispatch_tasks.retry_count; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.retry_count IS 'Retries spent so far (never more than max_retries).';
-
---
--- Name: COLUMN dispatch_tasks.reassign_count; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.reassign_count IS 'Times the task went back to pending because its agent stopped; limited by lifecycle.reassign_budget.';
-
---
--- Name: COLUMN dispatch_tasks.parent_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.parent_id IS 'Optional task this one was spawned from.';
-
---
--- Name: COLUMN dispatch_tasks.idempotency_key; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.idempotency_key IS 'Idempotency-Key header of the create request; unique per requester.';
-
---
--- Name: COLUMN dispatch_tasks.not_before; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.not_before IS 'A pending task is not assigned before this instant: run_at of a delayed task, or the end of a retry backoff.';
-
---
--- Name: COLUMN dispatch_tasks.avoid_agent; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.avoid_agent IS 'Agent that last failed or timed out this task; another capable agent is preferred.';
-
---
--- Name: COLUMN dispatch_tasks.deadline_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.deadline_at IS 'When the current attempt times out (execution or heartbeat, whichever is sooner); null unless assigned or running.';
-
---
--- Name: COLUMN dispatch_tasks.last_progress_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.last_progress_at IS 'Last progress report of the current attempt.';
-
---
--- Name: COLUMN dispatch_tasks.unmatched_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.unmatched_at IS 'Set once when no capable agent existed for this pending task; cleared when it is assigned.';
-
---
--- Name: COLUMN dispatch_tasks.start_alarm_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.start_alarm_at IS 'Set once when the task waited pending longer than its start timeout.';
-
---
--- Name: COLUMN dispatch_tasks.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.created_at IS 'When the task was requested.';
-
---
--- Name: COLUMN dispatch_tasks.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.updated_at IS 'Last change to the row (maintained by trigger).';
-
---
--- Name: COLUMN dispatch_tasks.assigned_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.assigned_at IS 'When the current attempt was assigned.';
-
---
--- Name: COLUMN dispatch_tasks.started_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.started_at IS 'First progress report of the current attempt.';
-
---
--- Name: COLUMN dispatch_tasks.completed_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.completed_at IS 'When the task reached a terminal status.';
-
---
--- Name: COLUMN dispatch_tasks.run_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.run_at IS 'Requested earliest assignment (run_at, or creation + delay_ms); null when the task was not delayed. Copied into not_before at creation, which is what the claim reads.';
-
---
--- Name: COLUMN dispatch_tasks.start_by; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.start_by IS 'Expiry: a task still pending (not assigned) at this instant ends timeout with timeout_reason expired. Null: never expires.';
-
---
--- Name: COLUMN dispatch_tasks.timeout_reason; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.timeout_reason IS 'Why a task ended timeout: expired (not assigned by start_by), execution (timeout_ms) or heartbeat (heartbeat_timeout_ms); null for other statuses.';
-
---
--- Name: COLUMN dispatch_tasks.rank; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.rank IS 'Claim order (aging): ready time (run_at, else created_at) + (priority - 1) x assignment.aging_ms. Pending tasks are claimed in rank order; see dispatch_task_rank().';
-
---
--- Name: COLUMN dispatch_tasks.waiting_on; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.waiting_on IS 'Dependencies (dispatch_task_dependencies) not yet ended; the task is waiting while this is above 0. Decremented by dispatch_settle_dependents().';
-
---
--- Name: COLUMN dispatch_tasks.on_dependency_failure; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.on_dependency_failure IS 'cancel: the task is cancelled when a dependency fails, is cancelled or times out; run: it runs anyway once every dependency has ended.';
-
---
--- Name: COLUMN dispatch_tasks.traceparent; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.dispatch_tasks.traceparent IS 'W3C trace context (traceparent header) sent with the create request: handed to the assignee in the task JSON and on every NATS event of the task; Dispatch''s own spans (when OTLP export is on) are its children. NULL: sent without one.';
 
 --
 -- Name: dispatch_overdue_tasks; Type: VIEW; Schema: public; Owner: -

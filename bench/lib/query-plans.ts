@@ -37,6 +37,8 @@ const SESSION = {
   session_preload_libraries: 'auto_explain',
   'auto_explain.log_min_duration': '0',
   'auto_explain.log_analyze': 'on',
+  // The statements inside functions too: the claim and the batch's write are PL/pgSQL functions.
+  'auto_explain.log_nested_statements': 'on',
   'auto_explain.log_buffers': 'on',
   'auto_explain.log_format': 'json',
   // NOTICE reaches the client at the default client_min_messages; LOG would only go to the server log.

@@ -3,7 +3,7 @@ import type { AgentStatus } from '../db/columns.js';
 import { DEADLINE_NOTICE_WITHIN_MS, JOB } from '../db/contract.js';
 import type { DB } from '../db/generated/database.js';
 import type { Db } from '../db/database.js';
-import { controlledScopesLocked, type ScopeControlsRow } from '../scopes/scope.queries.js';
+import type { ScopeControlsRow } from '../scopes/scope.queries.js';
 import type { AgentSnapshot } from './scoring.js';
 
 type Tx = Transaction<DB>;
@@ -46,9 +46,6 @@ const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>)
   return sql`${a}.name, ${a}.capabilities, ${a}.status, ${a}.drained, ${agentLoad(alias)} AS active_tasks,
     coalesce(${a}.max_concurrent, ${defaultLimit})::int AS max_concurrent, ${a}.last_assigned_at, ${a}.avoid_until`;
 };
-
-/** The claim's planner settings, for the rest of the transaction: see claimPendingTasks. */
-const claimPlannerSettings = sql`set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`;
 
 /**
  * The batch's first statement (the SQL function dispatch_lock_assignable_agents, migration 0026,
@@ -189,84 +186,54 @@ export function inClaimOrder(a: ClaimedTask, b: ClaimedTask): number {
  * Takes the next pending tasks some free agent could serve, in rank order: most urgent first
  * once aging is counted (migration 0012: rank = ready time + (priority - 1) x aging_ms), then
  * oldest. SKIP LOCKED: rows another transaction holds (a cancel in flight, another assigner) are
- * passed over instead of waited for.
+ * passed over instead of waited for. The statement is dispatch_claim_pending_tasks (migration
+ * 0029), which a session plans once: sent with its values as parameters, it was planned anew for
+ * every batch, and planning it cost about four times what running it did.
  *
  * Each servable scope is walked on its own on dispatch_tasks_pending_scope_rank_idx (migration
  * 0017), and the earliest entries of all of them are the candidates: a backlog of scopes nobody
  * free serves is never stepped over. The candidates are locked in claim order, passing over rows
- * another transaction holds, up to `limit`; LOCKED_HEAD_ALLOWANCE more candidates than `limit`
- * keep a claim whole while that many at the head of the queue are held elsewhere.
+ * another transaction holds, up to `limit`; 64 more candidates than `limit` keep a claim whole
+ * while that many at the head of the queue are held elsewhere.
+ *
+ * Its planner settings are the function's own. Each scope's index is already in claim order, and
+ * walking it is always right; but when the statistics are stale (a burst of new work before
+ * autoanalyze, up to a minute), the planner believes a handful of rows are pending and may as
+ * well read another index of the scope and sort all of its rows (measured: 19 ms a scope on a
+ * fresh 100 k backlog, 283 ms for the single walk this replaced). Sorts are ruled out (the
+ * candidates' top-N sort has no alternative and stays), and JIT with them: the disabled sort's
+ * cost prices every plan past jit_above_cost, and compiling a claim took 60 to 280 ms. Sequential
+ * scans are off, so that a plan kept from a nearly empty table still locks its candidates by key.
+ *
+ * Timing (migration 0012): not before not_before (run_at, retry backoff); never after start_by
+ * (the due timer expires it; a claim that saw it first assigns it before start_by, since now() is
+ * this transaction's start). The locking read repeats the walk's tests: FOR UPDATE rechecks them
+ * on the row as it is once locked. Its status test is written so that no partial index on pending
+ * tasks matches it: with stale statistics the planner took "every pending row, filtered by id"
+ * for cheap, and read 93,500 rows of a requeued backlog to lock 60 (290 ms a claim, seen during a
+ * bulk requeue).
  */
-/** Candidates beyond the batch size: rows at the head of the queue a concurrent transaction may hold (a cancel, a racing batch). */
-const LOCKED_HEAD_ALLOWANCE = 64;
-
-export async function claimPendingTasks(
-  tx: Tx,
-  servableScopes: string[],
-  limit: number,
-  /** The transaction already has the settings below (the batch's lockAssignableAgents set them). */
-  { plannerSettingsSet = false }: { plannerSettingsSet?: boolean } = {},
-): Promise<ClaimedTask[]> {
+export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit: number): Promise<ClaimedTask[]> {
   if (servableScopes.length === 0) return [];
-  // Each scope's index is already in claim order, and walking it is always right. But when the
-  // statistics are stale (a burst of new work before autoanalyze, up to a minute), the planner
-  // believes a handful of rows are pending and may as well read another index of the scope and
-  // sort all of its rows (measured: 19 ms a scope on a fresh 100 k backlog, 283 ms for the single
-  // walk this replaced). Rule the sort out for this statement (the candidates' top-N sort has no
-  // alternative and stays), and JIT with it: the disabled sort's cost prices every plan past
-  // jit_above_cost, and compiling a claim took 60 to 280 ms. The settings stay for the rest of the
-  // transaction: the batch's later statements are key lookups and hash joins, planned alike
-  // either way (applyAssignments of 500 tasks compared), and putting them back cost a round trip.
-  if (!plannerSettingsSet) await sql`SELECT ${claimPlannerSettings}`.execute(tx);
-  // Timing (migration 0012): not before not_before (run_at, retry backoff); never after start_by
-  // (the due timer expires it; a claim that saw it first assigns it before start_by, since now()
-  // is this transaction's start). The outer WHERE repeats the inner one: FOR UPDATE rechecks it
-  // on the row as it is once locked. The candidates go in as an array, so the locking read is a
-  // primary-key probe per candidate and a sort of at most limit + LOCKED_HEAD_ALLOWANCE rows.
-  // Its status test is written so that no partial index on pending tasks matches it: with stale
-  // statistics the planner took "every pending row, filtered by id" for cheap, and read 93,500
-  // rows of a requeued backlog to lock 60 (290 ms a claim, seen during a bulk requeue).
-  const { rows } = await sql<ClaimedTask>`${claimStatement(sql`${servableScopes}::text[]`, limit)}`.execute(tx);
-  return rows;
+  const { rows } = await claimStatement(servableScopes, limit, 0, false).execute(tx);
+  return rows.filter((row): row is ClaimedTask & typeof row => row.id != null);
 }
 
 /**
- * The claim statement of claimPendingTasks, for the tasks of `scopes` (a text[] expression).
- * `heldAhead`: how many rows at the head of the queue batches running beside this one may hold
- * (Assigner.drainSideBySide), walked past as the allowance is. Exported for the benchmark, which
- * EXPLAINs it (bench/scenarios/common.ts explainClaim).
+ * The claim statement (dispatch_claim_pending_tasks) for the tasks of `scopes`. `heldAhead`: how
+ * many rows at the head of the queue batches running beside this one may hold
+ * (Assigner.drainSideBySide), walked past as the allowance is. With `lockControls`, the controlled
+ * scopes among `scopes` are locked and left out (claimOutsideControlledScopes). Exported for the
+ * benchmark, which EXPLAINs it (bench/scenarios/common.ts explainClaim).
  */
-export function claimStatement(scopes: RawBuilder<unknown>, limit: number, heldAhead = 0) {
-  const candidates = limit + LOCKED_HEAD_ALLOWANCE + heldAhead;
-  return sql<ClaimedTask>`
-    WITH candidates AS (
-      SELECT c.id
-        FROM unnest(${scopes}) AS s(scope)
-        CROSS JOIN LATERAL (
-          SELECT id, rank FROM dispatch_tasks
-           WHERE status = 'pending' AND scope = s.scope
-             AND (not_before IS NULL OR not_before <= now())
-             AND (start_by IS NULL OR start_by > now())
-           ORDER BY rank, id
-           LIMIT ${candidates}
-        ) c
-       ORDER BY c.rank, c.id
-       LIMIT ${candidates}
-    )
-    SELECT t.id, t.scope, t.priority, t.avoid_agent, coalesce(t.run_at, t.created_at) AS ready_at, t.rank
-      FROM dispatch_tasks t
-     WHERE t.id = ANY (ARRAY(SELECT id FROM candidates))
-       AND coalesce(t.status, '') = 'pending'
-       AND (t.not_before IS NULL OR t.not_before <= now())
-       AND (t.start_by IS NULL OR t.start_by > now())
-     ORDER BY t.rank, t.id
-     LIMIT ${limit}
-       FOR UPDATE OF t SKIP LOCKED`;
+export function claimStatement(scopes: string[], limit: number, heldAhead: number, lockControls: boolean) {
+  return sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
+    SELECT * FROM dispatch_claim_pending_tasks(${scopes}::text[], ${limit}::integer, ${heldAhead}::integer, ${lockControls})`;
 }
 
 /**
  * The batch's claim when it does not yet know which of `servableScopes` are controlled: locks
- * the controlled ones' rows (controlledScopesLocked) and claims the tasks of the others
+ * the controlled ones' rows (step 2 of src/scopes/scope.queries.ts) and claims the tasks of the others
  * (as claimPendingTasks), in one statement instead of two. Which scopes are controlled is read
  * after the scope-controls gate was granted (by the batch's earlier first statement), so it
  * cannot change before the batch commits; the controlled scopes' usage must still be read by a
@@ -279,14 +246,7 @@ export async function claimOutsideControlledScopes(
   heldAhead = 0,
 ): Promise<{ tasks: ClaimedTask[]; controls: ScopeControlsRow[] }> {
   if (servableScopes.length === 0) return { tasks: [], controls: [] };
-  const { rows } = await sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
-    WITH controlled AS MATERIALIZED (${controlledScopesLocked(servableScopes)}),
-    claimed AS (${claimStatement(sql`ARRAY(SELECT s FROM unnest(${servableScopes}::text[]) AS s WHERE s NOT IN (SELECT scope FROM controlled))`, limit, heldAhead)})
-    -- At least one row, whatever was claimed: it carries the controlled scopes.
-    SELECT claimed.*, ctl.controls
-      FROM (SELECT coalesce(json_agg(controlled ORDER BY scope), '[]') AS controls FROM controlled) ctl
-      LEFT JOIN claimed ON true
-     ORDER BY claimed.rank, claimed.id`.execute(tx);
+  const { rows } = await claimStatement(servableScopes, limit, heldAhead, true).execute(tx);
   const controls = (rows[0]?.controls ?? []).map((c) => ({ ...c, changed_at: new Date(c.changed_at) }));
   return { tasks: rows.filter((row): row is ClaimedTask & typeof row => row.id != null), controls };
 }

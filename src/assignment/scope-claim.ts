@@ -28,9 +28,9 @@ export interface ControlledScope {
  * and starves the others (measured in test/integration/replicas.scopes.test.ts: a scope limited to
  * 20 ran 4 at a time beside one limited to 5). The claims are merged back into claim order.
  *
- * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate and has set
- * the claim's planner settings. Without controlled scopes among the servable ones (the usual
- * case) the claim is one statement: claimOutsideControlledScopes. `heldAhead` is for its claim
+ * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate. Without
+ * controlled scopes among the servable ones (the usual case) the claim is one statement:
+ * claimOutsideControlledScopes. `heldAhead` is for its claim
  * only: batches side by side claim a controlled scope one after the other (its row lock).
  */
 export async function claimUnderScopeControls(
@@ -39,13 +39,12 @@ export async function claimUnderScopeControls(
   batchSize: number,
   heldAhead = 0,
 ): Promise<{ tasks: ClaimedTask[]; controlled: Map<string, ControlledScope> }> {
-  const set = { plannerSettingsSet: true };
   const { tasks, controls } = await claimOutsideControlledScopes(tx, servableScopes, batchSize, heldAhead);
   if (controls.length === 0) return { tasks, controlled: new Map() };
   const states = await readScopeUsage(tx, controls);
   const controlled = new Map(states.map((state) => [state.scope, { state, remaining: scopeBudget(state) }]));
   const limited = [...controlled.values()].filter((c) => c.remaining > 0);
-  for (const c of limited) tasks.push(...(await claimPendingTasks(tx, [c.state.scope], Math.min(batchSize, c.remaining), set)));
+  for (const c of limited) tasks.push(...(await claimPendingTasks(tx, [c.state.scope], Math.min(batchSize, c.remaining))));
   if (limited.length > 0) tasks.sort(inClaimOrder);
   return { tasks, controlled };
 }

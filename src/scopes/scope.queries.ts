@@ -28,20 +28,12 @@ const STARTS_KEPT = '5 minutes';
 // 0026, called by lockAssignableAgents in src/assignment/assignment.queries.ts), so that the next
 // statements take their snapshots after the gate was granted.
 
-/**
- * Step 2: the controlled scopes (paused, or with a limit) among `scopes`, their rows locked
- * FOR UPDATE in scope order. Uncontrolled scopes have no row here and pay no lock. The lock
- * serialises every batch that may assign tasks of a limited scope, so the usage read next (in
- * a later statement, hence a later snapshot) includes every assignment committed before it.
- * The batch runs it inside its claim (claimOutsideControlledScopes, src/assignment/assignment.queries.ts).
- */
-export const controlledScopesLocked = (scopes: string[]) => sql<ScopeControlsRow>`
-    SELECT scope, paused, max_running, max_starts_per_minute, changed_at, changed_by
-      FROM dispatch_scopes
-     WHERE scope = ANY (${scopes}::text[])
-       AND (paused OR max_running IS NOT NULL OR max_starts_per_minute IS NOT NULL)
-     ORDER BY scope
-       FOR UPDATE`;
+// Step 2: the controlled scopes (paused, or with a limit) among the batch's servable ones, their
+// rows locked FOR UPDATE in scope order. Uncontrolled scopes have no row there and pay no lock.
+// The lock serialises every batch that may assign tasks of a limited scope, so the usage read next
+// (in a later statement, hence a later snapshot) includes every assignment committed before it.
+// The batch takes it inside its claim (dispatch_claim_pending_tasks with lock_controls, migration
+// 0029, called by claimOutsideControlledScopes in src/assignment/assignment.queries.ts).
 
 /**
  * Step 3 (also for explanations, unlocked): tasks assigned or running per scope, from the

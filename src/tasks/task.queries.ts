@@ -266,24 +266,13 @@ export interface Completion {
  * the partial index on them to complete a few (test/integration/assignment.plans.test.ts).
  */
 export async function completeTasks(db: Db, completions: readonly Completion[]): Promise<Array<TaskRow | undefined>> {
+  // dispatch_complete_tasks (migration 0029) is planned once per session: as a prepared statement
+  // of its own, PostgreSQL kept planning it anew for nearly every batch (its generic plan, for
+  // arrays of unknown length, always looked dearer than a custom one).
   const { rows } = await sql<TaskRow & { input: string }>`${prepared('complete_tasks')}
-    WITH input AS (
-      SELECT * FROM unnest(${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
-                           ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => c.resultJson)}::jsonb[])
-             WITH ORDINALITY AS i(id, agent, attempt, result, n)
-    ), t AS (
-      UPDATE dispatch_tasks d
-         SET status = 'completed', result = i.result, completed_at = now(), deadline_at = NULL
-        FROM input i
-       WHERE d.id = ANY (ARRAY(SELECT id FROM input)) AND d.id = i.id
-         AND coalesce(d.status, '') IN ('assigned', 'running') AND d.assignee = i.agent
-         AND (i.attempt IS NULL OR d.attempt = i.attempt)
-      RETURNING d.*, i.n AS input
-    ), e AS (
-      INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
-      SELECT id, 'completed', assignee, attempt, jsonb_build_object('task_id', id, 'result', result) FROM t
-    )
-    SELECT * FROM t`.execute(db);
+    SELECT c.input, (c.task).* FROM dispatch_complete_tasks(
+      ${completions.map((c) => c.call.taskId)}::uuid[], ${completions.map((c) => c.call.agent)}::text[],
+      ${completions.map((c) => c.call.attempt ?? null)}::integer[], ${completions.map((c) => c.resultJson)}::jsonb[]) AS c`.execute(db);
   const byInput = new Map(rows.map(({ input, ...task }) => [Number(input), task as TaskRow]));
   return completions.map((_, i) => byInput.get(i + 1));
 }

@@ -66,7 +66,7 @@ describe('assignment under statistics from before a backlog', () => {
       const { free } = await lockAssignableAgents(tx, 3);
       expect(free.map((a) => a.name)).toEqual(['plan-agent']);
 
-      const { result: claimed, read: claimRead } = await counted(tx, () => claimPendingTasks(tx, ['backlog'], BATCH, { plannerSettingsSet: true }));
+      const { result: claimed, read: claimRead } = await counted(tx, () => claimPendingTasks(tx, ['backlog'], BATCH));
       expect(claimed).toHaveLength(BATCH);
       const decisions = claimed.map((t) => ({ taskId: t.id, agent: 'plan-agent', placement: null }));
       const { result: applied, read: writeRead } = await counted(tx, () => applyAssignments(tx, decisions));
@@ -94,33 +94,54 @@ describe('assignment under statistics from before a backlog', () => {
     });
   });
 
-  it('writes and completes by key in a session that planned both while the tables were nearly empty', async () => {
+  it('claims, writes and completes by key in a session that planned them while the tables were nearly empty', async () => {
     const db = database().handle.db;
     const agents = await emptyTableAnd300Agents(db, 'grown', 100);
     const [first] = await insertTasks(db, 1, { scope: 'grown' });
+    // Analysed so: a fresh install's table, which autovacuum analysed while it held a task or two.
+    await sql`ANALYZE dispatch_tasks`.execute(db);
 
-    // One session throughout, as an assigner's: the write's plan (migration 0026) is made by its
-    // first call, while the table holds one task, and kept.
+    // One session throughout, as an assigner's: the plans of the claim (migration 0029), the write
+    // (migration 0026) and the completion (migration 0029) are made by their first calls, while
+    // the table holds one task, and kept.
     await db.connection().execute(async (session) => {
+      // The pool's connection may have planned them already, in an earlier test, on a large table.
+      await sql`DISCARD PLANS`.execute(session);
       const decide = (ids: string[]) => ids.map((taskId, i) => ({ taskId, agent: agents[i % agents.length]!, placement: null }));
-      await session.transaction().execute((tx) => applyAssignments(tx, decide([first!])));
+      const completing = (ids: string[]) => ids.map((taskId, i) => ({ call: { taskId, agent: agents[i % agents.length]!, attempt: 1 }, resultJson: '{}' }));
+      await session.transaction().execute(async (tx) => {
+        expect(await claimPendingTasks(tx, ['grown'], 10)).toHaveLength(1);
+        await applyAssignments(tx, decide([first!]));
+      });
+      expect((await session.transaction().execute((tx) => completeTasks(tx, completing([first!])))).filter(Boolean)).toHaveLength(1);
 
       const grown = await insertTasks(db, BACKLOG, { scope: 'grown' });
-      await session.transaction().execute(async (tx) => {
-        const batch = grown.slice(0, 10);
+      const batch = await session.transaction().execute(async (tx) => {
+        const { result: claimed, read: claimRows } = await counted(tx, () => claimPendingTasks(tx, ['grown'], 10));
+        expect(claimed).toHaveLength(10);
+        // The candidates (the batch and 64 more) walked on the scope's index, then locked by key.
+        expect(claimRows, 'task rows the claim read').toBeLessThanOrEqual(2 * (10 + 64));
+        const batch = claimed.map((t) => t.id);
         const { result: applied, read: taskRows } = await counted(tx, () => applyAssignments(tx, decide(batch)));
         expect(applied).toHaveLength(batch.length);
         // Each task found by key and again by its event's foreign-key check; each winner's row by
         // key for its last assignment and again for its active-task counter.
         expect(taskRows, 'task rows the write read').toBeLessThanOrEqual(2 * batch.length);
-        const { read: agentRows } = await counted(tx, () => applyAssignments(tx, decide(grown.slice(10, 20))), 'dispatch_agents');
+        const more = grown.filter((id) => !batch.includes(id)).slice(0, 10);
+        const { read: agentRows } = await counted(tx, () => applyAssignments(tx, decide(more)), 'dispatch_agents');
         expect(agentRows, 'agent rows the write read').toBeLessThanOrEqual(2 * batch.length);
+        return [batch, more] as const;
       });
-      // Their completion frees their agents while work waits: each freed agent is looked up by name.
+      // Their completion frees their agents while work waits: each task and each freed agent is looked up by key.
       await session.transaction().execute(async (tx) => {
-        const calls = grown.slice(0, 10).map((taskId, i) => ({ call: { taskId, agent: agents[i]!, attempt: 1 }, resultJson: '{}' }));
-        const { result: completed, read: agentRows } = await counted(tx, () => completeTasks(tx, calls), 'dispatch_agents');
+        const calls = completing(batch[0]);
+        const { result: completed, read: taskRows } = await counted(tx, () => completeTasks(tx, calls));
         expect(completed.filter(Boolean)).toHaveLength(calls.length);
+        // Each task by key and again by its event's foreign-key check, and one pending task: work
+        // waiting for the agents it frees, so the assigners are woken.
+        expect(taskRows, 'task rows the completion read').toBeLessThanOrEqual(2 * calls.length + 1);
+        const { result: more, read: agentRows } = await counted(tx, () => completeTasks(tx, completing(batch[1])), 'dispatch_agents');
+        expect(more.filter(Boolean)).toHaveLength(calls.length);
         expect(agentRows, 'agent rows the completion read').toBeLessThanOrEqual(2 * calls.length);
       });
     });

@@ -174,7 +174,7 @@ describe('assignment under concurrent batches', () => {
 
     // The batch has locked its agents (and, with them, taken the gate) and stops before its claim.
     const handle = open('gate-assigner');
-    const claim = new Pause(/WITH candidates AS/);
+    const claim = new Pause(/dispatch_claim_pending_tasks\(/);
     const batch = assigner(handle, claim).assignBatch();
     await waitFor(() => claim.reached, { what: 'the batch about to claim' });
 

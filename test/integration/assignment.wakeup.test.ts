@@ -77,7 +77,7 @@ describe('waking the assigners', () => {
         const client = await handle.pool.connect();
         return {
           query: (text: string, values?: unknown[]) => {
-            if (!failed && /WITH controlled AS/.test(text)) {
+            if (!failed && /dispatch_claim_pending_tasks\(/.test(text)) {
               failed = true;
               return Promise.reject(new Error('claim failed'));
             }
