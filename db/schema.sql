@@ -805,6 +805,42 @@ $$;
 COMMENT ON FUNCTION public.dispatch_latency_buckets() IS 'Histogram bucket upper bounds in seconds for dispatch_scope_observations, from 10 ms to an hour; the metrics scrape reads them from here.';
 
 --
+-- Name: dispatch_lock_agents_and_claim(integer, boolean, integer, integer, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_lock_agents_and_claim(default_limit integer, take_active boolean, share_index integer, share_of integer, claim_limit integer, held_ahead integer) RETURNS TABLE(took_active boolean, locked_agents json, other_agents json, claimed json, controls json)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
+  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
+  agents record;
+  claimed_tasks json;
+  claim_controls json;
+BEGIN
+  IF NOT is_active OR NOT dispatch_pending_tasks_exist() THEN
+    -- Another assigner is active, or there is nothing to place (migration 0028).
+    RETURN QUERY SELECT is_active, '[]'::json, '[]'::json, '[]'::json, '[]'::json;
+    RETURN;
+  END IF;
+  SELECT * INTO agents FROM dispatch_lock_free_agents(default_limit, share_index, share_of);
+  IF cardinality(agents.servable_scopes) > 0 THEN
+    SELECT coalesce(json_agg(json_build_array(k.id, k.scope, k.priority, k.avoid_agent, k.ready_at, k.rank) ORDER BY k.rank, k.id)
+                      FILTER (WHERE k.id IS NOT NULL), '[]'),
+           (array_agg(k.controls))[1]
+      INTO claimed_tasks, claim_controls
+      FROM dispatch_claim_pending_tasks(agents.servable_scopes, claim_limit, held_ahead, true) AS k;
+  END IF;
+  RETURN QUERY SELECT true, agents.locked_agents, agents.other_agents, coalesce(claimed_tasks, '[]'::json), coalesce(claim_controls, '[]'::json);
+END $$;
+
+--
+-- Name: FUNCTION dispatch_lock_agents_and_claim(default_limit integer, take_active boolean, share_index integer, share_of integer, claim_limit integer, held_ahead integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_lock_agents_and_claim(default_limit integer, take_active boolean, share_index integer, share_of integer, claim_limit integer, held_ahead integer) IS 'An assignment batch''s first statement, run right after its BEGIN (migration 0030): with take_active, tries the assigner''s ACTIVE lock and does nothing more without it; with no task pending, returns no agents; otherwise dispatch_lock_free_agents, then, when some agent was locked, the claim of the tasks they can serve (dispatch_claim_pending_tasks with lock_controls, at most claim_limit, held_ahead walked past), in a snapshot of its own. Claimed tasks come as JSON arrays [id, scope, priority, avoid_agent, ready_at, rank] in claim order; controls lists the controlled scopes the claim locked and left out.';
+
+--
 -- Name: dispatch_lock_agents_for_pending_work(integer, boolean, integer, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -836,16 +872,38 @@ COMMENT ON FUNCTION public.dispatch_lock_agents_for_pending_work(default_limit i
 
 CREATE FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer) RETURNS TABLE(took_active boolean, locked_agents json, other_agents json)
     LANGUAGE plpgsql
+    AS $$
+DECLARE
+  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
+  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
+BEGIN
+  IF NOT is_active THEN
+    RETURN QUERY SELECT false, '[]'::json, '[]'::json;
+  ELSE
+    RETURN QUERY SELECT true, f.locked_agents, f.other_agents FROM dispatch_lock_free_agents(default_limit, share_index, share_of) f;
+  END IF;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer) IS 'An assignment batch''s first statement before migration 0030: with take_active, tries the assigner''s ACTIVE lock (and does nothing more without it); then dispatch_lock_free_agents, without its servable_scopes. Kept for replicas of the previous version and for dispatch_lock_agents_for_pending_work.';
+
+--
+-- Name: dispatch_lock_free_agents(integer, integer, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_lock_free_agents(default_limit integer, share_index integer, share_of integer) RETURNS TABLE(locked_agents json, other_agents json, servable_scopes text[])
+    LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 BEGIN
   RETURN QUERY
   WITH batch_setup AS MATERIALIZED (
-    -- 72142501: the assigner's ACTIVE session lock (migration 0002); 72142506: the scope-controls
-    -- gate, shared (src/scopes/scope.queries.ts). The planner settings are the claim's, for the rest
-    -- of the transaction.
-    SELECT CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END AS active,
-           pg_advisory_xact_lock_shared(72142506),
+    -- 72142506: the scope-controls gate, shared (src/scopes/scope.queries.ts). The planner settings
+    -- hold for the rest of the transaction (the claim has had its own since migration 0029).
+    SELECT pg_advisory_xact_lock_shared(72142506),
            set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)
   ), locked AS (
     -- Whether an agent is free is tested on its row here, not through another CTE: a row that
@@ -854,7 +912,7 @@ BEGIN
            dispatch_agent_live_load(a.active_tasks, a.released_folded, a_r.released) AS active_tasks,
            coalesce(a.max_concurrent, default_limit)::int AS max_concurrent, a.last_assigned_at, a.avoid_until
       FROM dispatch_agents a LEFT JOIN dispatch_agent_releases a_r ON a_r.agent = a.name
-     WHERE (SELECT active FROM batch_setup)
+     WHERE (SELECT true FROM batch_setup)
        AND NOT a.drained AND a.status IN ('ready', 'sleeping', 'busy')
        AND dispatch_agent_live_load(a.active_tasks, a.released_folded, a_r.released) < coalesce(a.max_concurrent, default_limit)
        AND (a.avoid_until IS NULL OR a.avoid_until <= now())
@@ -869,8 +927,7 @@ BEGIN
      ORDER BY a.name
        FOR UPDATE OF a
   )
-  SELECT b.active,
-         (SELECT coalesce(json_agg(json_build_array(l.name, l.capabilities, l.status, l.drained, l.active_tasks, l.max_concurrent,
+  SELECT (SELECT coalesce(json_agg(json_build_array(l.name, l.capabilities, l.status, l.drained, l.active_tasks, l.max_concurrent,
                                                     l.last_assigned_at, l.avoid_until) ORDER BY l.name), '[]')
             FROM locked l),
          (SELECT coalesce(json_agg(json_build_array(o.name, o.capabilities, o.status, o.drained,
@@ -878,15 +935,15 @@ BEGIN
                                                     coalesce(o.max_concurrent, default_limit)::int, o.last_assigned_at, o.avoid_until)
                                    ORDER BY o.name), '[]')
             FROM dispatch_agents o LEFT JOIN dispatch_agent_releases o_r ON o_r.agent = o.name
-           WHERE b.active AND o.name NOT IN (SELECT name FROM locked))
-    FROM batch_setup b;
+           WHERE o.name NOT IN (SELECT name FROM locked)),
+         ARRAY(SELECT DISTINCT c.scope FROM locked l CROSS JOIN unnest(l.capabilities) AS c(scope) ORDER BY c.scope);
 END $$;
 
 --
--- Name: FUNCTION dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION dispatch_lock_free_agents(default_limit integer, share_index integer, share_of integer); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_lock_assignable_agents(default_limit integer, take_active boolean, share_index integer, share_of integer) IS 'An assignment batch''s first statement, run right after its BEGIN: with take_active, tries the assigner''s ACTIVE lock (and does nothing more without it); takes the scope-controls gate (shared) and the claim''s planner settings for the transaction; locks the free agents in name order (only every share_of-th from the share_index-th when share_of is given) and reads the others unlocked. The agents come back as JSON arrays [name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until], max_concurrent defaulting to default_limit. PL/pgSQL so that a session plans it once (migration 0026).';
+COMMENT ON FUNCTION public.dispatch_lock_free_agents(default_limit integer, share_index integer, share_of integer) IS 'Takes the scope-controls gate (shared) and planner settings for the transaction; locks the free agents in name order (only every share_of-th from the share_index-th when share_of is given), reads the others unlocked, and returns the locked agents'' capabilities (servable_scopes). The agents come back as JSON arrays [name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until], max_concurrent defaulting to default_limit. PL/pgSQL so that a session plans it once (the body of dispatch_lock_assignable_agents, moved by migration 0030).';
 
 --
 -- Name: dispatch_notify_assignments(); Type: FUNCTION; Schema: public; Owner: -

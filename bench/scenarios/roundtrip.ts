@@ -43,8 +43,8 @@ const STATEMENTS_SHOWN = 8;
 const wallNow = () => performance.timeOrigin + performance.now();
 const BATCH_STEPS = ['agents', 'claim', 'place', 'write', 'commit'] as const;
 const STEP_MEANING: Record<(typeof BATCH_STEPS)[number], string> = {
-  agents: 'BEGIN and the first statement (`lockAssignableAgents`), one round trip',
-  claim: 'the claim (`claimUnderScopeControls`)',
+  agents: 'BEGIN and the first statement (`lockAgentsAndClaim`: the agents locked, the tasks claimed), one round trip',
+  claim: 'what controlled scopes add to the claim (`claimUnderScopeControls`; none here)',
   place: 'the decisions, in the replica',
   write: 'the write (`applyAssignments`) and COMMIT, one round trip',
   commit: 'what follows (a COMMIT of its own after scope limits are settled)',

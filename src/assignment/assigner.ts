@@ -10,9 +10,9 @@ import { piggybackedTransaction } from '../db/piggybacked-transaction.js';
 import {
   applyAssignmentsStatement,
   enqueueAssignmentRun,
-  lockAssignableAgentsStatement,
+  lockAgentsAndClaimStatement,
   markUnmatched,
-  readLockedAgents,
+  readLockedAgentsAndClaim,
   readCapableScopes,
   type AgentShare,
   type Assignment,
@@ -41,8 +41,10 @@ export interface AssignerOptions {
 
 /**
  * The steps of one batch, in order, as dispatch_assignment_batch_step_seconds labels them:
- * `agents` is BEGIN and the first statement (one round trip), `write` the write and, unless
- * scope limits are settled after it, the COMMIT; `commit` is whatever follows.
+ * `agents` is BEGIN and the first statement, which locks the agents and claims outside the
+ * controlled scopes (one round trip); `claim` what the controlled scopes add (nothing without
+ * them); `write` the write and, unless scope limits are settled after it, the COMMIT; `commit` is
+ * whatever follows.
  */
 type BatchStep = 'agents' | 'claim' | 'place' | 'write' | 'commit';
 
@@ -176,16 +178,15 @@ export class Assigner {
     const clock = stepClock(started);
     const sleepingWinners = new Set<string>();
     const heldAhead = share ? (share.of - 1) * this.options.batchSize : 0;
-    const first = lockAssignableAgentsStatement(this.options.defaultMaxConcurrent, { takeActive, ...(share && { share }) }).compile(this.db);
+    const first = lockAgentsAndClaimStatement(this.options.defaultMaxConcurrent, this.options.batchSize, { takeActive, heldAhead, ...(share && { share }) }).compile(this.db);
     const result = await piggybackedTransaction(conn, first, async ({ firstRows, tx, commitWith }) => {
-      const { free, others, active } = readLockedAgents(firstRows);
+      const { free, others, active, claim } = readLockedAgentsAndClaim(firstRows);
       if (!active) return { claimed: 0, assigned: 0, applied: [], active };
       clock.lap('agents');
-      // No agent free (or no task pending: the first statement then locks none): nothing to claim for.
+      // No agent free (or no task pending: the first statement then locks none): nothing was claimed.
       if (free.length === 0) return { claimed: 0, assigned: 0, applied: [], active };
-      const servable = [...new Set(free.flatMap((a) => a.capabilities))];
       // Scope pause and limits (migration 0011): see claimUnderScopeControls for why they are exact.
-      const { tasks, controlled } = await claimUnderScopeControls(tx, servable, this.options.batchSize, heldAhead);
+      const { tasks, controlled } = await claimUnderScopeControls(tx, claim, this.options.batchSize);
       clock.lap('claim');
       const now = new Date();
       if (tasks.length === 0) {
@@ -380,7 +381,7 @@ export class Assigner {
 
   /**
    * A backlog with room for it (a batch placed a whole batch): assignment.parallel_batches
-   * batches side by side, each locking its own share of the free agents (lockAssignableAgents),
+   * batches side by side, each locking its own share of the free agents (lockAgentsAndClaim),
    * the first on the drain's session, the others on the pool, each running while its batches
    * place a whole batch. Full agents are not a backlog of this kind: their batches claim many and
    * place few, and side by side they would only claim more. A batch is

@@ -48,14 +48,15 @@ const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>)
 };
 
 /**
- * The batch's first statement (the SQL function dispatch_lock_assignable_agents, migration 0026,
- * planned once per session: sent as a literal statement beside BEGIN, it was planned anew for
- * every batch). Locks every agent that could take a task right now, in name order (a fixed order,
- * so two transactions can never deadlock on them). While they are locked no other transaction
- * can raise their load (taking work writes the agent's row; giving it up writes
- * dispatch_agent_releases, which a finishing task never waits on), so the limits checked in
- * memory hold at commit. An agent another batch changed while this one waited for its lock is
- * judged free or not as that batch left it.
+ * The batch's first statement, which also makes its claim (the SQL function
+ * dispatch_lock_agents_and_claim, migration 0030, planned once per session: sent as a literal
+ * statement beside BEGIN, it was planned anew for every batch before migration 0026). Locks every
+ * agent that could take a task right now, in name order (a fixed order, so two transactions can
+ * never deadlock on them). While they are locked no other transaction can raise their load
+ * (taking work writes the agent's row; giving it up writes dispatch_agent_releases, which a
+ * finishing task never waits on), so the limits checked in memory hold at commit. An agent
+ * another batch changed while this one waited for its lock is judged free or not as that batch
+ * left it.
  *
  * It also reads the other agents, unlocked, only to explain the batch's decisions: they are read
  * with the statement's snapshot, taken before any lock wait, so an agent that looked free but was
@@ -63,18 +64,20 @@ const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>)
  * Placing on it would overfill it (test/integration/assignment.race.test.ts): it is marked
  * `unlocked`, and an unlocked agent never wins.
  *
- * Before its scan (`batch_setup`, a one-time filter) it takes the scope-controls gate
- * (src/scopes/scope.queries.ts, step 1) and sets the claim's planner settings, both for the rest
- * of the transaction: on their own they were two more round trips, which under load each waited
- * for the replica's event loop while the agents stayed locked. With `takeActive` it first tries
- * the assigner's ACTIVE session lock (migration 0002) for the drain starting on this connection,
- * and reads and locks nothing when another session holds it (`active` false).
- *
- * With no task pending it locks and reads no agent (`free` and `others` empty): the statement calls
- * dispatch_lock_agents_for_pending_work (migration 0028), which tries ACTIVE, asks whether any task
- * is pending with a snapshot taken after it, and only then calls dispatch_lock_assignable_agents: the batches a drain makes to confirm the queue is
+ * Before its scan it takes the scope-controls gate (src/scopes/scope.queries.ts, step 1) for the
+ * rest of the transaction. With `takeActive` it first tries the assigner's ACTIVE session lock
+ * (migration 0002) for the drain starting on this connection, and reads and locks nothing when
+ * another session holds it (`active` false). With no task pending it locks and reads no agent
+ * (`free` and `others` empty, migration 0028): the batches a drain makes to confirm the queue is
  * empty before going idle, at low rates two of every three, cost an index probe instead of every
  * agent's row.
+ *
+ * Then, with some agent locked, the claim (claimPendingTasks' statement with lock_controls: up to
+ * `claimLimit` tasks the locked agents can serve, outside the controlled scopes, whose rows it
+ * locks and lists in `claim.controls`), in a snapshot taken after the gate and the agents' locks,
+ * as when it was a statement of its own; `heldAhead` as for claimStatement. One round trip fewer
+ * a batch: at half the round trip benchmark's rate the claim's own round trip took 2.0 to 2.7 ms
+ * on the replica's clock for 0.2 ms in PostgreSQL.
  *
  * With `share` it locks only every `of`-th free agent in name order, from the `index`-th: the
  * batches an assigner runs side by side on a backlog (Assigner.drainSideBySide) each take their
@@ -83,25 +86,33 @@ const agentColumns = (alias: string, defaultLimit: number | RawBuilder<unknown>)
  * waits for the first's commit and reads the agent as it left it, so a share is a way to spread
  * the work, never what keeps a limit.
  *
- * The agents come as one JSON array of each kind, not a row each: for the 200 agents of the round
+ * The agents and the tasks come as JSON arrays, not a row each: for the 200 agents of the round
  * trip benchmark, the driver's parsing of a row per agent cost the replica 0.4 to 0.7 ms more CPU
  * a batch than JSON.parse, and PostgreSQL 0.15 to 0.25 ms less.
  */
-export async function lockAssignableAgents(
+export async function lockAgentsAndClaim(
   tx: Tx,
   defaultLimit: number,
-  options: { takeActive?: boolean; share?: AgentShare } = {},
-): Promise<LockedAgents> {
-  return readLockedAgents((await lockAssignableAgentsStatement(defaultLimit, options).execute(tx)).rows);
+  claimLimit: number,
+  options: { takeActive?: boolean; share?: AgentShare; heldAhead?: number } = {},
+): Promise<LockedAgentsAndClaim> {
+  return readLockedAgentsAndClaim((await lockAgentsAndClaimStatement(defaultLimit, claimLimit, options).execute(tx)).rows);
 }
 
-export interface LockedAgents {
+export interface LockedAgentsAndClaim {
   free: AgentSnapshot[];
   others: AgentSnapshot[];
   active: boolean;
+  claim: OutsideClaim;
 }
 
-/** An agent as dispatch_lock_assignable_agents sends it (timestamps as ISO 8601 text). */
+/** What the claim outside the controlled scopes took, and the controlled scopes it locked and left out. */
+export interface OutsideClaim {
+  tasks: ClaimedTask[];
+  controls: ScopeControlsRow[];
+}
+
+/** An agent as dispatch_lock_agents_and_claim sends it (timestamps as ISO 8601 text). */
 type AgentTuple = [
   name: string,
   capabilities: string[],
@@ -113,11 +124,19 @@ type AgentTuple = [
   avoidUntil: string | null,
 ];
 
-/** lockAssignableAgentsStatement's one row. */
-export interface LockedAgentRow {
+/** A claimed task as dispatch_lock_agents_and_claim sends it (timestamps as ISO 8601 text). */
+type ClaimedTuple = [id: string, scope: string, priority: number, avoidAgent: string | null, readyAt: string, rank: string];
+
+/** A scope's controls as the claim sends them (changed_at as ISO 8601 text). */
+type ControlsJson = Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string };
+
+/** lockAgentsAndClaimStatement's one row. */
+export interface LockedAgentsAndClaimRow {
   took_active: boolean;
   locked_agents: AgentTuple[];
   other_agents: AgentTuple[];
+  claimed: ClaimedTuple[];
+  controls: ControlsJson[];
 }
 
 const fromTuple = ([name, capabilities, status, drained, activeTasks, maxConcurrent, lastAssignedAt, avoidUntil]: AgentTuple): AgentSnapshot => ({
@@ -132,25 +151,38 @@ const fromTuple = ([name, capabilities, status, drained, activeTasks, maxConcurr
 });
 
 /**
- * lockAssignableAgents' statement, its values written as literals (all are the broker's own
+ * lockAgentsAndClaim's statement, its values written as literals (all are the broker's own
  * numbers), so that it can travel in one message with the batch's BEGIN
- * (src/db/piggybacked-transaction.ts). Read its rows with readLockedAgents.
+ * (src/db/piggybacked-transaction.ts). Read its rows with readLockedAgentsAndClaim.
  */
-export function lockAssignableAgentsStatement(
+export function lockAgentsAndClaimStatement(
   defaultLimit: number,
-  { takeActive = false, share }: { takeActive?: boolean; share?: AgentShare } = {},
-): RawBuilder<LockedAgentRow> {
+  claimLimit: number,
+  { takeActive = false, share, heldAhead = 0 }: { takeActive?: boolean; share?: AgentShare; heldAhead?: number } = {},
+): RawBuilder<LockedAgentsAndClaimRow> {
   const int = (n: number | undefined) => (n === undefined ? sql`NULL` : sql.lit(Math.trunc(n)));
-  return sql<LockedAgentRow>`SELECT * FROM dispatch_lock_agents_for_pending_work(${int(defaultLimit)}, ${sql.lit(takeActive)}, ${int(share?.index)}, ${int(share?.of)})`;
+  return sql<LockedAgentsAndClaimRow>`
+    SELECT * FROM dispatch_lock_agents_and_claim(${int(defaultLimit)}, ${sql.lit(takeActive)}, ${int(share?.index)}, ${int(share?.of)}, ${int(claimLimit)}, ${int(heldAhead)})`;
 }
 
-/** The agents lockAssignableAgentsStatement locked, the others (unlocked), and whether ACTIVE was taken. */
-export function readLockedAgents([row]: LockedAgentRow[]): LockedAgents {
+/** The agents lockAgentsAndClaimStatement locked, the others (unlocked), whether ACTIVE was taken, and its claim. */
+export function readLockedAgentsAndClaim([row]: LockedAgentsAndClaimRow[]): LockedAgentsAndClaim {
   if (!row) throw new Error('the agents\' lock returned no row');
   return {
     free: row.locked_agents.map(fromTuple),
     others: row.other_agents.map((agent) => ({ ...fromTuple(agent), unlocked: true })),
     active: row.took_active,
+    claim: {
+      tasks: row.claimed.map(([id, scope, priority, avoid_agent, readyAt, rank]) => ({
+        id,
+        scope,
+        priority,
+        avoid_agent,
+        ready_at: new Date(readyAt),
+        rank: new Date(rank),
+      })),
+      controls: row.controls.map((c) => ({ ...c, changed_at: new Date(c.changed_at) })),
+    },
   };
 }
 
@@ -223,32 +255,13 @@ export async function claimPendingTasks(tx: Tx, servableScopes: string[], limit:
  * The claim statement (dispatch_claim_pending_tasks) for the tasks of `scopes`. `heldAhead`: how
  * many rows at the head of the queue batches running beside this one may hold
  * (Assigner.drainSideBySide), walked past as the allowance is. With `lockControls`, the controlled
- * scopes among `scopes` are locked and left out (claimOutsideControlledScopes). Exported for the
- * benchmark, which EXPLAINs it (bench/scenarios/common.ts explainClaim).
+ * scopes among `scopes` are locked and left out, as the batch's first statement claims
+ * (lockAgentsAndClaim). Exported for the benchmark, which EXPLAINs it (bench/scenarios/common.ts
+ * explainClaim), and for tests of the claim alone.
  */
 export function claimStatement(scopes: string[], limit: number, heldAhead: number, lockControls: boolean) {
-  return sql<Partial<ClaimedTask> & { controls: (Omit<ScopeControlsRow, 'changed_at'> & { changed_at: string })[] }>`
+  return sql<Partial<ClaimedTask> & { controls: ControlsJson[] }>`
     SELECT * FROM dispatch_claim_pending_tasks(${scopes}::text[], ${limit}::integer, ${heldAhead}::integer, ${lockControls})`;
-}
-
-/**
- * The batch's claim when it does not yet know which of `servableScopes` are controlled: locks
- * the controlled ones' rows (step 2 of src/scopes/scope.queries.ts) and claims the tasks of the others
- * (as claimPendingTasks), in one statement instead of two. Which scopes are controlled is read
- * after the scope-controls gate was granted (by the batch's earlier first statement), so it
- * cannot change before the batch commits; the controlled scopes' usage must still be read by a
- * later statement, whose snapshot includes what the batches that held their rows committed.
- */
-export async function claimOutsideControlledScopes(
-  tx: Tx,
-  servableScopes: string[],
-  limit: number,
-  heldAhead = 0,
-): Promise<{ tasks: ClaimedTask[]; controls: ScopeControlsRow[] }> {
-  if (servableScopes.length === 0) return { tasks: [], controls: [] };
-  const { rows } = await claimStatement(servableScopes, limit, heldAhead, true).execute(tx);
-  const controls = (rows[0]?.controls ?? []).map((c) => ({ ...c, changed_at: new Date(c.changed_at) }));
-  return { tasks: rows.filter((row): row is ClaimedTask & typeof row => row.id != null), controls };
 }
 
 export interface Assignment {

@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import type { DB } from '../db/generated/database.js';
 import { scopeBudget, startsFreeAt, type ScopeLimitState } from '../scopes/scope-limits.js';
 import { readScopeUsage, recordScopeStarts } from '../scopes/scope.queries.js';
-import { claimOutsideControlledScopes, claimPendingTasks, inClaimOrder, requestAssignmentAt, type ClaimedTask } from './assignment.queries.js';
+import { claimPendingTasks, inClaimOrder, requestAssignmentAt, type ClaimedTask, type OutsideClaim } from './assignment.queries.js';
 
 type Tx = Transaction<DB>;
 
@@ -13,7 +13,8 @@ export interface ControlledScope {
 }
 
 /**
- * The batch's claim under the scope controls (dispatch_scopes, migration 0011).
+ * The batch's claim under the scope controls (dispatch_scopes, migration 0011), from the claim
+ * its first statement made outside the controlled scopes (dispatch_lock_agents_and_claim).
  *
  * How a scope limit stays exact, the way an agent's does: the rows of limited scopes are locked
  * FOR UPDATE before their usage is read, and held until the batch commits, so two batches (on
@@ -28,18 +29,16 @@ export interface ControlledScope {
  * and starves the others (measured in test/integration/replicas.scopes.test.ts: a scope limited to
  * 20 ran 4 at a time beside one limited to 5). The claims are merged back into claim order.
  *
- * Runs after the batch's lockAssignableAgents, which holds the scope-controls gate. Without
- * controlled scopes among the servable ones (the usual case) the claim is one statement:
- * claimOutsideControlledScopes. `heldAhead` is for its claim
- * only: batches side by side claim a controlled scope one after the other (its row lock).
+ * The first statement took the scope-controls gate and locked the controlled scopes' rows; their
+ * usage is read here, by a later statement, whose snapshot includes what the batches that held
+ * those rows committed. Without controlled scopes among the servable ones (the usual case) there
+ * is nothing more to claim.
  */
 export async function claimUnderScopeControls(
   tx: Tx,
-  servableScopes: string[],
+  { tasks, controls }: OutsideClaim,
   batchSize: number,
-  heldAhead = 0,
 ): Promise<{ tasks: ClaimedTask[]; controlled: Map<string, ControlledScope> }> {
-  const { tasks, controls } = await claimOutsideControlledScopes(tx, servableScopes, batchSize, heldAhead);
   if (controls.length === 0) return { tasks, controlled: new Map() };
   const states = await readScopeUsage(tx, controls);
   const controlled = new Map(states.map((state) => [state.scope, { state, remaining: scopeBudget(state) }]));

@@ -32,7 +32,7 @@ export function createMetrics() {
   const assignmentBatchSteps = new Histogram({
     name: 'dispatch_assignment_batch_step_seconds',
     help:
-      "One step of an assignment transaction on the replica's clock (agents: BEGIN and the first statement; claim; place; write: with the COMMIT; commit: what follows): " +
+      "One step of an assignment transaction on the replica's clock (agents: BEGIN and the first statement, which locks the agents and claims; claim: what controlled scopes add; place; write: with the COMMIT; commit: what follows): " +
       "PostgreSQL's time and the round trip, including the wait for the replica's event loop.",
     labelNames: ['step'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],

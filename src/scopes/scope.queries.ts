@@ -24,16 +24,17 @@ const STARTS_KEPT = '5 minutes';
 // Step 1: the scope-controls gate (ADVISORY_LOCK.scopeControls), held shared until the batch
 // commits. A PATCH takes it exclusively before changing dispatch_scopes, so it waits for batches in
 // flight, and batches after it read the change: once a pause has answered, no batch that missed it
-// can still commit. Taken by the batch's first statement (dispatch_lock_assignable_agents, migration
-// 0026, called by lockAssignableAgents in src/assignment/assignment.queries.ts), so that the next
-// statements take their snapshots after the gate was granted.
+// can still commit. Taken by the batch's first statement (dispatch_lock_free_agents, called by
+// dispatch_lock_agents_and_claim, migration 0030, which lockAgentsAndClaim in
+// src/assignment/assignment.queries.ts calls), so that the statements after it, the claim among
+// them, take their snapshots after the gate was granted.
 
 // Step 2: the controlled scopes (paused, or with a limit) among the batch's servable ones, their
 // rows locked FOR UPDATE in scope order. Uncontrolled scopes have no row there and pay no lock.
 // The lock serialises every batch that may assign tasks of a limited scope, so the usage read next
 // (in a later statement, hence a later snapshot) includes every assignment committed before it.
 // The batch takes it inside its claim (dispatch_claim_pending_tasks with lock_controls, migration
-// 0029, called by claimOutsideControlledScopes in src/assignment/assignment.queries.ts).
+// 0029, which the batch's first statement calls after the agents' lock, migration 0030).
 
 /**
  * Step 3 (also for explanations, unlocked): tasks assigned or running per scope, from the

@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { lockAssignableAgents, readAllAgents } from '../../src/assignment/assignment.queries.js';
+import { lockAgentsAndClaim, readAllAgents } from '../../src/assignment/assignment.queries.js';
 import { ADVISORY_LOCK } from '../../src/db/contract.js';
 import { useTestDatabase } from '../helpers/database.js';
 
 /**
- * The batch's first statement sends the agents as one JSON document (not a row each): every field
- * placement reads must come out as the plain read of the same rows gives it.
+ * The batch's first statement sends the agents and the tasks it claimed as JSON (not a row each):
+ * every field placement reads must come out as the plain read of the same rows gives it.
  */
 
 const database = useTestDatabase();
@@ -31,18 +31,22 @@ describe('the agents an assignment batch reads', () => {
     await sql`INSERT INTO dispatch_tasks (title, scope, requester, status, assignee, attempt, assigned_at)
               VALUES ('held', 'alpha', 'test', 'assigned', 'full', 1, now())`.execute(db);
     // Work waiting: with none the batch locks and reads no agent (migration 0028).
-    await sql`INSERT INTO dispatch_tasks (title, scope, requester) VALUES ('waiting', 'alpha', 'test')`.execute(db);
+    await sql`INSERT INTO dispatch_tasks (title, scope, requester, priority, avoid_agent, created_at)
+              VALUES ('waiting', 'alpha', 'test', 2, ${`quo"te's \\ ünï ☃`}, '2026-12-05 10:00:00.123456+00')`.execute(db);
+    const { rows: waiting } = await sql`
+      SELECT id, scope, priority, avoid_agent, coalesce(run_at, created_at) AS ready_at, rank FROM dispatch_tasks WHERE title = 'waiting'`.execute(db);
 
     const read = await readAllAgents(db, 3);
     expect(read.find((a) => a.name === 'full')?.activeTasks).toBe(1);
     expect(read.find((a) => a.name === 'cooled')?.lastAssignedAt?.toISOString()).toBe('2026-12-05T09:59:59.500Z');
 
-    const locked = await db.transaction().execute(async (tx) => lockAssignableAgents(tx, 3));
+    const locked = await db.transaction().execute(async (tx) => lockAgentsAndClaim(tx, 3, 10));
     expect(locked.active).toBe(true);
     expect(locked.free.map((a) => a.name)).toEqual(['cooled', 'plain', `quo"te's \\ ünï ☃`]);
     expect(locked.free).toEqual(read.filter((a) => locked.free.some((f) => f.name === a.name)));
     expect(locked.others.map((a) => a.name).sort()).toEqual(['cooling', 'drained', 'full', 'stopped']);
     expect(locked.others).toEqual(read.filter((a) => !locked.free.some((f) => f.name === a.name)).map((a) => ({ ...a, unlocked: true })));
+    expect(locked.claim).toEqual({ tasks: waiting, controls: [] });
   });
 
   it('are none, and nothing is locked, when another assigner is active', async () => {
@@ -51,8 +55,8 @@ describe('the agents an assignment batch reads', () => {
     const holder = await pool.connect();
     try {
       await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK.assignerActive]);
-      const locked = await db.transaction().execute(async (tx) => lockAssignableAgents(tx, 3, { takeActive: true }));
-      expect(locked).toEqual({ free: [], others: [], active: false });
+      const locked = await db.transaction().execute(async (tx) => lockAgentsAndClaim(tx, 3, 10, { takeActive: true }));
+      expect(locked).toEqual({ free: [], others: [], active: false, claim: { tasks: [], controls: [] } });
     } finally {
       await holder.query('SELECT pg_advisory_unlock_all()');
       holder.release();

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { applyAssignments, claimPendingTasks, lockAssignableAgents } from '../../src/assignment/assignment.queries.js';
+import { applyAssignments, claimPendingTasks, lockAgentsAndClaim } from '../../src/assignment/assignment.queries.js';
 import type { Db } from '../../src/db/database.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { completeTasks } from '../../src/tasks/task.queries.js';
@@ -63,10 +63,10 @@ describe('assignment under statistics from before a backlog', () => {
     await burstAfterQuietAnalyse(db, 'plan-agent', 'backlog', 'pending');
 
     await db.transaction().execute(async (tx) => {
-      const { free } = await lockAssignableAgents(tx, 3);
-      expect(free.map((a) => a.name)).toEqual(['plan-agent']);
-
-      const { result: claimed, read: claimRead } = await counted(tx, () => claimPendingTasks(tx, ['backlog'], BATCH));
+      // The batch's first statement: the agents locked and the claim (migration 0030).
+      const { result: first, read: claimRead } = await counted(tx, () => lockAgentsAndClaim(tx, 3, BATCH));
+      expect(first.free.map((a) => a.name)).toEqual(['plan-agent']);
+      const claimed = first.claim.tasks;
       expect(claimed).toHaveLength(BATCH);
       const decisions = claimed.map((t) => ({ taskId: t.id, agent: 'plan-agent', placement: null }));
       const { result: applied, read: writeRead } = await counted(tx, () => applyAssignments(tx, decisions));
@@ -157,7 +157,7 @@ describe('assignment under statistics from before a backlog', () => {
     // table holds three finished tasks, and kept.
     await db.connection().execute(async (session) => {
       const firstStatement = (table: string) =>
-        session.transaction().execute((tx) => counted(tx, () => lockAssignableAgents(tx, 3, { takeActive: true }), table));
+        session.transaction().execute((tx) => counted(tx, () => lockAgentsAndClaim(tx, 3, 10, { takeActive: true }), table));
       expect((await firstStatement('dispatch_agents')).result.free).toEqual([]);
 
       await insertTasks(db, BACKLOG, { scope: 'quiet', status: 'completed' });

@@ -88,7 +88,7 @@ describe('assignment under concurrent batches', () => {
 
     // B's transaction begins (its now() is fixed) and waits before locking agents.
     const bHandle = open('race-b-assigner');
-    const bLock = new Pause(/dispatch_lock_agents_for_pending_work\(/);
+    const bLock = new Pause(/dispatch_lock_agents_and_claim\(/);
     const bWrite = new Pause(/dispatch_apply_assignments\(/);
     const b = assigner(bHandle, bLock, bWrite).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
@@ -135,7 +135,7 @@ describe('assignment under concurrent batches', () => {
     await assignDirectly(db, held!, 'scope-b');
 
     const bHandle = open('scope-b-assigner');
-    const bLock = new Pause(/dispatch_lock_agents_for_pending_work\(/);
+    const bLock = new Pause(/dispatch_lock_agents_and_claim\(/);
     const b = assigner(bHandle, bLock).assignBatch();
     await waitFor(() => bLock.reached, { what: 'B about to lock agents' });
     await sql`UPDATE dispatch_agents SET avoid_until = clock_timestamp() WHERE name = 'scope-c'`.execute(db);
@@ -172,17 +172,18 @@ describe('assignment under concurrent batches', () => {
     await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('gate-agent', '{gated}', 'ready')`.execute(db);
     await insertTasks(db, 1, { scope: 'gated' });
 
-    // The batch has locked its agents (and, with them, taken the gate) and stops before its claim.
+    // The batch has locked its agents (and, with them, taken the gate) and claimed the task, and
+    // stops before its write.
     const handle = open('gate-assigner');
-    const claim = new Pause(/dispatch_claim_pending_tasks\(/);
-    const batch = assigner(handle, claim).assignBatch();
-    await waitFor(() => claim.reached, { what: 'the batch about to claim' });
+    const write = new Pause(/dispatch_apply_assignments\(/);
+    const batch = assigner(handle, write).assignBatch();
+    await waitFor(() => write.reached, { what: 'the batch about to write' });
 
     let answered = false;
     const pause = changeScopeControls(db, 'gated', { paused: true }, 'test').then(() => (answered = true));
     await waitFor(async () => (await waitersOnLocks(db)) === 1, { what: 'the pause waiting for the batch' });
     expect(answered).toBe(false);
-    claim.open();
+    write.open();
     // (Without the gate the pause would have answered at once, and this assignment, in a scope
     // already reported paused, would commit after it.)
     expect((await batch).assigned).toBe(1);

@@ -1,8 +1,8 @@
-import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely';
+import { Kysely, PostgresDialect, sql, type PostgresPool, type Transaction } from 'kysely';
 import type pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assigner } from '../../src/assignment/assigner.js';
-import { claimOutsideControlledScopes, lockAssignableAgents } from '../../src/assignment/assignment.queries.js';
+import { claimStatement, lockAgentsAndClaim, type ClaimedTask } from '../../src/assignment/assignment.queries.js';
 import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
 import type { DB } from '../../src/db/generated/database.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -27,6 +27,15 @@ function open(name: string, size = 4): DatabaseHandle {
   const handle = openDatabase(database().url, size, name);
   opened.push(handle);
   return handle;
+}
+
+/**
+ * The claim of 100 tasks of scope `head` as a batch's first statement makes it (outside the
+ * controlled scopes), walking past `heldAhead` rows that batches beside it may hold.
+ */
+async function claimHead(tx: Transaction<DB>, heldAhead: number): Promise<ClaimedTask[]> {
+  const { rows } = await claimStatement(['head'], 100, heldAhead, true).execute(tx);
+  return rows.filter((row): row is ClaimedTask & typeof row => row.id != null);
 }
 
 /**
@@ -130,11 +139,11 @@ describe('batches side by side on a backlog', () => {
     const first = open('share-first', 1);
     const second = open('share-second', 1);
     const shares = await first.db.transaction().execute(async (tx1) => {
-      const one = await lockAssignableAgents(tx1, 3, { share: { index: 0, of: 2 } });
+      const one = await lockAgentsAndClaim(tx1, 3, 5, { share: { index: 0, of: 2 } });
       // The first holds its share: the second would wait here if their shares overlapped.
       const two = await second.db.transaction().execute(async (tx2) => {
         await sql`SET LOCAL lock_timeout = '2s'`.execute(tx2);
-        return await lockAssignableAgents(tx2, 3, { share: { index: 1, of: 2 } });
+        return await lockAgentsAndClaim(tx2, 3, 5, { share: { index: 1, of: 2 } });
       });
       return [one, two].map((s) => s.free.map((a) => a.name).filter((name) => name.startsWith('share-')));
     });
@@ -152,13 +161,10 @@ describe('batches side by side on a backlog', () => {
     const first = open('head-first', 1);
     const second = open('head-second', 1);
     const claimed = await first.db.transaction().execute(async (tx1) => {
-      const one = await claimOutsideControlledScopes(tx1, ['head'], 100);
-      const two = await second.db.transaction().execute(async (tx2) => {
-        const alone = await claimOutsideControlledScopes(tx2, ['head'], 100);
-        return alone.tasks.length;
-      });
-      const three = await second.db.transaction().execute(async (tx2) => (await claimOutsideControlledScopes(tx2, ['head'], 100, 100)).tasks);
-      return { one: one.tasks, two, three };
+      const one = await claimHead(tx1, 0);
+      const two = await second.db.transaction().execute(async (tx2) => (await claimHead(tx2, 0)).length);
+      const three = await second.db.transaction().execute(async (tx2) => claimHead(tx2, 100));
+      return { one, two, three };
     });
     expect(claimed.one).toHaveLength(100);
     // Without the allowance for the rows held beside it, a claim finds only the usual allowance past them.

@@ -70,16 +70,16 @@ describe('waking the assigners', () => {
     await sql`INSERT INTO dispatch_agents (name, capabilities, status) VALUES ('fails-once', '{fail-once}', 'ready')`.execute(database.handle.db);
     await insertTasks(database.handle.db, 1, { scope: 'fail-once' });
     const handle = openDatabase(database.url, 2, 'failing-assigner');
-    // The claim, the statement after the one that takes ACTIVE, fails once.
+    // The write, the statement after the one that takes ACTIVE, fails once.
     let failed = false;
     const pool = {
       async connect() {
         const client = await handle.pool.connect();
         return {
           query: (text: string, values?: unknown[]) => {
-            if (!failed && /dispatch_claim_pending_tasks\(/.test(text)) {
+            if (!failed && /dispatch_apply_assignments\(/.test(text)) {
               failed = true;
-              return Promise.reject(new Error('claim failed'));
+              return Promise.reject(new Error('write failed'));
             }
             return client.query(text, values);
           },
@@ -89,7 +89,7 @@ describe('waking the assigners', () => {
     } as unknown as pg.Pool;
     try {
       const assigner = new Assigner(handle.db, { api: handle.pool, direct: pool }, { batchSize: 10, defaultMaxConcurrent: 3 }, createLogger({ level: 'silent' }), createMetrics());
-      await expect(assigner.drain(() => false)).rejects.toThrow('claim failed');
+      await expect(assigner.drain(() => false)).rejects.toThrow('write failed');
       const other = await session();
       expect((await other.query('SELECT pg_try_advisory_lock($1) AS ok', [ADVISORY_LOCK.assignerActive])).rows[0].ok).toBe(true);
       await other.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK.assignerActive]);

@@ -49,8 +49,10 @@ describe('the database and src/db/contract.ts', () => {
       },
       dispatch_request_assignment_at: { jobs: [JOB.assignmentRun], jobKeys: [JOB_KEY.assignmentAt], locks: [] },
       dispatch_fold_scope_counters: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.scopeCounterFolding] },
-      dispatch_lock_assignable_agents: { jobs: [], jobKeys: [], locks: sorted([ADVISORY_LOCK.assignerActive, ADVISORY_LOCK.scopeControls]) },
+      dispatch_lock_assignable_agents: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.assignerActive] },
       dispatch_lock_agents_for_pending_work: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.assignerActive] },
+      dispatch_lock_agents_and_claim: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.assignerActive] },
+      dispatch_lock_free_agents: { jobs: [], jobKeys: [], locks: [ADVISORY_LOCK.scopeControls] },
     });
   });
 

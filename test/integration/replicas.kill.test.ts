@@ -89,7 +89,7 @@ describe('replica failure', () => {
     await waitFor(async () => (await completed()) >= TASKS / 4, { timeoutMs: 60_000, intervalMs: 20, what: 'a quarter of the tasks done' });
 
     // Catch the active assigner in the act. A bait agent serves a scope nobody asks for, so it
-    // stays free and every batch locks it (lockAssignableAgents); with its row held here, the
+    // stays free and every batch locks it (lockAgentsAndClaim); with its row held here, the
     // replica draining stops inside its batch, holding the active lock, until the row is let go.
     await registerAgents(db(), [{ name: 'kill-bait', capabilities: ['nobody-asks'], status: 'ready', maxConcurrent: null }]);
     const blocker = await db().startTransaction().execute();
@@ -99,7 +99,7 @@ describe('replica failure', () => {
     const waitingAssigner = async () => {
       const { rows } = await sql<{ pid: number }>`
         SELECT pid FROM pg_stat_activity
-         WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%dispatch_lock_agents_for_pending_work(%'`.execute(db());
+         WHERE ${blockerRows[0]!.pid}::int = ANY (pg_blocking_pids(pid)) AND query LIKE '%dispatch_lock_agents_and_claim(%'`.execute(db());
       return rows[0] ? await replicaOfBackend(rows[0].pid) : undefined;
     };
     let victim: ReplicaProcess;

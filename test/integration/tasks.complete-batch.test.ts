@@ -92,7 +92,7 @@ describe('group-committed completions', () => {
       (await sql<{ name: string; active_tasks: number }>`SELECT name, active_tasks FROM dispatch_agent_load WHERE name LIKE 'lock-%' ORDER BY name`.execute(db)).rows;
     const columns = async () =>
       (await sql<{ name: string; active_tasks: number }>`SELECT name, active_tasks FROM dispatch_agents WHERE name LIKE 'lock-%' ORDER BY name`.execute(db)).rows;
-    // As an assignment batch does (lockAssignableAgents): the free agents locked, in name order,
+    // As an assignment batch does (lockAgentsAndClaim): the free agents locked, in name order,
     // for the whole batch.
     await db.transaction().execute(async (tx) => {
       await sql`SELECT 1 FROM dispatch_agents WHERE name LIKE 'lock-%' ORDER BY name FOR UPDATE`.execute(tx);
