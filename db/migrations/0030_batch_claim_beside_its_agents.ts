@@ -77,11 +77,9 @@ CREATE OR REPLACE FUNCTION dispatch_lock_assignable_agents(default_limit integer
   RETURNS TABLE (took_active boolean, locked_agents json, other_agents json)
   LANGUAGE plpgsql
 AS $$
-DECLARE
-  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
-  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
 BEGIN
-  IF NOT is_active THEN
+  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
+  IF take_active AND NOT pg_try_advisory_lock(72142501) THEN
     RETURN QUERY SELECT false, '[]'::json, '[]'::json;
   ELSE
     RETURN QUERY SELECT true, f.locked_agents, f.other_agents FROM dispatch_lock_free_agents(default_limit, share_index, share_of) f;
@@ -93,26 +91,27 @@ CREATE FUNCTION dispatch_lock_agents_and_claim(default_limit integer, take_activ
   LANGUAGE plpgsql
 AS $$
 DECLARE
-  -- 72142501: the assigner's ACTIVE session lock (migration 0002).
-  is_active boolean := CASE WHEN take_active THEN pg_try_advisory_lock(72142501) ELSE true END;
   agents record;
-  claimed_tasks json;
-  claim_controls json;
+  claimed_tasks json := '[]';
+  claim_controls json := '[]';
 BEGIN
-  IF NOT is_active OR NOT dispatch_pending_tasks_exist() THEN
-    -- Another assigner is active, or there is nothing to place (migration 0028).
-    RETURN QUERY SELECT is_active, '[]'::json, '[]'::json, '[]'::json, '[]'::json;
-    RETURN;
+  -- 72142501: the assigner's ACTIVE session lock (migration 0002). Without it, or with nothing
+  -- to place (migration 0028), no agent is locked or read.
+  IF take_active AND NOT pg_try_advisory_lock(72142501) THEN
+    RETURN QUERY SELECT false, '[]'::json, '[]'::json, claimed_tasks, claim_controls;
+  ELSIF NOT dispatch_pending_tasks_exist() THEN
+    RETURN QUERY SELECT true, '[]'::json, '[]'::json, claimed_tasks, claim_controls;
+  ELSE
+    SELECT * INTO agents FROM dispatch_lock_free_agents(default_limit, share_index, share_of);
+    IF cardinality(agents.servable_scopes) > 0 THEN
+      SELECT coalesce(json_agg(json_build_array(k.id, k.scope, k.priority, k.avoid_agent, k.ready_at, k.rank) ORDER BY k.rank, k.id)
+                        FILTER (WHERE k.id IS NOT NULL), '[]'),
+             (array_agg(k.controls))[1]
+        INTO claimed_tasks, claim_controls
+        FROM dispatch_claim_pending_tasks(agents.servable_scopes, claim_limit, held_ahead, true) AS k;
+    END IF;
+    RETURN QUERY SELECT true, agents.locked_agents, agents.other_agents, claimed_tasks, claim_controls;
   END IF;
-  SELECT * INTO agents FROM dispatch_lock_free_agents(default_limit, share_index, share_of);
-  IF cardinality(agents.servable_scopes) > 0 THEN
-    SELECT coalesce(json_agg(json_build_array(k.id, k.scope, k.priority, k.avoid_agent, k.ready_at, k.rank) ORDER BY k.rank, k.id)
-                      FILTER (WHERE k.id IS NOT NULL), '[]'),
-           (array_agg(k.controls))[1]
-      INTO claimed_tasks, claim_controls
-      FROM dispatch_claim_pending_tasks(agents.servable_scopes, claim_limit, held_ahead, true) AS k;
-  END IF;
-  RETURN QUERY SELECT true, agents.locked_agents, agents.other_agents, coalesce(claimed_tasks, '[]'::json), coalesce(claim_controls, '[]'::json);
 END $$;
 
 COMMENT ON FUNCTION dispatch_lock_free_agents(integer, integer, integer) IS 'Takes the scope-controls gate (shared) and planner settings for the transaction; locks the free agents in name order (only every share_of-th from the share_index-th when share_of is given), reads the others unlocked, and returns the locked agents'' capabilities (servable_scopes). The agents come back as JSON arrays [name, capabilities, status, drained, active_tasks, max_concurrent, last_assigned_at, avoid_until], max_concurrent defaulting to default_limit. PL/pgSQL so that a session plans it once (the body of dispatch_lock_assignable_agents, moved by migration 0030).';
