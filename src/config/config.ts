@@ -48,6 +48,12 @@ export const configSchema = z
         // The direct pool for those session locks (the assigner holds one while it drains; a
         // migration holds its lock on one and migrates on another, hence at least 2).
         direct_pool_size: z.number().int().min(2).max(200).default(2),
+        // How long a pooled connection may sit idle before it is closed; 0 keeps every connection
+        // once opened. Each new connection is a new backend that compiles and plans every function
+        // and prepared statement again on its first calls, and after a lull that lands on the
+        // first tasks of the next burst (docs/BENCHMARKS.md, session 31). The pool sizes above
+        // are the budget either way.
+        idle_timeout_ms: z.number().int().min(0).max(86_400_000).default(0),
         embedded_dir: z.string().default('.dispatch/postgres'),
         embedded_port: z.number().int().min(1).max(65535).default(54329),
       })

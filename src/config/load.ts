@@ -19,6 +19,7 @@ const ENV_BINDINGS: EnvBinding[] = [
   { env: 'DISPATCH_DATABASE_DIRECT_URL', path: ['database', 'direct_url'], type: 'string' },
   { env: 'DISPATCH_DATABASE_POOL_SIZE', path: ['database', 'pool_size'], type: 'int' },
   { env: 'DISPATCH_DATABASE_DIRECT_POOL_SIZE', path: ['database', 'direct_pool_size'], type: 'int' },
+  { env: 'DISPATCH_DATABASE_IDLE_TIMEOUT_MS', path: ['database', 'idle_timeout_ms'], type: 'int' },
   { env: 'DISPATCH_WORKER_POOL_SIZE', path: ['worker', 'pool_size'], type: 'int' },
   { env: 'DISPATCH_DATA_DIR', path: ['database', 'embedded_dir'], type: 'string' },
   { env: 'DISPATCH_EMBEDDED_PORT', path: ['database', 'embedded_port'], type: 'int' },

@@ -50,9 +50,10 @@ export function openReplicaConnections(config: DispatchConfig, databaseUrl: stri
   };
   const directUrl = config.database.direct_url || databaseUrl;
   const pooled = directUrl !== databaseUrl;
-  const api = openDatabase(databaseUrl, config.database.pool_size, APPLICATION_NAME.api, pooled ? {} : sessionSettings, { prepare: !pooled });
-  const direct = openDatabase(directUrl, config.database.direct_pool_size, APPLICATION_NAME.direct, sessionSettings, { prepare: true });
-  const jobs = openDatabase(directUrl, config.worker.pool_size, APPLICATION_NAME.jobs, sessionSettings);
+  const idleTimeoutMs = config.database.idle_timeout_ms;
+  const api = openDatabase(databaseUrl, config.database.pool_size, APPLICATION_NAME.api, pooled ? {} : sessionSettings, { prepare: !pooled, idleTimeoutMs });
+  const direct = openDatabase(directUrl, config.database.direct_pool_size, APPLICATION_NAME.direct, sessionSettings, { prepare: true, idleTimeoutMs });
+  const jobs = openDatabase(directUrl, config.worker.pool_size, APPLICATION_NAME.jobs, sessionSettings, { idleTimeoutMs });
   return {
     api,
     direct,

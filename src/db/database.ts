@@ -54,8 +54,12 @@ export function openDatabase(
   applicationName = 'dispatch',
   /** Settings the database's own rules read (e.g. dispatch.reassign_budget), set on every connection. */
   sessionSettings: Record<string, string> = {},
-  /** Keep the statements marked `prepared()` prepared on each connection (src/db/prepared.ts): not through a transaction pooler. */
-  { prepare = false }: { prepare?: boolean } = {},
+  /**
+   * `prepare`: keep the statements marked `prepared()` prepared on each connection
+   * (src/db/prepared.ts), not through a transaction pooler. `idleTimeoutMs`: close a connection
+   * idle this long, 0 never (database.idle_timeout_ms); node-postgres' 10 s when not given.
+   */
+  { prepare = false, idleTimeoutMs }: { prepare?: boolean; idleTimeoutMs?: number } = {},
 ): DatabaseHandle {
   const options = settingsOption(sessionSettings);
   const pool = new pg.Pool({
@@ -65,6 +69,7 @@ export function openDatabase(
     // A request waiting for a connection while the server is down or the pool is exhausted
     // fails (503) after this long instead of hanging.
     connectionTimeoutMillis: 10_000,
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMillis: idleTimeoutMs } : {}),
     ...(options ? { options } : {}),
   });
   // An idle client losing its server (restart, failover) must not crash the process; the pool
