@@ -12,6 +12,7 @@
  *   npm run bench -- --sustained-history 2000000  start the sustained run on that much history
  *   npm run bench -- --autovacuum on      the sustained run with the server's autovacuum on (ALTER SYSTEM, reset after)
  *   npm run bench -- --only roundtrip --paced-fraction 4   the round trip's paced phase at a quarter of its rate (default a half)
+ *   npm run bench -- --only roundtrip --paced-rate 600     the paced phase at a fixed 600 tasks/s (to compare builds under one load)
  *
  * DISPATCH_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the
  * server; each scenario creates a fresh database on it and drops it afterwards. Everything runs on

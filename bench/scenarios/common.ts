@@ -26,6 +26,8 @@ export const { values: args } = parseArgs({
     autovacuum: { type: 'string' },
     /** The round trip's paced phase runs at its flat-out rate divided by this (issue 17's target is at half: 2). */
     'paced-fraction': { type: 'string' },
+    /** The round trip's paced phase at this many tasks/s instead (to compare builds under one load). */
+    'paced-rate': { type: 'string' },
   },
 });
 

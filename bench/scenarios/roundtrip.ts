@@ -37,6 +37,12 @@ const PACED_SECONDS = SMOKE ? 2 : 10;
  * (docs/BENCHMARKS.md, session 28).
  */
 const PACED_FRACTION = Number(args['paced-fraction'] ?? 2);
+/**
+ * A fixed rate for the paced phase instead (tasks/s): two builds compared in alternating runs then
+ * meet the same load, where half of each run's own flat-out rate differed by up to a third
+ * between neighbouring runs (docs/BENCHMARKS.md, session 31). Not issue 17's figure.
+ */
+const PACED_RATE = args['paced-rate'] === undefined ? undefined : Number(args['paced-rate']);
 const REQUESTER = 'bench-roundtrip';
 /** Rows of the statement-cost table: the replica's hot statements, and the benchmark's own polling below them. */
 const STATEMENTS_SHOWN = 8;
@@ -161,9 +167,9 @@ export async function roundtrip(report: string[]): Promise<void> {
         log(`  bare route on this server: ${fmtRate(bareBefore.requestsPerSecond)} before, ${fmtRate(bareAfter.requestsPerSecond)} after; round trip ${(rate / bareRate).toFixed(2)}x their mean`);
         recordFigure('roundTripBareRate', bareRate);
 
-        const pacedRate = Math.max(1, Math.floor(rate / PACED_FRACTION));
+        const pacedRate = PACED_RATE ?? Math.max(1, Math.floor(rate / PACED_FRACTION));
         const pacedCount = pacedRate * PACED_SECONDS;
-        log(`roundtrip: ${pacedCount} tasks at ${fmtRate(pacedRate)} (1/${PACED_FRACTION} of that)`);
+        log(`roundtrip: ${pacedCount} tasks at ${fmtRate(pacedRate)} (${PACED_RATE === undefined ? `1/${PACED_FRACTION} of that` : 'a fixed rate, --paced-rate'})`);
         await sql`DELETE FROM dispatch_tasks`.execute(db);
         held.clear();
         await resetStatementStats(db);
@@ -219,7 +225,7 @@ export async function roundtrip(report: string[]): Promise<void> {
             `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms; ${pacedCpu.total.toFixed(2)} ms in all, ${(pacedBusy * 100).toFixed(0)}% of ${cores} cores`,
         );
         // The summary's row is issue 17's target, at half the rate; other fractions only print.
-        if (PACED_FRACTION === 2) recordFigure('roundTripP99', delivered.p99);
+        if (PACED_FRACTION === 2 && PACED_RATE === undefined) recordFigure('roundTripP99', delivered.p99);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
         log(
