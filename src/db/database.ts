@@ -82,6 +82,9 @@ export function openDatabase(
     db,
     async close() {
       await db.destroy();
+      // Kysely ends the pool only once it has run a query through it: a pool used only directly
+      // (graphile-worker's) is ended here, or its idle connections would outlive the replica's stop.
+      if (!pool.ending) await pool.end();
     },
   };
 }

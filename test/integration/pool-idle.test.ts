@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReplicaConnections, type ReplicaConnections } from '../../src/db/connections.js';
-import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
+import type pg from 'pg';
+import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.js';
 import { testConfig } from '../helpers/dispatch.js';
 import { waitFor } from '../helpers/wait.js';
@@ -24,10 +25,13 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** The backend of one connection of each of the replica's pools (API, direct, jobs). */
+/**
+ * The backend of one connection of each of the replica's pools (API, direct, jobs), asked through
+ * the pg pool itself, as graphile-worker uses the jobs pool.
+ */
 async function backendsOf(connections: ReplicaConnections): Promise<number[]> {
-  const pid = async (db: Db) => (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0]!.pid;
-  return [await pid(connections.api.db), await pid(connections.direct.db), await pid(connections.jobs.db)];
+  const pid = async (pool: pg.Pool) => (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  return [await pid(connections.api.pool), await pid(connections.direct.pool), await pid(connections.jobs.pool)];
 }
 
 async function stillConnected(pids: number[]): Promise<number[]> {
@@ -36,7 +40,7 @@ async function stillConnected(pids: number[]): Promise<number[]> {
 }
 
 describe('pooled connections through a lull', () => {
-  it('are kept by default, and closed after database.idle_timeout_ms when it is set', async () => {
+  it('are kept by default, closed after database.idle_timeout_ms when it is set, and ended with their pools', async () => {
     const url = databaseUrl(database.name);
     const kept = openReplicaConnections(testConfig(), url);
     const quick = openReplicaConnections(testConfig({ database: { idle_timeout_ms: 200 } }), url);
@@ -48,8 +52,13 @@ describe('pooled connections through a lull', () => {
       expect(await stillConnected(tenSecondsPids)).toEqual([...tenSecondsPids].sort((a, b) => a - b));
       await waitFor(async () => (await stillConnected(tenSecondsPids)).length === 0, { timeoutMs: 20_000, intervalMs: 100, what: 'connections idle for 10 s closed' });
       expect(await stillConnected(keptPids)).toEqual([...keptPids].sort((a, b) => a - b));
+      // Kept is not leaked: closing the replica's connections ends every pool's, the jobs pool's
+      // too (graphile-worker's, which runs no query through Kysely).
+      await kept.close();
+      await waitFor(async () => (await stillConnected(keptPids)).length === 0, { timeoutMs: 3_000, what: 'the kept connections closed with their pools' });
     } finally {
-      await Promise.all([kept.close(), quick.close(), tenSeconds.close()]);
+      await Promise.all([quick.close(), tenSeconds.close()]);
+      if (!kept.api.pool.ending) await kept.close();
     }
   }, 30_000);
 });
