@@ -3,13 +3,17 @@ import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table } from '../lib/stats.js';
 import { dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
+import { graphileBatchedThroughput } from '../reference/graphile-throughput.js';
 import { MODE_LABEL, PROFILE, args, log, schedulerConfig, withScheduler, withSwarm, type Mode } from './common.js';
 
 /**
  * Drains with instant wake-up, 1 and 3 replicas alternating: this VM's drain rate moves by a
  * fifth from one minute to the next (session 19: 8,151 to 10,933/s with 1 replica within four
  * minutes), so one drain of each says little about 3 replicas against 1. Each count's figure is
- * its median.
+ * its median. For the same reason graphile-worker's batched drain, the 1-replica drain's
+ * yardstick, runs right before each 1-replica drain and its median is the one compared: taken
+ * once in the yardsticks scenario minutes earlier, it put the same code at 0.51x to 0.73x of it
+ * in three runs of one afternoon (session 31).
  */
 const INSTANT_PAIRS = args.profile === 'smoke' ? 1 : 3;
 
@@ -53,9 +57,14 @@ async function loggedDrainRun(mode: Mode, replicas: number): Promise<DrainRun> {
 /** Draining a backlog committed in one statement, with 1 and 3 replicas. */
 export async function drain(report: string[]): Promise<void> {
   const runs: DrainRun[] = [];
+  const yardstickRates: number[] = [];
   for (let pair = 0; pair < INSTANT_PAIRS; pair++) {
+    log(`drain yardstick: graphile-worker, ${PROFILE.backlog.toLocaleString('en-US')} no-op jobs, batched`);
+    yardstickRates.push((await graphileBatchedThroughput(PROFILE.backlog)).perSecond);
+    log(`  ${fmtRate(yardstickRates.at(-1)!)}`);
     for (const replicas of [1, 3]) runs.push(await loggedDrainRun('instant', replicas));
   }
+  recordFigure('drainGwThroughput', median(yardstickRates));
   for (const replicas of [1, 3]) runs.push(await loggedDrainRun('tick', replicas));
   const medians = new Map<number, number>();
   for (const replicas of [1, 3]) {
@@ -83,5 +92,7 @@ export async function drain(report: string[]): Promise<void> {
     table(['replicas', 'scheduler', 'assigned', 'commit -> last assigned', 'assignments/s', 'engine only (first -> last)', 'mean batch', 'vs tick'], rows),
     `Instant wake-up, ${INSTANT_PAIRS} drain(s) of each, 1 and 3 replicas alternating; the medians the summary uses: ` +
       `1 replica ${fmtRate(medians.get(1)!)}, 3 replicas ${fmtRate(medians.get(3)!)} (${ratio(medians.get(3)!, medians.get(1)!, 'higher')}).`,
+    `graphile-worker's batched no-op drain right before each 1-replica drain: ${yardstickRates.map(fmtRate).join(' / ')}, ` +
+      `median ${fmtRate(median(yardstickRates))} (1 replica: ${ratio(medians.get(1)!, median(yardstickRates), 'higher')}).`,
   );
 }

@@ -10,7 +10,7 @@ interface HistoryRun {
   finished: number;
   tableMb: number;
   claimMs: number;
-  /** Each backlog's drain, in the order they ran, with the WAL it wrote a task (the whole server's: nothing else runs). */
+  /** Each backlog's drain, in the order they ran, with the WAL it wrote a task (the whole server's: the other history's replica idles meanwhile). */
   drains: (DrainFigures & { walBytesPerTask: number })[];
   meanBatchMs: number;
 }
@@ -31,36 +31,43 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-async function historyRun(finished: number): Promise<HistoryRun> {
+/** One history, loaded and served by its own replica, ready to drain backlogs on demand. */
+interface History {
+  run: HistoryRun;
+  drainBacklog(): Promise<void>;
+  finish(): Promise<HistoryRun>;
+}
+
+async function withHistory<T>(finished: number, fn: (history: History) => Promise<T>): Promise<T> {
   return await withBenchDatabase(`hist_${finished}`, async (database) => {
     const db = database.handle.db;
-    log(`  inserting ${finished.toLocaleString('en-US')} finished tasks`);
+    log(`history: inserting ${finished.toLocaleString('en-US')} finished tasks`);
     await insertFinished(db, finished);
     const size = await sql<{ mb: number }>`SELECT pg_total_relation_size('dispatch_tasks') / 1048576.0 AS mb`.execute(db);
     // No tick during the setup: the drain starts when this scenario asks for it.
     const config = { assignment: { batch_size: BATCH_SIZE, vacuum_interval_ms: VACUUM_INTERVAL_MS, tick_interval_ms: 3_600_000 } };
     return await withReplicas(database.url, { count: 1, config }, (replicas) =>
       withSwarm(replicas, async () => {
-        const drains: HistoryRun['drains'] = [];
-        let claimMs = 0;
-        for (let i = 0; i < DRAINS; i++) {
+        const run: HistoryRun = { finished, tableMb: Number(size.rows[0]!.mb), claimMs: 0, drains: [], meanBatchMs: 0 };
+        const drainBacklog = async () => {
           const before = await dbNow(db);
           // The backlog arrives without waking the assigner, so the claim can be examined first.
           await sql`ALTER TABLE dispatch_tasks DISABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
           await insertPending(db, PROFILE.historyBacklog);
           await sql`ALTER TABLE dispatch_tasks ENABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
           await sql`ANALYZE dispatch_tasks`.execute(db);
-          if (i === 0) claimMs = (await explainClaim(db, BATCH_SIZE)).ms;
+          if (run.drains.length === 0) run.claimMs = (await explainClaim(db, BATCH_SIZE)).ms;
           const readyAt = await dbNow(db);
           const wal = await walPosition(db);
           await sql`SELECT dispatch_request_assignment()`.execute(db);
           await waitAssigned(db, 300_000);
           const figures = await drainFigures(db, readyAt, before);
           const walBytesPerTask = (await walBytesSince(db, wal)) / figures.tasks;
-          drains.push({ ...figures, walBytesPerTask });
-          log(`  drain ${i + 1} of ${DRAINS}: ${usPerAssignment(figures).toFixed(1)} us/assignment, ${walBytesPerTask.toFixed(0)} bytes of WAL a task`);
-        }
-        return { finished, tableMb: Number(size.rows[0]!.mb), claimMs, drains, meanBatchMs: await meanBatchMs(replicas) };
+          run.drains.push({ ...figures, walBytesPerTask });
+          log(`  ${finished.toLocaleString('en-US')} finished, drain ${run.drains.length} of ${DRAINS}: ${usPerAssignment(figures).toFixed(1)} us/assignment, ${walBytesPerTask.toFixed(0)} bytes of WAL a task`);
+        };
+        const finish = async () => ({ ...run, meanBatchMs: await meanBatchMs(replicas) });
+        return await fn({ run, drainBacklog, finish });
       }),
     );
   });
@@ -68,13 +75,21 @@ async function historyRun(finished: number): Promise<HistoryRun> {
 
 /** Cost per assignment with a small and a large history of finished tasks in the table. */
 export async function history(report: string[]): Promise<void> {
-  const runs: HistoryRun[] = [];
-  for (const finished of [PROFILE.historySmall, PROFILE.historyLarge]) {
-    log(`history: ${finished.toLocaleString('en-US')} finished tasks, then ${DRAINS} backlogs of ${PROFILE.historyBacklog.toLocaleString('en-US')} in turn, 1 replica`);
-    const run = await historyRun(finished);
-    log(`  median ${median(run.drains.map(usPerAssignment)).toFixed(1)} us/assignment, claim ${fmtMs(run.claimMs)}`);
-    runs.push(run);
-  }
+  // Both histories are loaded first and their drains alternate, the order swapped each round: drains
+  // of one history a minute apart differ by more than the target's 5% on this machine, and the large
+  // history, measured after the small one and after its own bulk load, met a later and busier
+  // machine (1 M at 0.84x to 0.91x of 10 k in session 31's three runs, while nothing the database
+  // does for a batch grows with history, session 28).
+  const runs = await withHistory(PROFILE.historySmall, (small) =>
+    withHistory(PROFILE.historyLarge, async (large) => {
+      log(`history: ${DRAINS} backlogs of ${PROFILE.historyBacklog.toLocaleString('en-US')} on each, alternating, 1 replica each`);
+      for (let i = 0; i < DRAINS; i++) {
+        for (const h of i % 2 === 0 ? [small, large] : [large, small]) await h.drainBacklog();
+      }
+      return [await small.finish(), await large.finish()];
+    }),
+  );
+  for (const run of runs) log(`  ${run.finished.toLocaleString('en-US')} finished: median ${median(run.drains.map(usPerAssignment)).toFixed(1)} us/assignment, claim ${fmtMs(run.claimMs)}`);
   const [small, large] = runs.map((r) => median(r.drains.map(usPerAssignment)));
   recordFigure('historySmall', 1_000_000 / small!);
   recordFigure('historyLarge', 1_000_000 / large!);

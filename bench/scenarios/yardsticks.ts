@@ -3,7 +3,6 @@ import { withBenchDatabase } from '../lib/database.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
 import { bareRouteRate } from '../reference/bare-insert.js';
 import { graphileAddJobLatency } from '../reference/graphile-latency.js';
-import { graphileBatchedThroughput } from '../reference/graphile-throughput.js';
 import { skipLockedClaimRate } from '../reference/skip-locked-claim.js';
 import { PROFILE, log } from './common.js';
 
@@ -18,11 +17,6 @@ export async function yardsticks(report: string[]): Promise<void> {
   log(`  p50 ${fmtMs(latency.p50)} p99 ${fmtMs(latency.p99)} max ${fmtMs(latency.max)}`);
   recordFigure('gwLatencyP50', latency.p50);
   recordFigure('gwLatencyP99', latency.p99);
-
-  log(`yardstick: graphile-worker, ${PROFILE.backlog.toLocaleString('en-US')} no-op jobs, batched (local queue 500, concurrency 10)`);
-  const throughput = await graphileBatchedThroughput(PROFILE.backlog);
-  log(`  ${fmtRate(throughput.perSecond)}`);
-  recordFigure('gwThroughput', throughput.perSecond);
 
   log(`yardstick: raw SKIP LOCKED claims of 100 rows, 4 clients, ${PROFILE.backlog.toLocaleString('en-US')} rows`);
   const claims = await skipLockedClaimRate(PROFILE.backlog);
@@ -40,7 +34,6 @@ export async function yardsticks(report: string[]): Promise<void> {
       ['yardstick', 'figure'],
       [
         ['graphile-worker addJob -> task start (idle, one at a time)', `p50 ${fmtMs(latency.p50)}, p99 ${fmtMs(latency.p99)}, max ${fmtMs(latency.max)} (n=${latency.n})`],
-        ['graphile-worker batched no-op jobs (local queue 500, concurrency 10)', `${fmtRate(throughput.perSecond)} (${throughput.jobs.toLocaleString('en-US')} jobs)`],
         ['raw SKIP LOCKED claim, 100 rows per claim, 4 clients', `${fmtRate(claims.perSecond)} (${claims.rows.toLocaleString('en-US')} rows)`],
         ['bare Hono route, one INSERT per request, 50 connections', `${fmtRate(bare.requestsPerSecond)}, p50 ${bare.p50} ms, p99 ${bare.p99} ms`],
       ],
