@@ -71,11 +71,20 @@ CREATE FUNCTION public.dispatch_agents_count_existing() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+  IF EXISTS (SELECT 1 FROM dispatch_agents WHERE name = NEW.name) THEN
+    RETURN NEW;
+  END IF;
   NEW.active_tasks := (SELECT count(*) FROM dispatch_tasks
                         WHERE assignee = NEW.name AND status IN ('assigned', 'running'));
   NEW.released_folded := coalesce((SELECT released FROM dispatch_agent_releases WHERE agent = NEW.name), 0);
   RETURN NEW;
 END $$;
+
+--
+-- Name: FUNCTION dispatch_agents_count_existing(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_agents_count_existing() IS 'BEFORE INSERT on dispatch_agents: a new agent row starts from the tasks its name already holds and from its name''s release count, which outlives the row. When the row exists (rows are never deleted) the INSERT is an upsert''s conflict, a registration or a heartbeat, and nothing is counted (migration 0031).';
 
 --
 -- Name: dispatch_agents_return_tasks_on_stop(); Type: FUNCTION; Schema: public; Owner: -

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../../db/migrations.js';
+import { registerAgents } from '../../src/agents/agent.queries.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import { newId } from '../../src/db/ids.js';
 import { isMigrated, migrateToLatest } from '../../src/db/migrate.js';
@@ -358,6 +359,28 @@ describe('dispatch_agents.active_tasks', () => {
     expect(await counters()).toEqual({ 'ag-1': 2, 'ag-2': 0 });
     await sql`DELETE FROM dispatch_tasks WHERE assignee = 'ag-1'`.execute(db);
     expect(await counters()).toEqual({ 'ag-1': 0, 'ag-2': 0 });
+  });
+
+  it('starts a new agent row from the tasks its name holds, and reads no task for a registration or heartbeat of a known one', async () => {
+    await sql`DELETE FROM dispatch_tasks`.execute(db);
+    await sql`DELETE FROM dispatch_agents WHERE name LIKE 'ag-%'`.execute(db);
+    await sql`INSERT INTO dispatch_tasks (requester, title, scope, status, assignee, assigned_at, attempt) SELECT 'r', 't', 'x', 'assigned', 'ag-1', now(), 1 FROM generate_series(1, 3)`.execute(db);
+    const registration = { name: 'ag-1', capabilities: ['x'], status: 'ready' as const, maxConcurrent: 5 };
+    // The tasks table's scans by the registration's statement: the session's own counts, not yet
+    // reported (pg_stat_xact_user_tables), before and after it in one transaction.
+    const register = async () =>
+      await db.transaction().execute(async (tx) => {
+        const scans = async () =>
+          (await sql<{ n: number }>`
+            SELECT (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::int AS n FROM pg_stat_xact_user_tables WHERE relname = 'dispatch_tasks'`.execute(tx)).rows[0]!.n;
+        const before = await scans();
+        const [row] = await registerAgents(tx, [registration]);
+        return { activeTasks: row!.active_tasks, tasksRead: (await scans()) - before };
+      });
+    const first = await register();
+    expect(first.activeTasks).toBe(3);
+    expect(first.tasksRead).toBeGreaterThan(0);
+    expect(await register()).toEqual({ activeTasks: 3, tasksRead: 0 });
   });
 });
 
