@@ -208,7 +208,8 @@ export async function lastEvent(db: Db, agent: string, before = XID8_MAX): Promi
 
 /**
  * Standalone agents with an open stream are alive: one statement for all of them, rows locked
- * in name order like an assignment batch (no deadlock). A stopped agent must register again.
+ * in name order like an assignment batch (no deadlock), waiting for rows a batch holds. A stopped
+ * agent must register again.
  */
 export async function touchAgents(db: Db, agents: readonly string[]): Promise<void> {
   await sql`
@@ -217,6 +218,28 @@ export async function touchAgents(db: Db, agents: readonly string[]): Promise<vo
              WHERE name = ANY(${agents}::text[]) AND source = 'standalone' AND status <> 'stopped'
              ORDER BY name FOR UPDATE) l
      WHERE a.name = l.name`.execute(db);
+}
+
+/**
+ * touchAgents without waiting: rows another transaction holds (an assignment batch, until it
+ * commits) are passed over and returned, for a later try. Waiting for them, the statement sat on
+ * every row it had locked and on its transaction id for as long as the batch ran: the next batch
+ * queued behind those rows, and every agent's stream behind that id (the feed's horizon).
+ */
+export async function touchFreeAgents(db: Db, agents: readonly string[]): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    WITH touched AS (
+      UPDATE dispatch_agents a SET last_seen_at = now()
+        FROM (SELECT name FROM dispatch_agents
+               WHERE name = ANY(${agents}::text[]) AND source = 'standalone' AND status <> 'stopped'
+               ORDER BY name FOR UPDATE SKIP LOCKED) l
+       WHERE a.name = l.name
+      RETURNING a.name
+    )
+    SELECT name FROM dispatch_agents
+     WHERE name = ANY(${agents}::text[]) AND source = 'standalone' AND status <> 'stopped'
+       AND name NOT IN (SELECT name FROM touched)`.execute(db);
+  return rows.map((r) => r.name);
 }
 
 /** Whether every one of these transactions has committed or rolled back. */

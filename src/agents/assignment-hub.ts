@@ -8,6 +8,7 @@ import {
   readHorizon,
   lastEvent,
   touchAgents,
+  touchFreeAgents,
   type FeedItem,
   type FeedPosition,
   type FeedSession,
@@ -265,24 +266,47 @@ function deliver(sub: Subscription, items: FeedItem[]): void {
   }
 }
 
+/** Agents whose rows a batch held are tried again this soon, this many times, and then waited for. */
+const PASSED_OVER_RETRY_MS = 20;
+const PASSED_OVER_TRIES = 5;
+
 /**
  * Standalone mode: an agent with a stream open is alive. Its last_seen_at is refreshed while the
  * stream is open, and once more when its last stream closes, so the heartbeat timeout
- * (assignment.agent_heartbeat_timeout_ms) counts from the close.
+ * (assignment.agent_heartbeat_timeout_ms) counts from the close. A refresh passes over the rows an
+ * assignment batch holds and comes back for them (touchFreeAgents says why).
  */
-class StreamHeartbeats extends BackgroundService<void> {
+class StreamHeartbeats extends BackgroundService<string[]> {
+  private passedOver: string[] = [];
+  private tries = 0;
+
   constructor(
     private readonly db: Db,
-    intervalMs: number,
+    private readonly intervalMs: number,
     private readonly connected: () => string[],
     logger: Logger,
   ) {
     super('assignment stream heartbeats', { intervalMs }, logger);
   }
 
-  async runOnce(): Promise<void> {
-    const agents = this.connected();
-    if (agents.length > 0) await touchAgents(this.db, agents);
+  /** Refreshes the connected agents, or those the last pass passed over; returns the ones passed over now. */
+  async runOnce(): Promise<string[]> {
+    const connected = new Set(this.connected());
+    const agents = this.passedOver.length > 0 ? this.passedOver.filter((agent) => connected.has(agent)) : [...connected];
+    if (agents.length === 0) {
+      this.passedOver = [];
+    } else if (this.tries >= PASSED_OVER_TRIES) {
+      await touchAgents(this.db, agents);
+      this.passedOver = [];
+    } else {
+      this.passedOver = await touchFreeAgents(this.db, agents);
+    }
+    this.tries = this.passedOver.length > 0 ? this.tries + 1 : 0;
+    return this.passedOver;
+  }
+
+  protected override delayAfter(passedOver: string[] | undefined): number {
+    return passedOver !== undefined && passedOver.length > 0 ? PASSED_OVER_RETRY_MS : this.intervalMs;
   }
 
   lastSeen(agent: string): void {

@@ -294,6 +294,42 @@ describe('an open stream as the heartbeat (standalone mode)', () => {
     // Not before the timeout counted from the close.
     expect(Date.now() - closed).toBeGreaterThanOrEqual(HEARTBEAT_TIMEOUT_MS - 200);
   });
+
+  it('refreshes the agents whose rows are free while a batch holds another\'s, and comes back for that one', async () => {
+    const base = unique('beat');
+    const [heldAgent, freeAgent] = [`${base}-a`, `${base}-b`];
+    for (const agent of [heldAgent, freeAgent]) await register(agent, unique('scope'));
+    for (const agent of [heldAgent, freeAgent]) await (await open(agent)).waitForEvents(0);
+    const lastSeen = async (agent: string) =>
+      (await db().selectFrom('dispatch_agents').select('last_seen_at').where('name', '=', agent).executeTakeFirstOrThrow()).last_seen_at!.getTime();
+    // The held agent's row locked as an assignment batch locks it, until it commits.
+    const batch = new pg.Client({ connectionString: database.url });
+    await batch.connect();
+    let heldBefore: number;
+    try {
+      await batch.query('BEGIN');
+      await batch.query('SELECT name FROM dispatch_agents WHERE name = $1 FOR UPDATE', [heldAgent]);
+      // Read once the row is held: a refresh may commit until then.
+      heldBefore = await lastSeen(heldAgent);
+      const freeBefore = await lastSeen(freeAgent);
+      // Its neighbour in name order is refreshed meanwhile: the refresh does not wait on the held row.
+      await waitFor(async () => (await lastSeen(freeAgent)) > freeBefore, { timeoutMs: 5_000, what: 'the free agent refreshed while the other row is held' });
+      // After a few tries the refresh waits for the held row (the SKIP LOCKED one never waits).
+      await waitFor(
+        async () =>
+          (await sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE dispatch_agents a SET last_seen_at = now()%'`.execute(db())).rows[0]!.n === 1,
+        { timeoutMs: 5_000, what: 'the refresh waiting for the held row' },
+      );
+      expect(await lastSeen(heldAgent)).toBe(heldBefore);
+    } finally {
+      await batch.query('COMMIT');
+      await batch.end();
+    }
+    await waitFor(async () => (await lastSeen(heldAgent)) > heldBefore, { timeoutMs: 5_000, what: 'the held agent refreshed once its row was let go' });
+    expect(await status(heldAgent)).toBe('ready');
+  });
 });
 
 describe('the LISTEN connection', () => {
