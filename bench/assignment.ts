@@ -28,8 +28,9 @@
  *    assigners' NOTIFY, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
  *    track_commit_timestamp on and a private nats-server.
  *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas
- *    (instant wake-up three times each, alternating, and the medians compared; the v1 tick once),
- *    graphile-worker's batched no-op drain right before each 1-replica drain as its yardstick.
+ *    (instant wake-up three times each, alternating, which goes first swapped each pair, and the
+ *    medians compared; the v1 tick once), graphile-worker's batched no-op drain at the start of
+ *    each pair as its yardstick.
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table, both
  *    loaded first and their drains alternating.
  *  - sustained: 3 replicas assigning while new work keeps arriving and finished work is
