@@ -44,11 +44,16 @@ function postgresSeconds(dataDir: string): number {
   return total;
 }
 
+/** One process's CPU seconds (user + system) so far; 0 once it has exited. */
+export function processCpuSeconds(pid: number): number {
+  return processStat(pid)?.cpu ?? 0;
+}
+
 export function sampleCpu(replicaPids: readonly number[], postgresDataDir: string): CpuSample {
   const own = process.cpuUsage();
   return {
     bench: (own.user + own.system) / 1e6,
-    replicas: replicaPids.reduce((sum, pid) => sum + (processStat(pid)?.cpu ?? 0), 0),
+    replicas: replicaPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
     postgres: postgresSeconds(postgresDataDir),
   };
 }

@@ -1,9 +1,11 @@
+import { processCpuSeconds } from '../lib/cpu.js';
 import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
-import { withReplicas } from '../lib/replicas.js';
+import { scrapeSum, withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table } from '../lib/stats.js';
 import { dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
 import { graphileBatchedThroughput } from '../reference/graphile-throughput.js';
+import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
 import { MODE_LABEL, PROFILE, args, log, schedulerConfig, withScheduler, withSwarm, type Mode } from './common.js';
 
 /**
@@ -11,17 +13,28 @@ import { MODE_LABEL, PROFILE, args, log, schedulerConfig, withScheduler, withSwa
  * this VM's drain rate moves by a fifth from one minute to the next (session 19: 8,151 to
  * 10,933/s with 1 replica within four minutes), so one drain of each says little about 3
  * replicas against 1, and a fixed order gives one of them the same neighbour every time. Each
- * count's figure is its median. For the same reason graphile-worker's batched drain, the
+ * count's figure is its median, of five: with three, single drains a fifth apart left 3 replicas
+ * against 1 anywhere from 0.86x to 1.56x in full runs of the same code (sessions 31 and 32). For
+ * the same reason graphile-worker's batched drain, the
  * 1-replica drain's yardstick, runs at the start of each pair and its median is the one
  * compared: taken once in the yardsticks scenario minutes earlier, it put the same code at 0.51x
  * to 0.73x of it in three runs of one afternoon (session 31).
  */
-const INSTANT_PAIRS = args.profile === 'smoke' ? 1 : 3;
+const INSTANT_PAIRS = args.profile === 'smoke' ? 1 : 5;
 
 interface DrainRun extends DrainFigures {
   mode: Mode;
   replicas: number;
   meanBatchMs: number;
+  /** Each replica's share of the drain: its assignment batches and the CPU its process used. */
+  perReplica: { batches: number; cpuMs: number }[];
+}
+
+/** Each replica's assignment batches so far and its process's CPU, to see what the replicas that did not assign cost. */
+async function replicaShares(replicas: readonly ReplicaProcess[]): Promise<{ batches: number; cpuMs: number }[]> {
+  return await Promise.all(
+    replicas.map(async (r) => ({ batches: await scrapeSum([r], 'dispatch_assignment_batch_seconds_count'), cpuMs: processCpuSeconds(r.pid) * 1_000 })),
+  );
 }
 
 async function drainRun(mode: Mode, replicaCount: number): Promise<DrainRun> {
@@ -29,11 +42,14 @@ async function drainRun(mode: Mode, replicaCount: number): Promise<DrainRun> {
     return await withReplicas(database.url, { count: replicaCount, config: schedulerConfig(mode) }, async (replicas) => {
       return await withSwarm(replicas, () =>
         withScheduler(database, mode, replicas, async (meanBatch) => {
+          const before = await replicaShares(replicas);
           await insertPending(database.handle.db, PROFILE.backlog);
           const readyAt = await dbNow(database.handle.db);
           await waitAssigned(database.handle.db, 300_000);
+          const after = await replicaShares(replicas);
           const figures = await drainFigures(database.handle.db, readyAt);
-          return { ...figures, mode, replicas: replicaCount, meanBatchMs: await meanBatch() };
+          const perReplica = after.map((a, i) => ({ batches: a.batches - before[i]!.batches, cpuMs: a.cpuMs - before[i]!.cpuMs }));
+          return { ...figures, mode, replicas: replicaCount, meanBatchMs: await meanBatch(), perReplica };
         }),
       );
     });
@@ -41,6 +57,24 @@ async function drainRun(mode: Mode, replicaCount: number): Promise<DrainRun> {
 }
 
 const endToEndRate = (run: DrainRun) => (run.tasks * 1_000) / run.endToEndMs;
+
+const shares = (run: DrainRun) => run.perReplica.map((p) => `${p.batches} batches, ${fmtMs(p.cpuMs)}`).join(' / ');
+
+/**
+ * With one active assigner, the other replicas should cost the drain nothing: their CPU over each
+ * 3-replica drain, as a share of one core through the drain, beside the assigning replica's.
+ */
+function othersCost(runs: readonly DrainRun[]): string {
+  const threes = runs.filter((r) => r.mode === 'instant' && r.replicas === 3);
+  return threes
+    .map((r) => {
+      const byBatches = [...r.perReplica].sort((a, b) => b.batches - a.batches);
+      const core = (ms: number) => `${((ms / r.endToEndMs) * 100).toFixed(1)}%`;
+      const others = byBatches.slice(1);
+      return `${others.map((p) => `${p.batches} batches, ${core(p.cpuMs)}`).join(' and ')} of a core (the assigning one ${byBatches[0]!.batches} batches, ${core(byBatches[0]!.cpuMs)})`;
+    })
+    .join('; ');
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -51,7 +85,7 @@ function median(values: number[]): number {
 async function loggedDrainRun(mode: Mode, replicas: number): Promise<DrainRun> {
   log(`drain: ${PROFILE.backlog.toLocaleString('en-US')} pending, ${replicas} replica(s), ${MODE_LABEL[mode]}`);
   const run = await drainRun(mode, replicas);
-  log(`  ${fmtRate(endToEndRate(run))} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}`);
+  log(`  ${fmtRate(endToEndRate(run))} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}; ${shares(run)}`);
   return run;
 }
 
@@ -86,13 +120,15 @@ export async function drain(report: string[]): Promise<void> {
       fmtRate((r.tasks * 1_000) / r.engineMs),
       fmtMs(r.meanBatchMs),
       r.mode === 'tick' ? '1x' : ratio(e2e, baseE2e, 'higher'),
+      shares(r),
     ];
   });
   report.push(
     `### Draining a ${PROFILE.backlog.toLocaleString('en-US')}-task backlog (${PROFILE.agents} agents x ${PROFILE.agentLimit} limit)`,
-    table(['replicas', 'scheduler', 'assigned', 'commit -> last assigned', 'assignments/s', 'engine only (first -> last)', 'mean batch', 'vs tick'], rows),
+    table(['replicas', 'scheduler', 'assigned', 'commit -> last assigned', 'assignments/s', 'engine only (first -> last)', 'mean batch', 'vs tick', 'each replica: batches, CPU'], rows),
     `Instant wake-up, ${INSTANT_PAIRS} drain(s) of each, 1 and 3 replicas alternating; the medians the summary uses: ` +
       `1 replica ${fmtRate(medians.get(1)!)}, 3 replicas ${fmtRate(medians.get(3)!)} (${ratio(medians.get(3)!, medians.get(1)!, 'higher')}).`,
+    `What the replicas that assigned least cost, in the 3-replica drains (the replica with the most batches left out): ${othersCost(runs)}.`,
     `graphile-worker's batched no-op drain at the start of each pair: ${yardstickRates.map(fmtRate).join(' / ')}, ` +
       `median ${fmtRate(median(yardstickRates))} (1 replica: ${ratio(medians.get(1)!, median(yardstickRates), 'higher')}).`,
   );
