@@ -3,7 +3,7 @@ import { DispatchError } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { submitTask, type TaskIntake } from '../tasks/task.service.js';
 import { planDue } from './cron.js';
-import { advanceSchedule, claimDueSchedules } from './schedule.queries.js';
+import { advanceSchedule, anyScheduleDue, claimDueSchedules } from './schedule.queries.js';
 
 export interface ScheduleRunnerOptions {
   /** How often to look for due schedules: how late after its time an occurrence's task can be. */
@@ -18,11 +18,11 @@ export interface ScheduleRunnerOptions {
 export const occurrenceKey = (scheduleId: string, occurrence: Date) => `schedule:${scheduleId}@${occurrence.toISOString()}`;
 
 /**
- * Fires due schedules, on every replica. Each batch is one transaction: claim due schedules
- * (FOR UPDATE SKIP LOCKED: a schedule another replica is firing is passed over), create their
- * tasks through submitTask (the one way in), advance next_run_at. A replica killed mid-batch
- * rolls all of it back; the next one to look fires it. The occurrence's Idempotency-Key makes a
- * second task for it impossible even so.
+ * Fires due schedules, on every replica. A poll that finds none due is one statement, no
+ * transaction. Each batch is one transaction: claim due schedules (FOR UPDATE SKIP LOCKED: a
+ * schedule another replica is firing is passed over), create their tasks through submitTask (the
+ * one way in), advance next_run_at. A replica killed mid-batch rolls all of it back; the next one
+ * to look fires it. The occurrence's Idempotency-Key makes a second task for it impossible even so.
  */
 export class ScheduleRunner extends BackgroundService<number> {
   constructor(
@@ -35,6 +35,7 @@ export class ScheduleRunner extends BackgroundService<number> {
 
   /** Fires every due schedule; returns how many tasks were created. */
   async runOnce(): Promise<number> {
+    if (!(await anyScheduleDue(this.intake.db))) return 0;
     let created = 0;
     for (;;) {
       const { fired, tasks } = await this.intake.db.transaction().execute(async (tx) => {

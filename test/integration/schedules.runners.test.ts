@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
 import type { Metrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { insertSchedule } from '../../src/schedules/schedule.queries.js';
@@ -49,3 +50,46 @@ it('fires each occurrence once with four runners racing', async () => {
   expect(created).toBe(seconds.length);
   expect(counted).toBe(seconds.length);
 }, 30_000);
+
+it('polls with one statement and no transaction while nothing is due, and fires in a transaction once something is', async () => {
+  // The runner's own pool, every statement it sends recorded on the way to the server.
+  const handle = openDatabase(database.url, 1, 'schedule-poll-test');
+  const sent: string[] = [];
+  handle.pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text;
+      sent.push(text.trim().split(/\s+/).slice(0, 2).join(' ').toLowerCase());
+      return query(...args);
+    };
+  });
+  try {
+    const policy = { defaultTimeoutMs: 60_000, defaultStartTimeoutMs: null, retry: { backoffBaseMs: 1_000, backoffMaxMs: 1_000 } };
+    const metrics = { taskTransitions: { inc: () => undefined } } as unknown as Pick<Metrics, 'taskTransitions'>;
+    const runner = new ScheduleRunner({ db: handle.db, policy, metrics }, { intervalMs: 10, lateAfterMs: 60_000, batchSize: 20 }, createLogger({ level: 'silent' }));
+    const db = database.handle.db;
+    await sql`UPDATE dispatch_schedules SET next_run_at = now() + interval '1 hour'`.execute(db);
+
+    for (let i = 0; i < 3; i++) expect(await runner.runOnce()).toBe(0);
+    expect(sent).toEqual(['select exists', 'select exists', 'select exists']);
+
+    sent.length = 0;
+    const { rows } = await sql<{ at: Date }>`SELECT date_trunc('second', now()) AS at`.execute(db);
+    const schedule = await insertSchedule(db, 'planner', {
+      cron: '* * * * * *',
+      time_zone: 'UTC',
+      catch_up: 'skip',
+      paused: false,
+      template: { title: 'due now', scope: 'polls', priority: 3, max_retries: 1 },
+      next_run_at: rows[0]!.at,
+    });
+    expect(await runner.runOnce()).toBe(1);
+    expect(sent[0]).toBe('select exists');
+    expect(sent).toContain('begin');
+    expect(sent.at(-1)).toBe('commit');
+    const fired = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dispatch_tasks WHERE idempotency_key LIKE ${`schedule:${schedule.id}@%`}`.execute(db);
+    expect(fired.rows[0]!.n).toBe(1);
+  } finally {
+    await handle.close();
+  }
+});
