@@ -153,7 +153,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
     log,
     metrics,
   );
-  const counters = new CounterFolding(db, COUNTER_FOLD_MS, log);
+  const counters = new CounterFolding(db, COUNTER_FOLD_MS, dueTimerLease.holds, log);
   const schedules = new ScheduleRunner(
     { db, policy, metrics },
     { intervalMs: config.schedules.poll_interval_ms, lateAfterMs: config.schedules.late_after_ms, batchSize: 20 },
