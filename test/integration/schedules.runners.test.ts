@@ -16,21 +16,27 @@ import { createTestDatabase } from '../helpers/database.js';
 const database = await createTestDatabase();
 afterAll(() => database.drop());
 
-it('fires each occurrence once with four runners racing', async () => {
-  const db = database.handle.db;
-  let counted = 0;
-  const metrics = { taskTransitions: { inc: (labels: { event: string }) => void (labels.event === 'created' && counted++) } } as unknown as Pick<Metrics, 'taskTransitions'>;
-  const policy = { defaultTimeoutMs: 60_000, defaultStartTimeoutMs: null, retry: { backoffBaseMs: 1_000, backoffMaxMs: 1_000 } };
-  const { rows } = await sql<{ at: Date }>`SELECT date_trunc('second', now()) + interval '1 second' AS at`.execute(db);
-  const schedule = await insertSchedule(db, 'planner', {
+const POLICY = { defaultTimeoutMs: 60_000, defaultStartTimeoutMs: null, retry: { backoffBaseMs: 1_000, backoffMaxMs: 1_000 } };
+
+/** A schedule firing every second, its first occurrence `after` the database clock's current whole second. */
+async function everySecond(scope: string, after: string) {
+  const { rows } = await sql<{ at: Date }>`SELECT date_trunc('second', now()) + ${after}::interval AS at`.execute(database.handle.db);
+  return await insertSchedule(database.handle.db, 'planner', {
     cron: '* * * * * *',
     time_zone: 'UTC',
     catch_up: 'skip',
     paused: false,
-    template: { title: 'tick', scope: 'ticks', priority: 3, max_retries: 1 },
+    template: { title: scope, scope, priority: 3, max_retries: 1 },
     next_run_at: rows[0]!.at,
   });
-  const runners = Array.from({ length: 4 }, () => new ScheduleRunner({ db, policy, metrics }, { intervalMs: 10, lateAfterMs: 60_000, batchSize: 20 }, createLogger({ level: 'silent' })));
+}
+
+it('fires each occurrence once with four runners racing', async () => {
+  const db = database.handle.db;
+  let counted = 0;
+  const metrics = { taskTransitions: { inc: (labels: { event: string }) => void (labels.event === 'created' && counted++) } } as unknown as Pick<Metrics, 'taskTransitions'>;
+  const schedule = await everySecond('ticks', '1 second');
+  const runners = Array.from({ length: 4 }, () => new ScheduleRunner({ db, policy: POLICY, metrics }, { intervalMs: 10, lateAfterMs: 60_000, batchSize: 20 }, createLogger({ level: 'silent' })));
   let created = 0;
   const until = Date.now() + 6_000;
   await Promise.all(
@@ -64,9 +70,8 @@ it('polls with one statement and no transaction while nothing is due, and fires 
     };
   });
   try {
-    const policy = { defaultTimeoutMs: 60_000, defaultStartTimeoutMs: null, retry: { backoffBaseMs: 1_000, backoffMaxMs: 1_000 } };
     const metrics = { taskTransitions: { inc: () => undefined } } as unknown as Pick<Metrics, 'taskTransitions'>;
-    const runner = new ScheduleRunner({ db: handle.db, policy, metrics }, { intervalMs: 10, lateAfterMs: 60_000, batchSize: 20 }, createLogger({ level: 'silent' }));
+    const runner = new ScheduleRunner({ db: handle.db, policy: POLICY, metrics }, { intervalMs: 10, lateAfterMs: 60_000, batchSize: 20 }, createLogger({ level: 'silent' }));
     const db = database.handle.db;
     await sql`UPDATE dispatch_schedules SET next_run_at = now() + interval '1 hour'`.execute(db);
 
@@ -74,15 +79,7 @@ it('polls with one statement and no transaction while nothing is due, and fires 
     expect(sent).toEqual(['select exists', 'select exists', 'select exists']);
 
     sent.length = 0;
-    const { rows } = await sql<{ at: Date }>`SELECT date_trunc('second', now()) AS at`.execute(db);
-    const schedule = await insertSchedule(db, 'planner', {
-      cron: '* * * * * *',
-      time_zone: 'UTC',
-      catch_up: 'skip',
-      paused: false,
-      template: { title: 'due now', scope: 'polls', priority: 3, max_retries: 1 },
-      next_run_at: rows[0]!.at,
-    });
+    const schedule = await everySecond('polls', '0 seconds');
     expect(await runner.runOnce()).toBe(1);
     expect(sent[0]).toBe('select exists');
     expect(sent).toContain('begin');
