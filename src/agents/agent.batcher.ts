@@ -22,7 +22,7 @@ function batcherFor(db: Db): Batcher<Registration, AgentRow> {
       const latest = new Map(registrations.map((r) => [r.name, r]));
       const byName = new Map((await registerAgents(db, [...latest.values()])).map((row) => [row.name, row]));
       return registrations.map((r) => byName.get(r.name)!);
-    }, 1);
+    }, { maxInFlight: 1 });
     batchers.set(db, batcher);
   }
   return batcher;

@@ -32,6 +32,17 @@ const batchers = new WeakMap<Db, TaskBatchers>();
 /** The most result JSON (in UTF-16 code units, about bytes) one completion statement carries. */
 const COMPLETION_BATCH_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Under load, a completion statement starts at most this often. A completion is off the path from
+ * a new task to its agent, and each statement has a cost of its own (a round trip, five statement
+ * triggers, a commit) that its tasks share: back to back, at half the round trip's rate, they ran
+ * about 95 a second of 5 tasks each, and the cores they kept busy were the ones every assignment
+ * waited for. At 20 ms, 40-45 a second of 11-13 tasks; create -> SDK handler p99 lower in five of
+ * six alternating pairs at 500 tasks/s (docs/BENCHMARKS.md, session 34). An agent hears that its
+ * completion is stored up to this much later when others completed just before it.
+ */
+const COMPLETION_INTERVAL_MS = 20;
+
 function batchersFor(db: Db): TaskBatchers {
   let found = batchers.get(db);
   if (!found) {
@@ -43,7 +54,7 @@ function batchersFor(db: Db): TaskBatchers {
       insert: new Batcher(async (tasks) => {
         const byId = new Map((await insertTasks(db, tasks)).map((row) => [row.id, row]));
         return tasks.map((task) => byId.get(task.id));
-      }, 1),
+      }, { maxInFlight: 1 }),
       read: new Batcher(async (ids) => {
         const byId = new Map((await findTasks(db, [...new Set(ids)])).map((row) => [row.id, row]));
         return ids.map((id) => byId.get(id));
@@ -55,9 +66,10 @@ function batchersFor(db: Db): TaskBatchers {
       }),
       // Results may be large (up to the request body limit each): a statement carries at most
       // COMPLETION_BATCH_BYTES of them, beside the 250-row cap.
-      complete: new Batcher((completions) => completeTasks(db, completions), 1, 250, {
-        of: (completion) => completion.resultJson?.length ?? 0,
-        max: COMPLETION_BATCH_BYTES,
+      complete: new Batcher((completions) => completeTasks(db, completions), {
+        maxInFlight: 1,
+        weight: { of: (completion) => completion.resultJson?.length ?? 0, max: COMPLETION_BATCH_BYTES },
+        minIntervalMs: COMPLETION_INTERVAL_MS,
       }),
     };
     batchers.set(db, found);
