@@ -19,16 +19,18 @@
  * 127.0.0.1. Scenarios:
  *
  *  - yardsticks: the libraries underneath, bare, on the same server (bench/reference/, one module
- *    each): graphile-worker's addJob -> task start and its batched no-op throughput, a raw
- *    `SKIP LOCKED` claim, the bare Hono + INSERT route. The closing summary prints each Dispatch
+ *    each): a raw `SKIP LOCKED` claim, the bare Hono + INSERT route. graphile-worker's two run
+ *    beside the figures they stand for (its batched no-op drain in the drain scenario, its
+ *    addJob -> task start in the latency scenario). The closing summary prints each Dispatch
  *    figure beside its yardstick as a ratio, with the target from issue 17.
  *  - latency: create-to-assigned (assigned_at - created_at, stamped by the database) for tasks
- *    created over REST one at a time with gaps (idle), and at ~1,000 creates/s.
+ *    created over REST one at a time with gaps (idle; graphile-worker's addJob -> task start
+ *    measured in two halves right before and right after it), and at ~1,000 creates/s.
  *  - hops: where idle create -> assigned time goes, one stamp per hop (insert commit, the
  *    assigners' NOTIFY, batch start, claim, batch commit, NATS delivery), on a scratch PostgreSQL with
  *    track_commit_timestamp on and a private nats-server.
  *  - drain: a 100 k pending backlog committed in one statement, assigned with 1 and 3 replicas
- *    (instant wake-up three times each, alternating, which goes first swapped each pair, and the
+ *    (instant wake-up five times each, alternating, which goes first swapped each pair, and the
  *    medians compared; the v1 tick once), graphile-worker's batched no-op drain at the start of
  *    each pair as its yardstick.
  *  - history: cost per assignment with 10 k and 1 M finished tasks already in the table, both

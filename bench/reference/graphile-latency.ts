@@ -11,11 +11,11 @@ import { makeWorkerUtils, run } from 'graphile-worker';
 import pg from 'pg';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
 import { withBenchDatabase } from '../lib/database.js';
-import { summarize, type LatencySummary } from '../lib/stats.js';
 
 const logger = workerLogger(createLogger({ level: 'warn' }));
 
-export async function graphileAddJobLatency(samples: number, gapMs: number, warmup = 50): Promise<LatencySummary> {
+/** Each job's latency (ms) in the order they ran, after `warmup` jobs not measured. */
+export async function graphileAddJobLatency(samples: number, gapMs: number, warmup = 50): Promise<number[]> {
   return await withBenchDatabase(
     'gw_latency',
     async (database) => {
@@ -43,7 +43,7 @@ export async function graphileAddJobLatency(samples: number, gapMs: number, warm
           if (i >= warmup) latencies.push(latency);
           await new Promise((resolve) => setTimeout(resolve, gapMs));
         }
-        return summarize(latencies);
+        return latencies;
       } finally {
         await runner.stop();
         await utils.release();

@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
-import { fmtMs, fmtRate, ratio, table, type LatencySummary } from '../lib/stats.js';
+import { fmtMs, fmtRate, ratio, summarize, table, type LatencySummary } from '../lib/stats.js';
+import { graphileAddJobLatency } from '../reference/graphile-latency.js';
 import { createPaced, createToAssigned, waitAssigned } from '../lib/workload.js';
 import { MODE_LABEL, PROFILE, log, schedulerConfig, withScheduler, withSwarm, type Mode } from './common.js';
 
@@ -50,9 +51,27 @@ async function latencyRun(mode: Mode, load: Load): Promise<LatencyRun> {
   });
 }
 
+/**
+ * The idle run's yardstick, graphile-worker's `addJob` -> task start, in two halves: one right
+ * before Dispatch's idle run and one right after, their jobs' latencies taken together. Run once
+ * at the start of the benchmark, minutes earlier, it met another machine: the same code's p99
+ * came out at 0.65x to 1.70x of it in five runs (docs/BENCHMARKS.md, session 33).
+ */
+async function besideYardstick<T>(run: () => Promise<T>): Promise<{ result: T; yardstick: LatencySummary }> {
+  const half = Math.ceil(PROFILE.idleTasks / 2);
+  log(`latency: yardstick, graphile-worker addJob -> task start, ${half} jobs one at a time, ${PROFILE.idleGapMs} ms apart, before and after`);
+  const before = await graphileAddJobLatency(half, PROFILE.idleGapMs);
+  const result = await run();
+  const after = await graphileAddJobLatency(half, PROFILE.idleGapMs);
+  const [first, second] = [summarize(before), summarize(after)];
+  log(`  yardstick p50 / p99: ${fmtMs(first.p50)} / ${fmtMs(first.p99)} before, ${fmtMs(second.p50)} / ${fmtMs(second.p99)} after`);
+  return { result, yardstick: summarize([...before, ...after]) };
+}
+
 /** Create-to-assigned latency, idle and at a steady rate, Dispatch against the v1-style tick. */
 export async function latency(report: string[]): Promise<void> {
   const runs: LatencyRun[] = [];
+  let yardstick: LatencySummary | undefined;
   const LOAD_LABEL: Record<Load, string> = {
     idle: `idle: one task every ${PROFILE.idleGapMs} ms, over REST`,
     'rate-rest': `${PROFILE.rate} creates/s asked, over REST`,
@@ -61,7 +80,14 @@ export async function latency(report: string[]): Promise<void> {
   for (const load of ['idle', 'rate-rest', 'rate-sql'] as const) {
     for (const mode of ['instant', 'tick'] as const) {
       log(`latency: ${LOAD_LABEL[load]}; ${MODE_LABEL[mode]}`);
-      const run = await latencyRun(mode, load);
+      let run: LatencyRun;
+      if (mode === 'instant' && load === 'idle') {
+        ({ result: run, yardstick } = await besideYardstick(() => latencyRun(mode, load)));
+        recordFigure('gwLatencyP50', yardstick.p50);
+        recordFigure('gwLatencyP99', yardstick.p99);
+      } else {
+        run = await latencyRun(mode, load);
+      }
       log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)})`);
       runs.push(run);
       if (mode === 'instant' && load === 'idle') {
@@ -86,5 +112,11 @@ export async function latency(report: string[]): Promise<void> {
   report.push(
     '### Create-to-assigned latency (assigned_at - created_at), 1 replica',
     table(['load', 'scheduler', 'tasks', 'p50', 'p99', 'max', 'faster (p50 / p99)'], rows),
+    ...(yardstick
+      ? [
+          `Yardstick for the idle row, run in two halves right before and right after it: graphile-worker addJob -> task start, one job at a time, ` +
+            `p50 ${fmtMs(yardstick.p50)}, p99 ${fmtMs(yardstick.p99)}, max ${fmtMs(yardstick.max)} (n=${yardstick.n}).`,
+        ]
+      : []),
   );
 }
