@@ -120,6 +120,18 @@ export async function createPaced(
   return { created: count, elapsedMs: performance.now() - started, late };
 }
 
+/**
+ * A checkpoint before a backlog is written and drained, so that none starts during the drain.
+ * PostgreSQL starts one each time the WAL since the last reaches about max_wal_size / (1 +
+ * checkpoint_completion_target) (540 MB of this server's 1 GB), which a few drains write; a drain
+ * that met one wrote every page it touched first whole into the WAL again (8,300-15,000 bytes a task
+ * against 2,500-2,900) and ran up to twice as slowly as its neighbours: which drain that was, was
+ * chance, and single drains of one history moved by half (docs/BENCHMARKS.md, session 34).
+ */
+export async function checkpointBeforeBacklog(db: Db): Promise<void> {
+  await sql`CHECKPOINT`.execute(db);
+}
+
 /** Pending tasks in one statement (the wake-up trigger fires once, at its end). */
 export async function insertPending(db: Db, count: number): Promise<void> {
   await sql`

@@ -9,6 +9,7 @@ import { makeWorkerUtils, run } from 'graphile-worker';
 import pg from 'pg';
 import { createLogger, workerLogger } from '../../src/observability/logger.js';
 import { withBenchDatabase } from '../lib/database.js';
+import { checkpointBeforeBacklog } from '../lib/workload.js';
 
 const logger = workerLogger(createLogger({ level: 'warn' }));
 const CONCURRENCY = 10;
@@ -26,7 +27,9 @@ export async function graphileBatchedThroughput(jobs: number): Promise<Throughpu
     async (database) => {
       const utils = await makeWorkerUtils({ connectionString: database.url, logger });
       await utils.migrate();
-      // The backlog in one statement, as the drain's is (graphile-worker's own bulk insert).
+      // The backlog in one statement, as the drain's is (graphile-worker's own bulk insert),
+      // after a checkpoint as the drain's is.
+      await checkpointBeforeBacklog(database.handle.db);
       await database.handle.pool.query(
         `SELECT graphile_worker.add_jobs(array_agg(('noop', '{}'::json, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
            FROM generate_series(1, $1)`,

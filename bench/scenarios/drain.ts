@@ -3,7 +3,7 @@ import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { scrapeSum, withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table } from '../lib/stats.js';
-import { dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
+import { checkpointBeforeBacklog, dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
 import { graphileBatchedThroughput } from '../reference/graphile-throughput.js';
 import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
 import { MODE_LABEL, PROFILE, args, log, schedulerConfig, withScheduler, withSwarm, type Mode } from './common.js';
@@ -42,6 +42,7 @@ async function drainRun(mode: Mode, replicaCount: number): Promise<DrainRun> {
     return await withReplicas(database.url, { count: replicaCount, config: schedulerConfig(mode) }, async (replicas) => {
       return await withSwarm(replicas, () =>
         withScheduler(database, mode, replicas, async (meanBatch) => {
+          await checkpointBeforeBacklog(database.handle.db);
           const before = await replicaShares(replicas);
           await insertPending(database.handle.db, PROFILE.backlog);
           const readyAt = await dbNow(database.handle.db);

@@ -3,7 +3,7 @@ import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
-import { dbNow, drainFigures, insertFinished, insertPending, waitAssigned, walBytesSince, walPosition, type DrainFigures } from '../lib/workload.js';
+import { checkpointBeforeBacklog, dbNow, drainFigures, insertFinished, insertPending, waitAssigned, walBytesSince, walPosition, type DrainFigures } from '../lib/workload.js';
 import { BATCH_SIZE, PROFILE, VACUUM_INTERVAL_MS, args, explainClaim, log, meanBatchMs, withSwarm } from './common.js';
 
 interface HistoryRun {
@@ -52,6 +52,7 @@ async function withHistory<T>(finished: number, fn: (history: History) => Promis
         const drainBacklog = async () => {
           const before = await dbNow(db);
           // The backlog arrives without waking the assigner, so the claim can be examined first.
+          await checkpointBeforeBacklog(db);
           await sql`ALTER TABLE dispatch_tasks DISABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
           await insertPending(db, PROFILE.historyBacklog);
           await sql`ALTER TABLE dispatch_tasks ENABLE TRIGGER dispatch_tasks_wake_on_insert`.execute(db);
