@@ -19,6 +19,7 @@ import {
 } from './assignment.queries.js';
 import { claimUnderScopeControls, settleScopeStarts, type ControlledScope } from './scope-claim.js';
 import { effectivePriority } from './aging.js';
+import { sideBySide } from './side-by-side.js';
 import type { PlacementRecordJson } from './placement.schemas.js';
 import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './scoring.js';
 
@@ -382,30 +383,23 @@ export class Assigner {
   /**
    * A backlog with room for it (a batch placed a whole batch): assignment.parallel_batches
    * batches side by side, each locking its own share of the free agents (lockAgentsAndClaim),
-   * the first on the drain's session, the others on the pool, each running while its batches
-   * place a whole batch. Full agents are not a backlog of this kind: their batches claim many and
-   * place few, and side by side they would only claim more. A batch is
-   * one transaction, one backend: one at a time, a drain keeps one of the database's cores busy
-   * writing, and side by side they share the writing (docs/BENCHMARKS.md, session 18). A task
-   * then goes to the best agent of its batch's share, not of all: on a backlog every free agent
-   * is filled anyway, and the others show in its decision as `not_free_at_lock`.
+   * the first on the drain's session, the others on the pool, while every batch places a whole
+   * batch (sideBySide: the first that does not ends them all). Full agents are not a backlog of
+   * this kind: their batches claim many and place few, and side by side they would only claim
+   * more. A batch is one transaction, one backend: one at a time, a drain keeps one of the
+   * database's cores busy writing, and side by side they share the writing (docs/BENCHMARKS.md,
+   * session 18). A task then goes to the best agent of its batch's share, not of all: on a
+   * backlog every free agent is filled anyway, and the others show in its decision as
+   * `not_free_at_lock`.
    */
   private async drainSideBySide(session: pg.ClientBase, shouldStop: () => boolean): Promise<void> {
     const of = this.options.parallelBatches ?? 1;
     if (of <= 1) return;
-    const runs = await Promise.allSettled(
-      Array.from({ length: of }, async (_, index) => {
-        const lane = async (conn: pg.ClientBase) => {
-          let batch: BatchResult;
-          do batch = await this.batchOn(conn, { share: { index, of } });
-          while (batch.assigned >= this.options.batchSize && !shouldStop());
-        };
-        await (index === 0 ? lane(session) : this.onApiConnection(lane));
-      }),
-    );
-    // Every batch has ended (the session is free again) before a failure is passed on.
-    const failed = runs.find((run): run is PromiseRejectedResult => run.status === 'rejected');
-    if (failed) throw failed.reason;
+    await sideBySide(of, async (index) => {
+      const onLane = (conn: pg.ClientBase) => this.batchOn(conn, { share: { index, of } });
+      const batch = await (index === 0 ? onLane(session) : this.onApiConnection(onLane));
+      return batch.assigned >= this.options.batchSize && !shouldStop();
+    });
   }
 
   /**
