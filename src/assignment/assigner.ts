@@ -19,7 +19,7 @@ import {
 } from './assignment.queries.js';
 import { claimUnderScopeControls, settleScopeStarts, type ControlledScope } from './scope-claim.js';
 import { effectivePriority } from './aging.js';
-import { sideBySide } from './side-by-side.js';
+import { rowsHeldBeside, sideBySide } from './side-by-side.js';
 import type { PlacementRecordJson } from './placement.schemas.js';
 import { decidePlacement, type AgentSnapshot, type PlacementDecision } from './scoring.js';
 
@@ -178,7 +178,7 @@ export class Assigner {
     const started = performance.now();
     const clock = stepClock(started);
     const sleepingWinners = new Set<string>();
-    const heldAhead = share ? (share.of - 1) * this.options.batchSize : 0;
+    const heldAhead = rowsHeldBeside(share, this.options.batchSize);
     const first = lockAgentsAndClaimStatement(this.options.defaultMaxConcurrent, this.options.batchSize, { takeActive, heldAhead, ...(share && { share }) }).compile(this.db);
     const result = await piggybackedTransaction(conn, first, async ({ firstRows, tx, commitWith }) => {
       const { free, others, active, claim } = readLockedAgentsAndClaim(firstRows);

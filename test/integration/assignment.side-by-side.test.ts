@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Assigner } from '../../src/assignment/assigner.js';
 import { claimStatement, lockAgentsAndClaim, type ClaimedTask } from '../../src/assignment/assignment.queries.js';
+import { rowsHeldBeside } from '../../src/assignment/side-by-side.js';
 import { openDatabase, type DatabaseHandle, type Db } from '../../src/db/database.js';
 import type { DB } from '../../src/db/generated/database.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -173,4 +174,52 @@ describe('batches side by side on a backlog', () => {
     const overlap = claimed.three.filter((t) => claimed.one.some((o) => o.id === t.id));
     expect(overlap).toEqual([]);
   });
+
+  it('claims a whole batch when the batch beside it commits and claims again while its claim runs', async () => {
+    const db = database().handle.db;
+    await insertTasks(db, 400, { scope: 'relay' });
+    // A limited scope among the claim's scopes: its row, held here, stops the claim after its
+    // snapshot is taken and before it locks a task, the instant a descheduled backend would.
+    await sql`INSERT INTO dispatch_scopes (scope, max_running, changed_by) VALUES ('relay-gated', 10, 'test')`.execute(db);
+    const handle = open('relay', 3);
+    const [gate, beside, claiming] = await Promise.all([handle.pool.connect(), handle.pool.connect(), handle.pool.connect()]);
+    const claimOn = async (client: pg.PoolClient, scopes: string[], heldAhead: number) => {
+      const query = claimStatement(scopes, 100, heldAhead, true).compile(db);
+      const { rows } = await client.query<{ id: string | null }>(query.sql, [...query.parameters]);
+      return rows.flatMap((row) => (row.id === null ? [] : [row.id]));
+    };
+    try {
+      await gate.query("BEGIN; SELECT 1 FROM dispatch_scopes WHERE scope = 'relay-gated' FOR UPDATE");
+      // The batch beside holds the head of the queue.
+      await beside.query('BEGIN');
+      const first = await claimOn(beside, ['relay'], 0);
+      await claiming.query('BEGIN');
+      const second = claimOn(claiming, ['relay', 'relay-gated'], rowsHeldBeside({ index: 1, of: 2 }, 100));
+      second.catch(() => {});
+      await waitFor(async () => (await waitersOnLock(db)) === 1, { what: 'the claim waiting at the limited scope' });
+      // The batch beside commits what it held (here: ends those tasks) and claims the next hundred.
+      await beside.query("UPDATE dispatch_tasks SET status = 'cancelled', completed_at = now() WHERE id = ANY($1::uuid[])", [first]);
+      await beside.query('COMMIT');
+      await beside.query('BEGIN');
+      const next = await claimOn(beside, ['relay'], 0);
+      await gate.query('COMMIT');
+      const claimed = await second;
+      expect(first).toHaveLength(100);
+      expect(next).toHaveLength(100);
+      // With one batch's allowance for the lane beside, this claim found 64: only the usual allowance.
+      expect(claimed).toHaveLength(100);
+      expect(claimed.filter((id) => first.includes(id) || next.includes(id))).toEqual([]);
+    } finally {
+      for (const client of [gate, beside, claiming]) {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    }
+  });
 });
+
+async function waitersOnLock(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+  return rows[0]!.n;
+}
