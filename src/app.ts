@@ -108,7 +108,11 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       agingMs: config.assignment.aging_ms,
       recordedCandidates: config.assignment.recorded_candidates,
       tickIntervalMs: config.assignment.tick_interval_ms,
-      maintenance: { intervalMs: config.assignment.vacuum_interval_ms, deadTuples: config.assignment.vacuum_dead_tuples },
+      maintenance: {
+        intervalMs: config.assignment.vacuum_interval_ms,
+        deadTuples: config.assignment.vacuum_dead_tuples,
+        leads: () => dueTimerLease.holds(),
+      },
       tracer,
       // The batch's `assigned` events go to NATS now, not at the outbox's next poll.
       onAssigned: () => events.eventsCommitted(),

@@ -18,6 +18,8 @@ export interface QueueMaintenanceOptions {
   intervalMs: number;
   /** A hot table is vacuumed once it holds more dead tuples than this. */
   deadTuples: number;
+  /** Whether this replica leads (holds the due-timer lease); only the leader looks. Always, when absent. */
+  leads?: () => boolean;
 }
 
 /**
@@ -30,6 +32,13 @@ export interface QueueMaintenanceOptions {
  * 10 minutes of sustained assignment without any vacuum: 2.1 M dead tuples, the pending index
  * grew from 8 kB to 82 MB, a claim of 500 went from ~10 ms to ~100 ms, and assignments/s fell to
  * 59% (docs/BENCHMARKS.md, "Assignment"). Vacuuming at a threshold keeps all of it flat.
+ *
+ * Only the replica that leads looks, so the swarm looks once per interval however many replicas
+ * it has: with every replica looking (each taking turns on the advisory lock), 3 replicas looked
+ * three times as often as 1 and vacuumed `dispatch_tasks` in the middle of a drain as soon as it
+ * crossed the threshold, and 3 replicas drained a 100 k backlog at 0.82-0.92x of 1 in four of
+ * five back-to-back pairs (docs/BENCHMARKS.md, session 35). A leader lost is replaced at another
+ * replica's next safety pass; the lock still keeps two from vacuuming at once meanwhile.
  */
 export class QueueMaintenance extends BackgroundService<string[]> {
   constructor(
@@ -41,10 +50,12 @@ export class QueueMaintenance extends BackgroundService<string[]> {
   }
 
   /**
-   * One look: if no other replica is at it, vacuums each hot table above the threshold. Returns
-   * the tables vacuumed (empty when another replica holds the lock or nothing is needed).
+   * One look, if this replica leads and no other is at it: vacuums each hot table above the
+   * threshold. Returns the tables vacuumed (empty when it does not lead, another replica holds
+   * the lock, or nothing is needed).
    */
   async runOnce(): Promise<string[]> {
+    if (this.options.leads && !this.options.leads()) return [];
     const vacuumed = await whileHoldingLock(this.pool, ADVISORY_LOCK.queueMaintenance, async (conn) => {
       const done: string[] = [];
       for (const table of await findTablesWithDeadTuples(conn, HOT_TABLES, this.options.deadTuples)) {

@@ -45,4 +45,20 @@ describe('queue maintenance', () => {
     expect(await maintenance.runOnce()).toContain('public.dispatch_tasks');
     expect(await deadTuples()).toBeLessThan(500);
   });
+
+  it('looks only on the replica that leads, so the swarm vacuums once per interval however many replicas it has', async () => {
+    const db = database.handle.db;
+    let leads = false;
+    const options = { intervalMs: 0, deadTuples: 500, leads: () => leads };
+    const maintenance = new QueueMaintenance(database.handle.pool, options, createLogger({ level: 'silent' }));
+    await insertTasks(db, 2_000, { scope: 'churn-led' });
+    await sql`UPDATE dispatch_tasks SET status = 'cancelled', completed_at = now() WHERE scope = 'churn-led'`.execute(db);
+    await waitFor(async () => (await deadTuples()) >= 2_000, { what: 'dead tuples counted', timeoutMs: 15_000, intervalMs: 100 });
+
+    expect(await maintenance.runOnce()).toEqual([]);
+    expect(await deadTuples()).toBeGreaterThanOrEqual(2_000);
+    leads = true;
+    expect(await maintenance.runOnce()).toContain('public.dispatch_tasks');
+    expect(await deadTuples()).toBeLessThan(500);
+  });
 });
