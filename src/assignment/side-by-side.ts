@@ -8,7 +8,7 @@ import type { AgentShare } from './assignment.queries.js';
  * Lanes end together. Ending alone, a lane whose batch came up short left the other running
  * alone on a backlog, one batch at a time, until it too came up short: a short batch mid-backlog
  * is a race, not the end of the work (a lane's claim met the rows another lane had just taken),
- * and single 100 k drains spent from 5% to 77% of their time with one lane running, which moved
+ * and single 100 k drains spent 17% to 80% of their time with one lane running, which moved
  * their rates by half (docs/BENCHMARKS.md, session 35). Ended together, the drain goes back to
  * one batch over all the agents, which starts the lanes again if it places a whole batch.
  */

@@ -129,7 +129,8 @@ export const configSchema = z
         // waited, so a priority-5 task overtakes priority-1 work 4 x aging_ms younger than it. 0: off.
         aging_ms: z.number().int().min(0).max(2_147_483_647).default(60_000),
         // Vacuum the queue's hot tables once they hold this many dead tuples, checked every
-        // vacuum_interval_ms (0: leave it all to autovacuum). See src/assignment/queue-maintenance.ts.
+        // vacuum_interval_ms by the replica holding the due-timer lease (0: leave it all to
+        // autovacuum). See src/assignment/queue-maintenance.ts.
         vacuum_interval_ms: z.number().int().min(0).default(10_000),
         vacuum_dead_tuples: z.number().int().positive().default(50_000),
       })
