@@ -1,4 +1,6 @@
 import { sql } from 'kysely';
+import { availableParallelism } from 'node:os';
+import { cpuPerTask, sampleCpu } from '../lib/cpu.js';
 import { admin, withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
 import { scrapeSum, withReplicas } from '../lib/replicas.js';
@@ -26,6 +28,14 @@ interface SustainedWindow {
    */
   fpiPerTask: number;
   readsPerTask: number;
+  /**
+   * CPU milliseconds per assignment in the window, of the replicas, PostgreSQL (every process of
+   * the server) and this process (feeder and completer), and the share of the cores they kept
+   * busy: a rate that falls while the cost per task stays flat is the machine giving less, not
+   * the queue costing more.
+   */
+  cpuMsPerTask: number;
+  coresBusy: number;
 }
 
 interface SustainedRun {
@@ -77,11 +87,17 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
           assigned: await scrapeSum(replicas, 'dispatch_task_transitions_total', 'event="assigned"'),
           completed,
         });
+        const { rows: server } = await sql<{ data_directory: string }>`SHOW data_directory`.execute(db);
+        const cpu = () => sampleCpu(replicas.map((r) => r.pid), server[0]!.data_directory);
         let previous = await counts();
         let lastIo = await readIoCounters(db);
+        let lastCpu = cpu();
         for (let startS = 0; startS + 10 <= seconds; startS += 10) {
           await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
           const now = await counts();
+          const nowCpu = cpu();
+          const spent = cpuPerTask(lastCpu, nowCpu, Math.max(1, now.assigned - previous.assigned));
+          lastCpu = nowCpu;
           const claim = await explainClaim(db, BATCH_SIZE);
           const table = await sql<{ kb: number; dead: number; vacuums: number }>`
             SELECT pg_relation_size('dispatch_tasks_pending_scope_rank_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
@@ -105,10 +121,12 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             tasksMb,
             fpiPerTask: io.walFpi,
             readsPerTask: io.bufferReads,
+            cpuMsPerTask: spent.total,
+            coresBusy: (spent.total * (now.assigned - previous.assigned)) / 10_000 / availableParallelism(),
           });
           previous = now;
           const w = windows.at(-1)!;
-          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB (${w.fpiPerTask.toFixed(2)} full pages, ${w.readsPerTask.toFixed(2)} reads a task), tasks table ${w.tasksMb.toFixed(0)} MB`);
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB (${w.fpiPerTask.toFixed(2)} full pages, ${w.readsPerTask.toFixed(2)} reads a task), tasks table ${w.tasksMb.toFixed(0)} MB, CPU ${w.cpuMsPerTask.toFixed(2)} ms a task (${(w.coresBusy * 100).toFixed(0)}% of the cores)`);
         }
         await Promise.all([feeder, completer]);
         return { seconds, windows };
@@ -145,20 +163,28 @@ export async function sustained(report: string[]): Promise<void> {
   const run = await withAutovacuum(args.autovacuum, () => sustainedRun(PROFILE.sustainedSeconds, Number(args['sustained-history'] ?? 0)));
   // The first 30 s are warm-up: agents start empty, so nothing competes with assignment until
   // completions ramp up. Decay is judged on the steady state after it.
-  const steady = run.windows.filter((w) => w.startS >= 30).map((w) => w.assigned / 10);
+  const steadyWindows = run.windows.filter((w) => w.startS >= 30);
+  const steady = steadyWindows.map((w) => w.assigned / 10);
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const span = Math.max(1, Math.min(6, Math.floor(steady.length / 2)));
   const first = avg(steady.slice(0, span));
   const last = avg(steady.slice(-span));
+  // CPU a task over each span, weighted by the tasks of each window (total CPU / total tasks).
+  const cpuOver = (windows: SustainedWindow[]) =>
+    windows.reduce((sum, w) => sum + w.cpuMsPerTask * w.assigned, 0) / Math.max(1, windows.reduce((sum, w) => sum + w.assigned, 0));
+  const firstCpu = cpuOver(steadyWindows.slice(0, span));
+  const lastCpu = cpuOver(steadyWindows.slice(-span));
   // A run no longer than its warm-up (the smoke profile's 20 s) has no steady state to compare.
   if (steady.length > 0) {
     recordFigure('sustainedFirst', first);
     recordFigure('sustainedLast', last);
+    recordFigure('sustainedFirstCpu', firstCpu);
+    recordFigure('sustainedLastCpu', lastCpu);
   }
   report.push(
     `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window, ${autovacuum}`,
     table(
-      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'full-page images a task', 'buffer reads a task', 'tasks table'],
+      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'full-page images a task', 'buffer reads a task', 'tasks table', 'CPU a task', 'cores busy'],
       run.windows.map((w) => [
         `${w.startS}-${w.startS + 10} s`,
         fmtRate(w.assigned / 10),
@@ -172,11 +198,13 @@ export async function sustained(report: string[]): Promise<void> {
         w.fpiPerTask.toFixed(2),
         w.readsPerTask.toFixed(2),
         `${w.tasksMb.toFixed(0)} MB`,
+        `${w.cpuMsPerTask.toFixed(2)} ms`,
+        `${(w.coresBusy * 100).toFixed(0)}%`,
       ]),
     ),
     (steady.length > 0
       ? `after a 30 s warm-up: first ${span * 10} s ${fmtRate(first)}, last ${span * 10} s ${fmtRate(last)} (${((last / first) * 100).toFixed(0)}%), ` +
-        `lowest window ${fmtRate(Math.min(...steady))}; `
+        `lowest window ${fmtRate(Math.min(...steady))}; CPU a task ${firstCpu.toFixed(2)} ms -> ${lastCpu.toFixed(2)} ms (replicas, PostgreSQL, this process); `
       : 'no steady state to compare: the run is no longer than its 30 s warm-up; ') +
       (VACUUM_INTERVAL_MS > 0 ? `queue maintenance every ${VACUUM_INTERVAL_MS} ms` : 'queue maintenance off'),
   );
