@@ -11,7 +11,8 @@ import { join } from 'node:path';
 export interface CpuSample {
   bench: number;
   replicas: number;
-  postgres: number;
+  /** Each PostgreSQL process's CPU seconds by pid: a backend that exits takes its total with it. */
+  postgres: Map<number, number>;
 }
 
 let ticksPerSecond: number | undefined;
@@ -32,16 +33,27 @@ function processStat(pid: number): { cpu: number; parent: number } | undefined {
   }
 }
 
-/** The postmaster and its children: a backend that exited before the sample is not counted. */
-function postgresSeconds(dataDir: string): number {
+/** The postmaster and its children, by pid. */
+function postgresProcesses(dataDir: string): Map<number, number> {
   const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let total = processStat(postmaster)?.cpu ?? 0;
+  const seconds = new Map<number, number>([[postmaster, processStat(postmaster)?.cpu ?? 0]]);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = processStat(Number(entry));
-    if (stat?.parent === postmaster) total += stat.cpu;
+    if (stat?.parent === postmaster) seconds.set(Number(entry), stat.cpu);
   }
-  return total;
+  return seconds;
+}
+
+/**
+ * What the PostgreSQL processes alive at `to` spent since `from` (all of it for one started
+ * since). A backend that exited in between (a pool closing an idle connection) is left out: summing
+ * totals instead, its exit took everything it had ever spent off the second sum.
+ */
+function postgresSpent(from: Map<number, number>, to: Map<number, number>): number {
+  let spent = 0;
+  for (const [pid, seconds] of to) spent += seconds - (from.get(pid) ?? 0);
+  return spent;
 }
 
 /** One process's CPU seconds (user + system) so far; 0 once it has exited. */
@@ -54,15 +66,14 @@ export function sampleCpu(replicaPids: readonly number[], postgresDataDir: strin
   return {
     bench: (own.user + own.system) / 1e6,
     replicas: replicaPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0),
-    postgres: postgresSeconds(postgresDataDir),
+    postgres: postgresProcesses(postgresDataDir),
   };
 }
 
 /** CPU milliseconds per task of each side between two samples. */
-export function cpuPerTask(from: CpuSample, to: CpuSample, tasks: number): CpuSample & { total: number } {
-  const per = (key: keyof CpuSample) => ((to[key] - from[key]) * 1_000) / tasks;
-  const bench = per('bench');
-  const replicas = per('replicas');
-  const postgres = per('postgres');
+export function cpuPerTask(from: CpuSample, to: CpuSample, tasks: number): { bench: number; replicas: number; postgres: number; total: number } {
+  const bench = ((to.bench - from.bench) * 1_000) / tasks;
+  const replicas = ((to.replicas - from.replicas) * 1_000) / tasks;
+  const postgres = (postgresSpent(from.postgres, to.postgres) * 1_000) / tasks;
   return { bench, replicas, postgres, total: bench + replicas + postgres };
 }
