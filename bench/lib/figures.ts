@@ -78,7 +78,8 @@ const ROWS: SummaryRow[] = [
   { figure: 'sustained assignment, CPU a task at the end of the run', ours: 'sustainedLastCpu', yardstick: 'sustainedFirstCpu', unit: 'ms', yardstickLabel: 'at its start, after a 30 s warm-up', target: '(none)', met: null },
 ];
 
-const fmt = (unit: 'ms' | 'rate', value: number) => (unit === 'ms' ? fmtMs(value) : fmtRate(value));
+// Below a millisecond (a task's CPU) one decimal would print 0.14 and 0.15 ms alike.
+const fmt = (unit: 'ms' | 'rate', value: number) => (unit === 'rate' ? fmtRate(value) : value < 1 ? `${value.toFixed(2)} ms` : fmtMs(value));
 
 /** The closing table: figure | Dispatch | yardstick | ratio | target | met?, for the figures measured. */
 export function summaryTable(): string | null {
