@@ -171,10 +171,15 @@ export async function insertFinished(db: Db, count: number): Promise<void> {
 export async function completeAssigned(db: Db, agent: string, limit: number): Promise<number> {
   const { rows } = await sql<{ n: number }>`
     WITH picked AS (
-      SELECT id FROM dispatch_tasks WHERE assignee = ${agent} AND status = 'assigned' LIMIT ${limit} FOR UPDATE SKIP LOCKED
+      -- Newest first, along dispatch_tasks_assignee_idx (an agent's assigned tasks are its newest),
+      -- and then by key: statistics from before the run (a --sustained-history table analysed with
+      -- no task assigned) had the planner read every assigned task for each agent, then join the
+      -- picked rows against all of them again, row by row.
+      SELECT id FROM dispatch_tasks WHERE assignee = ${agent} AND status = 'assigned'
+       ORDER BY created_at DESC, id DESC LIMIT ${limit} FOR UPDATE SKIP LOCKED
     ), t AS (
       UPDATE dispatch_tasks d SET status = 'completed', result = '{"ok": true}'::jsonb, completed_at = now(), deadline_at = NULL
-        FROM picked WHERE d.id = picked.id AND d.status = 'assigned'
+       WHERE d.id = ANY (ARRAY(SELECT id FROM picked)) AND d.status = 'assigned'
       RETURNING d.id, d.assignee, d.attempt
     ), e AS (
       INSERT INTO dispatch_task_events (task_id, event, agent_id, attempt, payload)
