@@ -496,9 +496,11 @@ describe('start and stop', () => {
     await sync.stop();
     const calls = warren.calls.length;
     warren.ready('alpha');
-    // Stopped: a further Warren change is not picked up (checked over several would-be ticks).
+    // Stopped: a further Warren change is not picked up (checked over several would-be ticks, five
+    // at 20 ms). The request stop() aborted may still reach the fake after it, so one more call
+    // can be counted (seen once under a full `npm test`), never a tick's worth.
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(warren.calls).toHaveLength(calls);
+    expect(warren.calls.length).toBeLessThanOrEqual(calls + 1);
     expect((await statuses()).alpha).toBe('degraded');
   });
 
