@@ -111,6 +111,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       maintenance: {
         intervalMs: config.assignment.vacuum_interval_ms,
         deadTuples: config.assignment.vacuum_dead_tuples,
+        restFactor: config.assignment.vacuum_rest_factor,
         leads: () => dueTimerLease.holds(),
       },
       tracer,

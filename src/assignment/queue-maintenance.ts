@@ -18,6 +18,11 @@ export interface QueueMaintenanceOptions {
   intervalMs: number;
   /** A hot table is vacuumed once it holds more dead tuples than this. */
   deadTuples: number;
+  /**
+   * A table whose vacuum took T is left alone for restFactor x T after it (default 9: at most a
+   * tenth of the time spent vacuuming any one table).
+   */
+  restFactor?: number;
   /** Whether this replica leads (holds the due-timer lease); only the leader looks. Always, when absent. */
   leads?: () => boolean;
 }
@@ -39,30 +44,47 @@ export interface QueueMaintenanceOptions {
  * crossed the threshold, and 3 replicas drained a 100 k backlog at 0.82-0.92x of 1 in four of
  * five back-to-back pairs (docs/BENCHMARKS.md, session 35). A leader lost is replaced at another
  * replica's next safety pass; the lock still keeps two from vacuuming at once meanwhile.
+ *
+ * A vacuum of `dispatch_tasks` reads every page of every index holding every task (primary key,
+ * created, requester, assignee, completed), however few tasks changed: its cost grows with the
+ * history kept, not with the work (at 1.4 M rows, 0.24 s on the first pass and 2.9 s on the
+ * tenth, docs/BENCHMARKS.md, session 36; a week of history would take minutes). So a table rests
+ * for restFactor times its last vacuum's duration before the next: vacuuming stays a bounded share
+ * of the time on a large table, while the small hot tables, vacuumed in milliseconds, keep their
+ * interval.
  */
 export class QueueMaintenance extends BackgroundService<string[]> {
+  /** When each table vacuumed here may be vacuumed again, on `now`'s clock. */
+  private readonly restingUntil = new Map<string, number>();
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: QueueMaintenanceOptions,
     logger: Logger,
+    private readonly now: () => number = () => performance.now(),
   ) {
     super('queue maintenance', options, logger);
   }
 
   /**
    * One look, if this replica leads and no other is at it: vacuums each hot table above the
-   * threshold. Returns the tables vacuumed (empty when it does not lead, another replica holds
-   * the lock, or nothing is needed).
+   * threshold that is not resting. Returns the tables vacuumed (empty when it does not lead,
+   * another replica holds the lock, or nothing is needed).
    */
   async runOnce(): Promise<string[]> {
     if (this.options.leads && !this.options.leads()) return [];
+    const restFactor = this.options.restFactor ?? 9;
     const vacuumed = await whileHoldingLock(this.pool, ADVISORY_LOCK.queueMaintenance, async (conn) => {
       const done: string[] = [];
       for (const table of await findTablesWithDeadTuples(conn, HOT_TABLES, this.options.deadTuples)) {
-        const started = performance.now();
+        if ((this.restingUntil.get(table.name) ?? -Infinity) > this.now()) continue;
+        const started = this.now();
         await vacuumTable(conn, table.name);
+        const ended = this.now();
+        const restMs = (ended - started) * restFactor;
+        this.restingUntil.set(table.name, ended + restMs);
         done.push(table.name);
-        this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(performance.now() - started) }, 'vacuumed');
+        this.logger.debug({ table: table.name, deadTuples: table.dead, ms: Math.round(ended - started), restMs: Math.round(restMs) }, 'vacuumed');
       }
       return done;
     });

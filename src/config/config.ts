@@ -133,6 +133,9 @@ export const configSchema = z
         // autovacuum). See src/assignment/queue-maintenance.ts.
         vacuum_interval_ms: z.number().int().min(0).default(10_000),
         vacuum_dead_tuples: z.number().int().positive().default(50_000),
+        // A table whose vacuum took T waits vacuum_rest_factor x T before the next: on a table
+        // with a long history a vacuum reads every index whole, so it stays a bounded share of the time.
+        vacuum_rest_factor: z.number().min(0).max(1_000).default(9),
       })
       .strict()
       .prefault({}),

@@ -46,6 +46,30 @@ describe('queue maintenance', () => {
     expect(await deadTuples()).toBeLessThan(500);
   });
 
+  it('leaves a table it vacuumed alone for rest_factor times that vacuum\'s duration', async () => {
+    const db = database.handle.db;
+    // The maintenance's clock: every reading moves it 100 ms on, so a vacuum (read before and after) takes 100 ms on it.
+    let clock = 0;
+    const now = () => (clock += 100);
+    const maintenance = new QueueMaintenance(database.handle.pool, { intervalMs: 0, deadTuples: 500, restFactor: 30 }, createLogger({ level: 'silent' }), now);
+    const churn = async (scope: string) => {
+      await insertTasks(db, 2_000, { scope });
+      await sql`UPDATE dispatch_tasks SET status = 'cancelled', completed_at = now() WHERE scope = ${scope}`.execute(db);
+      await waitFor(async () => (await deadTuples()) >= 2_000, { what: 'dead tuples counted', timeoutMs: 15_000, intervalMs: 100 });
+    };
+
+    await churn('churn-rest-1');
+    expect(await maintenance.runOnce()).toContain('public.dispatch_tasks');
+    const vacuumedAt = clock;
+    // The vacuum took 100 ms: dispatch_tasks rests 3 s, past the threshold or not.
+    await churn('churn-rest-2');
+    expect(await maintenance.runOnce()).not.toContain('public.dispatch_tasks');
+    expect(await deadTuples()).toBeGreaterThanOrEqual(2_000);
+    clock = vacuumedAt + 3_000;
+    expect(await maintenance.runOnce()).toContain('public.dispatch_tasks');
+    expect(await deadTuples()).toBeLessThan(500);
+  });
+
   it('looks only on the replica that leads, so the swarm vacuums once per interval however many replicas it has', async () => {
     const db = database.handle.db;
     let leads = false;
