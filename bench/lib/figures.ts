@@ -1,3 +1,4 @@
+import { fmtStealShare } from './steal.js';
 import { fmtMs, fmtRate, table } from './stats.js';
 
 /**
@@ -32,9 +33,13 @@ export type FigureKey =
   | 'historyLarge';
 
 const figures = new Map<FigureKey, number>();
+/** The share of CPU time the hypervisor stole while each figure was measured (bench/lib/steal.ts), where known. */
+const steals = new Map<FigureKey, number>();
 
-export function recordFigure(key: FigureKey, value: number): void {
+export function recordFigure(key: FigureKey, value: number, steal?: number): void {
   figures.set(key, value);
+  if (steal === undefined) steals.delete(key);
+  else steals.set(key, steal);
 }
 
 interface SummaryRow {
@@ -81,7 +86,13 @@ const ROWS: SummaryRow[] = [
 // Below a millisecond (a task's CPU) one decimal would print 0.14 and 0.15 ms alike.
 const fmt = (unit: 'ms' | 'rate', value: number) => (unit === 'rate' ? fmtRate(value) : value < 1 ? `${value.toFixed(2)} ms` : fmtMs(value));
 
-/** The closing table: figure | Dispatch | yardstick | ratio | target | met?, for the figures measured. */
+const pct = (key: FigureKey) => fmtStealShare(steals.get(key));
+
+/**
+ * The closing table: figure | Dispatch | yardstick | ratio | target | met? | steal, for the figures
+ * measured. A figure measured while the hypervisor took a share of the VM's CPU says as much of the
+ * machine as of Dispatch.
+ */
 export function summaryTable(): string | null {
   const rows = ROWS.filter((row) => figures.has(row.ours) && (row.yardstick === null || figures.has(row.yardstick))).map((row) => {
     const ours = figures.get(row.ours)!;
@@ -96,8 +107,9 @@ export function summaryTable(): string | null {
       yardstick === null ? '' : `${ratio.toFixed(2)}x${paired === undefined ? '' : ', pair by pair'}`,
       row.target,
       met,
+      row.yardstick === null ? pct(row.ours) : `${pct(row.ours)} / ${pct(row.yardstick)}`,
     ];
   });
   if (rows.length === 0) return null;
-  return table(['figure', 'Dispatch', 'yardstick (same run)', 'ratio', 'target', 'met?'], rows);
+  return table(['figure', 'Dispatch', 'yardstick (same run)', 'ratio', 'target', 'met?', 'steal (Dispatch / yardstick)'], rows);
 }

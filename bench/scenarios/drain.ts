@@ -1,6 +1,7 @@
 import { processCpuSeconds } from '../lib/cpu.js';
 import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, meanSteal, withSteal } from '../lib/steal.js';
 import { scrapeSum, withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, table } from '../lib/stats.js';
 import { checkpointBeforeBacklog, dbNow, drainFigures, insertPending, waitAssigned, type DrainFigures } from '../lib/workload.js';
@@ -99,30 +100,35 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function loggedDrainRun(mode: Mode, replicas: number): Promise<DrainRun> {
+async function loggedDrainRun(mode: Mode, replicas: number, steals: Map<DrainRun, number | undefined>): Promise<DrainRun> {
   log(`drain: ${PROFILE.backlog.toLocaleString('en-US')} pending, ${replicas} replica(s), ${MODE_LABEL[mode]}`);
-  const run = await drainRun(mode, replicas);
-  log(`  ${fmtRate(endToEndRate(run))} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}; ${shares(run)}`);
+  const { result: run, steal } = await withSteal(() => drainRun(mode, replicas));
+  steals.set(run, steal);
+  log(`  ${fmtRate(endToEndRate(run))} end to end, ${fmtRate((run.tasks * 1_000) / run.engineMs)} engine, batch ${fmtMs(run.meanBatchMs)}; ${shares(run)}; ${fmtSteal(steal)}`);
   return run;
 }
 
 /** Draining a backlog committed in one statement, with 1 and 3 replicas. */
 export async function drain(report: string[]): Promise<void> {
   const runs: DrainRun[] = [];
+  const steals = new Map<DrainRun, number | undefined>();
   const yardstickRates: number[] = [];
+  const yardstickSteals: (number | undefined)[] = [];
   for (let pair = 0; pair < INSTANT_PAIRS; pair++) {
     log(`drain yardstick: graphile-worker, ${PROFILE.backlog.toLocaleString('en-US')} no-op jobs, batched`);
-    yardstickRates.push((await graphileBatchedThroughput(PROFILE.backlog)).perSecond);
-    log(`  ${fmtRate(yardstickRates.at(-1)!)}`);
-    for (const replicas of pair % 2 === 0 ? [1, 3] : [3, 1]) runs.push(await loggedDrainRun('instant', replicas));
+    const { result: yardstick, steal } = await withSteal(() => graphileBatchedThroughput(PROFILE.backlog));
+    yardstickRates.push(yardstick.perSecond);
+    yardstickSteals.push(steal);
+    log(`  ${fmtRate(yardstick.perSecond)}; ${fmtSteal(steal)}`);
+    for (const replicas of pair % 2 === 0 ? [1, 3] : [3, 1]) runs.push(await loggedDrainRun('instant', replicas, steals));
   }
-  recordFigure('drainGwThroughput', median(yardstickRates));
-  for (const replicas of [1, 3]) runs.push(await loggedDrainRun('tick', replicas));
+  recordFigure('drainGwThroughput', median(yardstickRates), meanSteal(yardstickSteals));
+  for (const replicas of [1, 3]) runs.push(await loggedDrainRun('tick', replicas, steals));
   const medians = new Map<number, number>();
   for (const replicas of [1, 3]) {
-    const rates = runs.filter((r) => r.mode === 'instant' && r.replicas === replicas).map(endToEndRate);
-    medians.set(replicas, median(rates));
-    recordFigure(replicas === 1 ? 'drain1' : 'drain3', medians.get(replicas)!);
+    const instant = runs.filter((r) => r.mode === 'instant' && r.replicas === replicas);
+    medians.set(replicas, median(instant.map(endToEndRate)));
+    recordFigure(replicas === 1 ? 'drain1' : 'drain3', medians.get(replicas)!, meanSteal(instant.map((r) => steals.get(r))));
   }
   const pairRatios = pairedRatios(runs);
   recordFigure('drain3vs1Paired', median(pairRatios));

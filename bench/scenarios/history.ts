@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, meanSteal, withSteal } from '../lib/steal.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
 import { checkpointBeforeBacklog, dbNow, drainFigures, insertFinished, insertPending, waitAssigned, walBytesSince, walPosition, type DrainFigures } from '../lib/workload.js';
@@ -81,19 +82,26 @@ export async function history(report: string[]): Promise<void> {
   // history, measured after the small one and after its own bulk load, met a later and busier
   // machine (1 M at 0.84x to 0.91x of 10 k in session 31's three runs, while nothing the database
   // does for a batch grows with history, session 28).
+  const steals: [(number | undefined)[], (number | undefined)[]] = [[], []];
   const runs = await withHistory(PROFILE.historySmall, (small) =>
     withHistory(PROFILE.historyLarge, async (large) => {
       log(`history: ${DRAINS} backlogs of ${PROFILE.historyBacklog.toLocaleString('en-US')} on each, alternating, 1 replica each`);
       for (let i = 0; i < DRAINS; i++) {
-        for (const h of i % 2 === 0 ? [small, large] : [large, small]) await h.drainBacklog();
+        for (const h of i % 2 === 0 ? [small, large] : [large, small]) steals[h === small ? 0 : 1].push((await withSteal(() => h.drainBacklog())).steal);
       }
       return [await small.finish(), await large.finish()];
     }),
   );
-  for (const run of runs) log(`  ${run.finished.toLocaleString('en-US')} finished: median ${median(run.drains.map(usPerAssignment)).toFixed(1)} us/assignment, claim ${fmtMs(run.claimMs)}`);
+  const [smallSteal, largeSteal] = steals.map(meanSteal);
+  runs.forEach((run, i) =>
+    log(
+      `  ${run.finished.toLocaleString('en-US')} finished: median ${median(run.drains.map(usPerAssignment)).toFixed(1)} us/assignment, ` +
+        `claim ${fmtMs(run.claimMs)}; ${fmtSteal(i === 0 ? smallSteal : largeSteal)} through its drains`,
+    ),
+  );
   const [small, large] = runs.map((r) => median(r.drains.map(usPerAssignment)));
-  recordFigure('historySmall', 1_000_000 / small!);
-  recordFigure('historyLarge', 1_000_000 / large!);
+  recordFigure('historySmall', 1_000_000 / small!, smallSteal);
+  recordFigure('historyLarge', 1_000_000 / large!, largeSteal);
   report.push(
     '### Cost per assignment against history (1 replica)',
     table(

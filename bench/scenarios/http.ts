@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
 import { loadPhase, type LoadResult, type RequestShape } from '../lib/http-load.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, withSteal } from '../lib/steal.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table, type LatencySummary } from '../lib/stats.js';
 import { BENCH_SCOPE, createToAssigned, waitAssigned } from '../lib/workload.js';
@@ -70,10 +71,10 @@ export async function http(report: string[]): Promise<void> {
   const runs: HttpRun[] = [];
   for (const replicas of [1, 3]) {
     log(`http: POST /api/v1/tasks, 50 connections over ${replicas} replica(s), ${PROFILE.httpSeconds} s after ${PROFILE.httpWarmupS} s warm-up, 50 agents assigning`);
-    const run = await httpRun(replicas);
-    log(`  ${fmtRate(run.load.requestsPerSecond)} p99 ${run.load.p99} ms; create -> assigned p99 ${fmtMs(run.latency.p99)}`);
+    const { result: run, steal } = await withSteal(() => httpRun(replicas));
+    log(`  ${fmtRate(run.load.requestsPerSecond)} p99 ${run.load.p99} ms; create -> assigned p99 ${fmtMs(run.latency.p99)}; ${fmtSteal(steal)}`);
     runs.push(run);
-    if (replicas === 1) recordFigure('httpCreates1', run.load.requestsPerSecond);
+    if (replicas === 1) recordFigure('httpCreates1', run.load.requestsPerSecond, steal);
   }
   report.push(
     '### HTTP load: creates over REST while the same replicas assign them',

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, meanSteal, withSteal } from '../lib/steal.js';
 import { withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, ratio, summarize, table, type LatencySummary } from '../lib/stats.js';
 import { graphileAddJobLatency } from '../reference/graphile-latency.js';
@@ -57,15 +58,20 @@ async function latencyRun(mode: Mode, load: Load): Promise<LatencyRun> {
  * at the start of the benchmark, minutes earlier, it met another machine: the same code's p99
  * came out at 0.65x to 1.70x of it in five runs (docs/BENCHMARKS.md, session 33).
  */
-async function besideYardstick<T>(run: () => Promise<T>): Promise<{ result: T; yardstick: LatencySummary }> {
+async function besideYardstick<T>(
+  run: () => Promise<T>,
+): Promise<{ result: T; steal: number | undefined; yardstick: LatencySummary; yardstickSteal: number | undefined }> {
   const half = Math.ceil(PROFILE.idleTasks / 2);
   log(`latency: yardstick, graphile-worker addJob -> task start, ${half} jobs one at a time, ${PROFILE.idleGapMs} ms apart, before and after`);
-  const before = await graphileAddJobLatency(half, PROFILE.idleGapMs);
-  const result = await run();
-  const after = await graphileAddJobLatency(half, PROFILE.idleGapMs);
-  const [first, second] = [summarize(before), summarize(after)];
-  log(`  yardstick p50 / p99: ${fmtMs(first.p50)} / ${fmtMs(first.p99)} before, ${fmtMs(second.p50)} / ${fmtMs(second.p99)} after`);
-  return { result, yardstick: summarize([...before, ...after]) };
+  const before = await withSteal(() => graphileAddJobLatency(half, PROFILE.idleGapMs));
+  const { result, steal } = await withSteal(run);
+  const after = await withSteal(() => graphileAddJobLatency(half, PROFILE.idleGapMs));
+  const [first, second] = [summarize(before.result), summarize(after.result)];
+  log(
+    `  yardstick p50 / p99: ${fmtMs(first.p50)} / ${fmtMs(first.p99)} before (${fmtSteal(before.steal)}), ` +
+      `${fmtMs(second.p50)} / ${fmtMs(second.p99)} after (${fmtSteal(after.steal)})`,
+  );
+  return { result, steal, yardstick: summarize([...before.result, ...after.result]), yardstickSteal: meanSteal([before.steal, after.steal]) };
 }
 
 /** Create-to-assigned latency, idle and at a steady rate, Dispatch against the v1-style tick. */
@@ -81,20 +87,22 @@ export async function latency(report: string[]): Promise<void> {
     for (const mode of ['instant', 'tick'] as const) {
       log(`latency: ${LOAD_LABEL[load]}; ${MODE_LABEL[mode]}`);
       let run: LatencyRun;
+      let steal: number | undefined;
       if (mode === 'instant' && load === 'idle') {
-        ({ result: run, yardstick } = await besideYardstick(() => latencyRun(mode, load)));
-        recordFigure('gwLatencyP50', yardstick.p50);
-        recordFigure('gwLatencyP99', yardstick.p99);
+        let yardstickSteal: number | undefined;
+        ({ result: run, steal, yardstick, yardstickSteal } = await besideYardstick(() => latencyRun(mode, load)));
+        recordFigure('gwLatencyP50', yardstick.p50, yardstickSteal);
+        recordFigure('gwLatencyP99', yardstick.p99, yardstickSteal);
       } else {
-        run = await latencyRun(mode, load);
+        ({ result: run, steal } = await withSteal(() => latencyRun(mode, load)));
       }
-      log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)})`);
+      log(`  p50 ${fmtMs(run.summary.p50)} p99 ${fmtMs(run.summary.p99)} max ${fmtMs(run.summary.max)} (n=${run.summary.n}, ${fmtRate(run.achievedRate)}; ${fmtSteal(steal)})`);
       runs.push(run);
       if (mode === 'instant' && load === 'idle') {
-        recordFigure('idleP50', run.summary.p50);
-        recordFigure('idleP99', run.summary.p99);
+        recordFigure('idleP50', run.summary.p50, steal);
+        recordFigure('idleP99', run.summary.p99, steal);
       }
-      if (mode === 'instant' && load === 'rate-rest') recordFigure('restRateP99', run.summary.p99);
+      if (mode === 'instant' && load === 'rate-rest') recordFigure('restRateP99', run.summary.p99, steal);
     }
   }
   const rows = runs.map((r) => {

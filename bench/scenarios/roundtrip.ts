@@ -6,6 +6,7 @@ import { cpuPerTask, sampleCpu } from '../lib/cpu.js';
 import { withCommitStampedServer } from '../lib/database.js';
 import { costliestStatements, resetStatementStats } from '../lib/statement-stats.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, fmtStealShare, meanSteal, stealMeter, withSteal } from '../lib/steal.js';
 import { withReplicas } from '../lib/replicas.js';
 import { parseExposition } from '../../test/helpers/metrics-text.js';
 import type { ReplicaProcess } from '../../test/helpers/replica-process.js';
@@ -139,7 +140,7 @@ export async function roundtrip(report: string[]): Promise<void> {
         // This VM's speed moves within minutes: the yardstick is taken on this server right
         // before and right after the round trip, and the ratio uses their mean.
         log('roundtrip: the yardstick first, the bare route on this server');
-        const bareBefore = await bareRouteRate(serverUrl, bareTiming);
+        const { result: bareBefore, steal: bareStealBefore } = await withSteal(() => bareRouteRate(serverUrl, bareTiming));
         // A replica fresh from its start still compiles its hot paths (V8's optimising compiler
         // took a tenth of its CPU through the first seconds of the round trip, sampled with perf):
         // the yardstick's figure comes after a warm-up, so this one does too.
@@ -149,23 +150,28 @@ export async function roundtrip(report: string[]): Promise<void> {
         await sql`DELETE FROM dispatch_tasks`.execute(db);
         log(`roundtrip: ${AGENTS} SDK agents, ${FLAT_OUT_TASKS} tasks created over REST as fast as 64 creators go`);
         const started = wallNow();
+        const flatOutStolen = stealMeter();
         const cpuBefore = sampleCpu([replica!.pid], dataDir);
         await createPaced(rest, { rate: 1_000_000, count: FLAT_OUT_TASKS, maxInFlight: 64, requester: REQUESTER });
         await waitCompleted(db, FLAT_OUT_TASKS);
         const rate = (FLAT_OUT_TASKS * 1_000) / (wallNow() - started);
         const cpu = cpuPerTask(cpuBefore, sampleCpu([replica!.pid], dataDir), FLAT_OUT_TASKS);
+        const flatOutSteal = flatOutStolen();
         const cores = availableParallelism();
         const ceiling = (cores * 1_000) / cpu.total;
-        log(`  ${fmtRate(rate)} created, delivered and completed`);
+        log(`  ${fmtRate(rate)} created, delivered and completed (${fmtSteal(flatOutSteal)})`);
         log(
           `  CPU per task: this process (creators, SDK agents) ${cpu.bench.toFixed(2)} ms, replica ${cpu.replicas.toFixed(2)} ms, ` +
             `PostgreSQL ${cpu.postgres.toFixed(2)} ms; ${cpu.total.toFixed(2)} ms in all, so ${cores} cores go to at most ${fmtRate(ceiling)}`,
         );
-        recordFigure('roundTrip', rate);
-        const bareAfter = await bareRouteRate(serverUrl, bareTiming);
+        recordFigure('roundTrip', rate, flatOutSteal);
+        const { result: bareAfter, steal: bareStealAfter } = await withSteal(() => bareRouteRate(serverUrl, bareTiming));
         const bareRate = (bareBefore.requestsPerSecond + bareAfter.requestsPerSecond) / 2;
-        log(`  bare route on this server: ${fmtRate(bareBefore.requestsPerSecond)} before, ${fmtRate(bareAfter.requestsPerSecond)} after; round trip ${(rate / bareRate).toFixed(2)}x their mean`);
-        recordFigure('roundTripBareRate', bareRate);
+        log(
+          `  bare route on this server: ${fmtRate(bareBefore.requestsPerSecond)} before (${fmtSteal(bareStealBefore)}), ` +
+            `${fmtRate(bareAfter.requestsPerSecond)} after (${fmtSteal(bareStealAfter)}); round trip ${(rate / bareRate).toFixed(2)}x their mean`,
+        );
+        recordFigure('roundTripBareRate', bareRate, meanSteal([bareStealBefore, bareStealAfter]));
 
         const pacedRate = PACED_RATE ?? Math.max(1, Math.floor(rate / PACED_FRACTION));
         const pacedCount = pacedRate * PACED_SECONDS;
@@ -175,8 +181,10 @@ export async function roundtrip(report: string[]): Promise<void> {
         await resetStatementStats(db);
         const stepsBefore = await batchSteps(replica!);
         const pacedCpuBefore = sampleCpu([replica!.pid], dataDir);
+        const pacedStolen = stealMeter();
         await createPaced(rest, { rate: pacedRate, count: pacedCount, maxInFlight: 128, requester: REQUESTER });
         await waitCompleted(db, pacedCount);
+        const pacedSteal = pacedStolen();
         // At half the rate the machine is not half as busy: a batch, a group commit or a stream
         // read costs about as much with fewer tasks in it, and the assigner runs its batches back
         // to back while work keeps coming.
@@ -222,10 +230,10 @@ export async function roundtrip(report: string[]): Promise<void> {
         log(`  the handler's return -> the completion's commit p50 ${fmtMs(completing.p50)} p99 ${fmtMs(completing.p99)}`);
         log(
           `  CPU per task at ${fmtRate(pacedRate)}: this process ${pacedCpu.bench.toFixed(2)} ms, replica ${pacedCpu.replicas.toFixed(2)} ms, ` +
-            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms; ${pacedCpu.total.toFixed(2)} ms in all, ${(pacedBusy * 100).toFixed(0)}% of ${cores} cores`,
+            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms; ${pacedCpu.total.toFixed(2)} ms in all, ${(pacedBusy * 100).toFixed(0)}% of ${cores} cores; ${fmtSteal(pacedSteal)}`,
         );
         // The summary's row is issue 17's target, at half the rate; other fractions only print.
-        if (PACED_FRACTION === 2 && PACED_RATE === undefined) recordFigure('roundTripP99', delivered.p99);
+        if (PACED_FRACTION === 2 && PACED_RATE === undefined) recordFigure('roundTripP99', delivered.p99, pacedSteal);
         log(`  where create -> handler goes (p50 / p99 / mean of the slowest 1%): ${hops.map((h) => `${h.hop.split(' (')[0]} ${h.cells.join(' / ')}`).join('; ')}`);
         log(`  the batch's steps on the replica's clock (mean ms): ${stepMeans.map((m) => `${m.step} ${m.meanMs.toFixed(1)}`).join(', ')}`);
         log(
@@ -262,7 +270,8 @@ export async function roundtrip(report: string[]): Promise<void> {
             ],
           ),
           `CPU per task at ${fmtRate(pacedRate)}: this process ${pacedCpu.bench.toFixed(2)} ms, the replica ${pacedCpu.replicas.toFixed(2)} ms, ` +
-            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms: ${pacedCpu.total.toFixed(2)} ms in all, keeping ${(pacedBusy * 100).toFixed(0)}% of the ${cores} cores busy.`,
+            `PostgreSQL ${pacedCpu.postgres.toFixed(2)} ms: ${pacedCpu.total.toFixed(2)} ms in all, keeping ${(pacedBusy * 100).toFixed(0)}% of the ${cores} cores busy; ` +
+            `the hypervisor took ${fmtStealShare(pacedSteal)} of the VM's CPU meanwhile (flat out ${fmtStealShare(flatOutSteal)}).`,
           `Where create -> handler time goes at ${fmtRate(pacedRate)}: each hop's own percentiles, and its mean over the slowest 1% of tasks (by create -> handler), which says what the tail is made of.`,
           table(['hop', 'p50', 'p99', 'mean, slowest 1%'], hops.map((h) => [h.hop, ...h.cells])),
           `The assignment batch's steps at ${fmtRate(pacedRate)} on the replica's clock (dispatch_assignment_batch_step_seconds, the paced run's batches): ` +

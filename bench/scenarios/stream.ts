@@ -6,6 +6,7 @@ import { openEventStream, type OpenStream } from '../../test/helpers/sse.js';
 import { withCommitStampedServer } from '../lib/database.js';
 import { withReplicas } from '../lib/replicas.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, withSteal } from '../lib/steal.js';
 import { fmtMs, fmtRate, summarize, table, type LatencySummary } from '../lib/stats.js';
 import { createPaced, registerAgents, waitUntil } from '../lib/workload.js';
 import { PROFILE, args, log } from './common.js';
@@ -149,13 +150,13 @@ export async function stream(report: string[]): Promise<void> {
         for (const via of ['stream', 'long poll'] as const) {
           for (const load of ['idle', 'rate'] as const) {
             log(`stream: ${via}, ${load}`);
-            const run = await deliveryRun(db, replica, swarm.names, via, load);
+            const { result: run, steal } = await withSteal(() => deliveryRun(db, replica, swarm.names, via, load));
             log(
               `  create->assigned p50 ${fmtMs(run.assigned.p50)} p99 ${fmtMs(run.assigned.p99)}; create->committed p50 ${fmtMs(run.committed.p50)}; ` +
-                `create->agent p50 ${fmtMs(run.delivered.p50)} p99 ${fmtMs(run.delivered.p99)}; commit->agent p50 ${fmtMs(run.added.p50)} p99 ${fmtMs(run.added.p99)} (n=${run.delivered.n})`,
+                `create->agent p50 ${fmtMs(run.delivered.p50)} p99 ${fmtMs(run.delivered.p99)}; commit->agent p50 ${fmtMs(run.added.p50)} p99 ${fmtMs(run.added.p99)} (n=${run.delivered.n}; ${fmtSteal(steal)})`,
             );
             runs.push(run);
-            if (via === 'stream' && load === 'idle') recordFigure('streamAddedP50', run.added.p50);
+            if (via === 'stream' && load === 'idle') recordFigure('streamAddedP50', run.added.p50, steal);
           }
         }
         report.push(

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { cpuPerTask, sampleCpu } from '../lib/cpu.js';
 import { admin, withBenchDatabase } from '../lib/database.js';
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, fmtStealShare, meanSteal, stealMeter } from '../lib/steal.js';
 import { scrapeSum, withReplicas } from '../lib/replicas.js';
 import { fmtMs, fmtRate, table } from '../lib/stats.js';
 import { completeAssigned, insertFinished, insertPending, ioPerTask, readIoCounters, registerAgents } from '../lib/workload.js';
@@ -36,6 +37,8 @@ interface SustainedWindow {
    */
   cpuMsPerTask: number;
   coresBusy: number;
+  /** The share of the VM's CPU time the hypervisor took in the window (bench/lib/steal.ts). */
+  steal: number | undefined;
 }
 
 interface SustainedRun {
@@ -92,12 +95,15 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
         let previous = await counts();
         let lastIo = await readIoCounters(db);
         let lastCpu = cpu();
+        let windowStolen = stealMeter();
         for (let startS = 0; startS + 10 <= seconds; startS += 10) {
           await new Promise((r) => setTimeout(r, Math.max(0, endAt - (seconds - startS - 10) * 1_000 - Date.now())));
           const now = await counts();
           const nowCpu = cpu();
           const spent = cpuPerTask(lastCpu, nowCpu, Math.max(1, now.assigned - previous.assigned));
           lastCpu = nowCpu;
+          const steal = windowStolen();
+          windowStolen = stealMeter();
           const claim = await explainClaim(db, BATCH_SIZE);
           const table = await sql<{ kb: number; dead: number; vacuums: number }>`
             SELECT pg_relation_size('dispatch_tasks_pending_scope_rank_idx') / 1024 AS kb, n_dead_tup::int AS dead, (vacuum_count + autovacuum_count)::int AS vacuums
@@ -123,10 +129,11 @@ async function sustainedRun(seconds: number, history: number): Promise<Sustained
             readsPerTask: io.bufferReads,
             cpuMsPerTask: spent.total,
             coresBusy: (spent.total * (now.assigned - previous.assigned)) / 10_000 / availableParallelism(),
+            steal,
           });
           previous = now;
           const w = windows.at(-1)!;
-          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB (${w.fpiPerTask.toFixed(2)} full pages, ${w.readsPerTask.toFixed(2)} reads a task), tasks table ${w.tasksMb.toFixed(0)} MB, CPU ${w.cpuMsPerTask.toFixed(2)} ms a task (${(w.coresBusy * 100).toFixed(0)}% of the cores)`);
+          log(`  ${startS}-${startS + 10} s: ${fmtRate(w.assigned / 10)} assigned, ${fmtRate(w.completed / 10)} completed, claim ${fmtMs(w.claimMs)} (${w.claimBuffers} buffers), pending index ${w.pendingIndexKb} kB, ${w.deadTuples} dead tuples, ${w.vacuums} vacuums of dispatch_tasks, WAL ${w.walMb.toFixed(0)} MB (${w.fpiPerTask.toFixed(2)} full pages, ${w.readsPerTask.toFixed(2)} reads a task), tasks table ${w.tasksMb.toFixed(0)} MB, CPU ${w.cpuMsPerTask.toFixed(2)} ms a task (${(w.coresBusy * 100).toFixed(0)}% of the cores, ${fmtSteal(w.steal)})`);
         }
         await Promise.all([feeder, completer]);
         return { seconds, windows };
@@ -176,15 +183,16 @@ export async function sustained(report: string[]): Promise<void> {
   const lastCpu = cpuOver(steadyWindows.slice(-span));
   // A run no longer than its warm-up (the smoke profile's 20 s) has no steady state to compare.
   if (steady.length > 0) {
-    recordFigure('sustainedFirst', first);
-    recordFigure('sustainedLast', last);
-    recordFigure('sustainedFirstCpu', firstCpu);
-    recordFigure('sustainedLastCpu', lastCpu);
+    const [firstSteal, lastSteal] = [meanSteal(steadyWindows.slice(0, span).map((w) => w.steal)), meanSteal(steadyWindows.slice(-span).map((w) => w.steal))];
+    recordFigure('sustainedFirst', first, firstSteal);
+    recordFigure('sustainedLast', last, lastSteal);
+    recordFigure('sustainedFirstCpu', firstCpu, firstSteal);
+    recordFigure('sustainedLastCpu', lastCpu, lastSteal);
   }
   report.push(
     `### Sustained assignment, ${run.seconds} s, 3 replicas, per 10 s window, ${autovacuum}`,
     table(
-      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'full-page images a task', 'buffer reads a task', 'tasks table', 'CPU a task', 'cores busy'],
+      ['window', 'assigned/s', 'completed/s', `claim of ${BATCH_SIZE}`, 'claim buffers', 'pending index', 'dead tuples', 'vacuums (tasks)', 'WAL', 'full-page images a task', 'buffer reads a task', 'tasks table', 'CPU a task', 'cores busy', 'steal'],
       run.windows.map((w) => [
         `${w.startS}-${w.startS + 10} s`,
         fmtRate(w.assigned / 10),
@@ -200,6 +208,7 @@ export async function sustained(report: string[]): Promise<void> {
         `${w.tasksMb.toFixed(0)} MB`,
         `${w.cpuMsPerTask.toFixed(2)} ms`,
         `${(w.coresBusy * 100).toFixed(0)}%`,
+        fmtStealShare(w.steal),
       ]),
     ),
     (steady.length > 0

@@ -1,4 +1,5 @@
 import { recordFigure } from '../lib/figures.js';
+import { fmtSteal, withSteal } from '../lib/steal.js';
 import { withBenchDatabase } from '../lib/database.js';
 import { fmtRate, table } from '../lib/stats.js';
 import { bareRouteRate } from '../reference/bare-insert.js';
@@ -14,14 +15,16 @@ import { PROFILE, log } from './common.js';
  */
 export async function yardsticks(report: string[]): Promise<void> {
   log(`yardstick: raw SKIP LOCKED claims of 100 rows, 4 clients, ${PROFILE.backlog.toLocaleString('en-US')} rows`);
-  const claims = await skipLockedClaimRate(PROFILE.backlog);
-  log(`  ${fmtRate(claims.perSecond)}`);
-  recordFigure('skipLockedRate', claims.perSecond);
+  const { result: claims, steal: claimsSteal } = await withSteal(() => skipLockedClaimRate(PROFILE.backlog));
+  log(`  ${fmtRate(claims.perSecond)}; ${fmtSteal(claimsSteal)}`);
+  recordFigure('skipLockedRate', claims.perSecond, claimsSteal);
 
   log(`yardstick: bare Hono route, one INSERT per request, 50 connections`);
-  const bare = await withBenchDatabase('bare_insert', (database) => bareRouteRate(database.url, { warmupS: PROFILE.httpWarmupS, durationS: PROFILE.httpSeconds }), false);
-  log(`  ${fmtRate(bare.requestsPerSecond)}, p99 ${bare.p99} ms`);
-  recordFigure('bareInsertRate', bare.requestsPerSecond);
+  const { result: bare, steal: bareSteal } = await withSteal(() =>
+    withBenchDatabase('bare_insert', (database) => bareRouteRate(database.url, { warmupS: PROFILE.httpWarmupS, durationS: PROFILE.httpSeconds }), false),
+  );
+  log(`  ${fmtRate(bare.requestsPerSecond)}, p99 ${bare.p99} ms; ${fmtSteal(bareSteal)}`);
+  recordFigure('bareInsertRate', bare.requestsPerSecond, bareSteal);
 
   report.push(
     '### Yardsticks: the libraries underneath, bare, on the same server in the same run',
