@@ -30,6 +30,7 @@ import * as m0028 from './migrations/0028_agents_locked_only_with_work_pending.j
 import * as m0029 from './migrations/0029_claim_and_completion_planned_once.js';
 import * as m0030 from './migrations/0030_batch_claim_beside_its_agents.js';
 import * as m0031 from './migrations/0031_heartbeats_without_counting.js';
+import * as m0032 from './migrations/0032_feed_read_by_transaction.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -68,6 +69,7 @@ export const migrations: Record<string, Migration> = {
   '0029_claim_and_completion_planned_once': m0029,
   '0030_batch_claim_beside_its_agents': m0030,
   '0031_heartbeats_without_counting': m0031,
+  '0032_feed_read_by_transaction': m0032,
 };
 
 export const migrationProvider: MigrationProvider = {

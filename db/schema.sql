@@ -721,6 +721,44 @@ $$;
 COMMENT ON FUNCTION public.dispatch_feed_running(snap pg_snapshot) IS 'The transactions running in snap that may write this database: all of pg_snapshot_xip(snap) but those pg_stat_activity shows in sessions connected to other databases (a transaction id the reading role may not see counts as this database''s; grant pg_read_all_stats). What the assignment feed waits for (migration 0024).';
 
 --
+-- Name: dispatch_feed_since(xid8, text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dispatch_feed_since(from_tx xid8, agents text[]) RETURNS TABLE(feed_horizon xid8, feed_id bigint, feed_tx xid8, feed_agent text, feed_kind text, feed_task_id uuid, feed_attempt integer, feed_task public.dispatch_tasks)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+BEGIN
+  RETURN QUERY
+  WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
+  recent AS MATERIALIZED (
+    SELECT * FROM dispatch_assignment_feed WHERE tx >= from_tx
+  ),
+  f AS MATERIALIZED (
+    SELECT * FROM recent WHERE recent.agent IN (SELECT unnest(agents))
+  ),
+  h AS MATERIALIZED (
+    -- Only an event at or past the snapshot's xmin makes it worth reading which running
+    -- transactions are of other databases (migration 0024).
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM f WHERE f.tx >= pg_snapshot_xmin(s.snap)) THEN dispatch_feed_horizon(s.snap)
+                ELSE pg_snapshot_xmin(s.snap) END AS below
+      FROM s
+  )
+  SELECT h.below, f.id, f.tx, f.agent, f.kind, f.task_id, f.attempt, t.x
+    FROM h LEFT JOIN f ON true
+    LEFT JOIN LATERAL (SELECT x FROM dispatch_tasks x WHERE x.id = f.task_id OFFSET 0) t ON true
+   ORDER BY f.tx, f.id;
+END $$;
+
+--
+-- Name: FUNCTION dispatch_feed_since(from_tx xid8, agents text[]); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.dispatch_feed_since(from_tx xid8, agents text[]) IS 'The assignment streams'' live read: the feed events of these agents from transaction from_tx on, in (tx, id) order, each with its task (NULL once deleted), and the horizon below which every transaction of this database has ended, all from one snapshot (one row with NULL events when there are none). Reads every agent''s recent events by transaction and keeps these agents'': its cost follows the events since from_tx, not the agents or the history. Plan generic, made once per session; sequential scans and JIT off (migration 0032).';
+
+--
 -- Name: dispatch_fold_agent_releases(); Type: FUNCTION; Schema: public; Owner: -
 --
 

@@ -49,8 +49,7 @@ export interface FeedItem {
 type FeedItemRow = { feed_id: number; feed_tx: string; feed_agent: string; feed_kind: FeedKind; feed_task_id: string; feed_attempt: number } & Record<string, unknown>;
 
 /** The feed's columns, renamed apart from the task's own, and the task's row (`t.*`) beside them. */
-const FEED_ITEM_COLUMNS_TEXT = 'f.id AS feed_id, f.tx::text AS feed_tx, f.agent AS feed_agent, f.kind AS feed_kind, f.task_id AS feed_task_id, f.attempt AS feed_attempt, t.*';
-const FEED_ITEM_COLUMNS = sql.raw(FEED_ITEM_COLUMNS_TEXT);
+const FEED_ITEM_COLUMNS = sql.raw('f.id AS feed_id, f.tx::text AS feed_tx, f.agent AS feed_agent, f.kind AS feed_kind, f.task_id AS feed_task_id, f.attempt AS feed_attempt, t.*');
 
 function toItem(row: FeedItemRow): FeedItem {
   const { feed_id, feed_tx, feed_agent, feed_kind, feed_task_id, feed_attempt, ...task } = row;
@@ -66,30 +65,21 @@ export interface FeedSession {
 }
 
 /**
- * The live read, run on every notification: a named statement, prepared once per session. Planning
- * the feed view took 0.85 ms of the read's 1.4 ms (measured: 0.1 ms to run), and this read stands
- * between an assignment's commit and its agent hearing of it. Its horizon is the snapshot's xmin
- * unless an event it read is at or past it: only then does it look which running transactions
- * are of other databases (dispatch_feed_horizon reads every session's state: as part of every
- * read, it doubled the read's time in the round-trip benchmark, 0.6 to 1.1-1.4 ms).
+ * The live read, run on every notification: a named statement, prepared once per session, calling
+ * dispatch_feed_since (migration 0032), whose own plan is made once per session too and reads the
+ * events since `from` by transaction, so its cost follows what the notification carries, not the
+ * number of agents connected here or the history. Its horizon is the snapshot's xmin unless an
+ * event it read is at or past it: only then does it look which running transactions are of other
+ * databases (dispatch_feed_horizon reads every session's state: as part of every read, it doubled
+ * the read's time in the round-trip benchmark, 0.6 to 1.1-1.4 ms).
  */
 const LIVE_READ = {
   name: 'dispatch_feed_live',
   text: `
-    WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
-    f AS MATERIALIZED (
-      SELECT * FROM dispatch_assignment_feed
-       WHERE tx >= $1::xid8 AND agent = ANY($2::text[])
-    ),
-    h AS MATERIALIZED (
-      SELECT CASE WHEN EXISTS (SELECT 1 FROM f WHERE f.tx >= pg_snapshot_xmin(s.snap)) THEN dispatch_feed_horizon(s.snap)
-                  ELSE pg_snapshot_xmin(s.snap) END AS below
-        FROM s
-    )
-    SELECT h.below::text AS feed_horizon, ${FEED_ITEM_COLUMNS_TEXT}
-      FROM h LEFT JOIN f ON true
-      LEFT JOIN dispatch_tasks t ON t.id = f.task_id
-     ORDER BY f.tx, f.id`,
+    SELECT r.feed_horizon::text AS feed_horizon, r.feed_id, r.feed_tx::text AS feed_tx, r.feed_agent, r.feed_kind,
+           r.feed_task_id, r.feed_attempt, (r.feed_task).*
+      FROM dispatch_feed_since($1::xid8, $2::text[]) AS r
+     ORDER BY r.feed_tx, r.feed_id`,
 };
 
 /**
