@@ -31,6 +31,7 @@ import * as m0029 from './migrations/0029_claim_and_completion_planned_once.js';
 import * as m0030 from './migrations/0030_batch_claim_beside_its_agents.js';
 import * as m0031 from './migrations/0031_heartbeats_without_counting.js';
 import * as m0032 from './migrations/0032_feed_read_by_transaction.js';
+import * as m0033 from './migrations/0033_assignment_notifications_name_their_transaction.js';
 
 /**
  * Every migration, in order. Listed statically (not read from the folder at run time) so the
@@ -70,6 +71,7 @@ export const migrations: Record<string, Migration> = {
   '0030_batch_claim_beside_its_agents': m0030,
   '0031_heartbeats_without_counting': m0031,
   '0032_feed_read_by_transaction': m0032,
+  '0033_assignment_notifications_name_their_transaction': m0033,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1001,7 +1001,7 @@ CREATE FUNCTION public.dispatch_notify_assignments() RETURNS trigger
 BEGIN
   IF EXISTS (SELECT 1 FROM new_events
               WHERE event IN ('assigned', 'cancelled', 'reassigned', 'wake_timeout', 'timeout_retry', 'timeout_exhausted')) THEN
-    PERFORM pg_notify('dispatch_assignments', '');
+    PERFORM pg_notify('dispatch_assignments', pg_current_xact_id()::text);
   END IF;
   RETURN NULL;
 END $$;
@@ -1010,7 +1010,7 @@ END $$;
 -- Name: FUNCTION dispatch_notify_assignments(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.dispatch_notify_assignments() IS 'NOTIFY dispatch_assignments (empty payload) when a statement writes an event the assignment stream sends; one per transaction, however many rows.';
+COMMENT ON FUNCTION public.dispatch_notify_assignments() IS 'NOTIFY dispatch_assignments with the writing transaction''s id as payload (the tx of its events) when a statement writes an event the assignment stream sends; one per transaction, however many rows. A replica that has read past that transaction drops it (migration 0033).';
 
 --
 -- Name: dispatch_notify_due(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -

@@ -115,8 +115,12 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
         leads: () => dueTimerLease.holds(),
       },
       tracer,
-      // The batch's `assigned` events go to NATS now, not at the outbox's next poll.
-      onAssigned: () => events.eventsCommitted(),
+      // The batch's `assigned` events go to NATS now, not at the outbox's next poll, and to the
+      // streams open here now, not when the notification comes back from the server.
+      onAssigned: () => {
+        assignmentHub.notified();
+        events.eventsCommitted();
+      },
       onSleepingWinners: (agents) => {
         lifecycle.requestWakes(agents).catch((error: unknown) => log.warn({ err: error, agents }, 'could not enqueue wakes'));
       },
@@ -131,7 +135,7 @@ export async function startDispatch(config: DispatchConfig, databaseUrl: string,
       newClient: () => newClient(directUrl, APPLICATION_NAME.listen),
       channels: {
         [NOTIFY_CHANNEL.due]: (payload) => dueTimer.notify(Number(payload)),
-        [NOTIFY_CHANNEL.assignments]: () => assignmentHub.notified(),
+        [NOTIFY_CHANNEL.assignments]: (payload) => assignmentHub.notified(/^\d+$/.test(payload) ? BigInt(payload) : undefined),
         [NOTIFY_CHANNEL.assign]: () => assignment.wake(),
       },
       onListening: () => {

@@ -67,7 +67,9 @@ const RETRY_MAX_MS = 5_000;
  * subscription gets the events of its agent past its own position. Reads run one at a time, so a
  * subscription joining catches up to exactly where the next live read starts. After the LISTEN
  * connection was lost and opened again (`notified` too), the next read starts from the same
- * horizon, so nothing committed meanwhile is missed.
+ * horizon, so nothing committed meanwhile is missed. This replica's own assignment batches wake a
+ * read when their COMMIT returns; their notifications, which name the transaction (migration
+ * 0033), then come back below the horizon that read reached and are dropped.
  */
 export class AssignmentHub {
   /** Every transaction below this has been read for the live subscriptions. */
@@ -76,7 +78,13 @@ export class AssignmentHub {
   private readonly open = new Set<Subscription>();
   private readonly live = new Map<string, Set<Subscription>>();
   private joining: Subscription[] = [];
+  /** A read is owed, whatever it finds. */
   private dirty = false;
+  /**
+   * The latest transaction named by a notification that came while a read ran (that read may
+   * have begun before the transaction committed): owed a read unless that read's horizon passed it.
+   */
+  private notifiedDuringRead: bigint | null = null;
   private reading: Promise<void> | null = null;
   private stopped = false;
   private failures = 0;
@@ -103,9 +111,22 @@ export class AssignmentHub {
     this.heartbeats?.start();
   }
 
-  /** Work was given or taken somewhere (or the LISTEN connection is back): read the audit trail. */
-  notified(): void {
-    if (!this.stopped) this.wake();
+  /**
+   * Work was given or taken somewhere (or the LISTEN connection is back): read the audit trail.
+   * `tx`, the writing transaction a notification names: a transaction below the horizon has been
+   * read already; one named while a read runs is looked at once that read has ended.
+   */
+  notified(tx?: bigint): void {
+    if (this.stopped) return;
+    if (tx === undefined) return this.wake();
+    if (tx < this.horizon) return;
+    if (!this.reading) return this.wake();
+    if (this.notifiedDuringRead === null || tx > this.notifiedDuringRead) this.notifiedDuringRead = tx;
+  }
+
+  /** Whether a read is owed: asked for, or a notification during the last read that it did not reach. */
+  private owed(): boolean {
+    return this.dirty || (this.notifiedDuringRead !== null && this.notifiedDuringRead >= this.horizon);
   }
 
   /** Ends every stream and long poll; waits for the read under way. */
@@ -171,15 +192,23 @@ export class AssignmentHub {
 
   private wake(): void {
     this.dirty = true;
+    this.startReading();
+  }
+
+  private startReading(): void {
     if (this.reading || this.stopped) return;
-    this.reading = this.readWhileDirty().finally(() => {
+    this.reading = this.readWhileOwed().finally(() => {
       this.reading = null;
+      // Owed since the loop's last look: this replica's assigner calls `notified` from its own
+      // continuation, which can run between that look and this one. (A failed read has its retry.)
+      if (this.failures === 0 && this.owed()) this.startReading();
     });
   }
 
-  private async readWhileDirty(): Promise<void> {
-    while (this.dirty && !this.stopped) {
+  private async readWhileOwed(): Promise<void> {
+    while (this.owed() && !this.stopped) {
       this.dirty = false;
+      this.notifiedDuringRead = null;
       try {
         await this.readOnce();
         if (this.failures > 0) this.logger.info('assignment streams reading the audit trail again');

@@ -66,8 +66,9 @@ export const ADVISORY_LOCK = {
 export const NOTIFY_CHANNEL = {
   /**
    * Work given to an agent or taken away committed (migration 0010, dispatch_notify_assignments()):
-   * one notification per transaction, empty payload; each replica's hub (src/agents/assignment-hub.ts)
-   * then reads the audit trail.
+   * one notification per transaction, its payload the transaction's id (migration 0033; empty
+   * before); each replica's hub (src/agents/assignment-hub.ts) then reads the audit trail, unless
+   * it has read past that transaction already.
    */
   assignments: 'dispatch_assignments',
   /**
